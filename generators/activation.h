@@ -1,0 +1,69 @@
+// The activation, its inverse and its derivative: the only place iabn states them.
+// Every generator (forward apply, backward reduce, backward apply) builds on these functions.
+//
+// The activation is a runtime argument (an integer code, the value of iabn::Activation) so one
+// kernel serves all three; pipelines specialize() on `activation == code` so each specialization
+// contains only its own branch.
+#pragma once
+
+#include "Halide.h"
+#include "iabn/iabn.h"
+
+namespace iabn_gen {
+
+inline Halide::Expr activation_code(iabn::Activation a) { return static_cast<int>(a); }
+
+// Accurate log(1 + u) for u > -1 without a log1p intrinsic (Halide has none): the ratio corrects
+// the rounding of 1 + u (Goldberg's trick), so small |u| keeps full relative precision.
+inline Halide::Expr log1p_accurate(const Halide::Expr& u) {
+    using namespace Halide;
+    Expr w = 1 + u;
+    return select(w == 1, u, log(w) * u / (w - 1));
+}
+
+// z = act(y). The identity branch is taken for y >= 0 (one kink rule: -0.0 included).
+inline Halide::Expr activate(const Halide::Expr& y, const Halide::Expr& act, const Halide::Expr& a) {
+    using namespace Halide;
+    using iabn::Activation;
+    Expr negative = select(act == activation_code(Activation::leaky_relu), a * y,
+                           a * (exp(y) - 1));  // elu
+    return select(act == activation_code(Activation::identity) || y >= 0, y, negative);
+}
+
+// y = act^-1(z). ELU saturates: where z/a <= -1 in floating point the exact inverse is -inf, so the
+// log1p argument is clamped to the smallest representable step above -1; such elements get
+// dy = 0 from derivative_factor(), so their (finite) y never reaches a sum.
+inline Halide::Expr inverse_activation(const Halide::Expr& z, const Halide::Expr& act,
+                                       const Halide::Expr& a) {
+    using namespace Halide;
+    using iabn::Activation;
+    Type t = z.type();
+    Expr one_step = t.bits() == 64 ? Expr(std::numeric_limits<double>::epsilon() / 2)
+                                   : Expr(std::numeric_limits<float>::epsilon() / 2);
+    Expr u = max(z / a, cast(t, -1) + cast(t, one_step));
+    Expr negative = select(act == activation_code(Activation::leaky_relu), z / a, log1p_accurate(u));
+    return select(act == activation_code(Activation::identity) || z >= 0, z, negative);
+}
+
+// act'(y) written in terms of z = act(y), so dy = dz * derivative_factor(z).
+// leaky_relu: a on the negative side; elu: a * exp(y) = z + a (exactly 0 where saturated).
+inline Halide::Expr derivative_factor(const Halide::Expr& z, const Halide::Expr& act,
+                                      const Halide::Expr& a) {
+    using namespace Halide;
+    using iabn::Activation;
+    Type t = z.type();
+    Expr saturated = z / a <= cast(t, -1);
+    Expr elu_factor = select(saturated, cast(t, 0), z + a);
+    Expr negative = select(act == activation_code(Activation::leaky_relu), a, elu_factor);
+    return select(act == activation_code(Activation::identity) || z >= 0, cast(t, 1), negative);
+}
+
+// The specializations every pipeline makes on the runtime activation code.
+inline std::vector<Halide::Expr> activation_specializations(const Halide::Expr& act) {
+    using iabn::Activation;
+    return {act == activation_code(Activation::identity),
+            act == activation_code(Activation::leaky_relu),
+            act == activation_code(Activation::elu)};
+}
+
+}  // namespace iabn_gen

@@ -1,0 +1,60 @@
+// Backward, part 2: dx written over dz, element by element.
+//   batch statistics:  dx = g * invstd * (dy - mean(dy) - xhat * mean(dy * xhat))
+//   global statistics: dx = g * invstd * dy
+#include "backward_math.h"
+#include "iabn_generator.h"
+
+namespace iabn_gen {
+using namespace Halide;
+
+class BackwardApply : public IabnGenerator<BackwardApply> {
+public:
+    Input<Buffer<void, 3>> z{"z"};  // forward output, read only; never aliases dx
+    Input<Buffer<void, 1>> grad_scale{"grad_scale"};  // coefficients from backward_reduce / global_coeffs
+    Input<Buffer<void, 1>> grad_mean_dy{"grad_mean_dy"};
+    Input<Buffer<void, 1>> grad_mean_dy_xhat{"grad_mean_dy_xhat"};
+    Input<Buffer<void, 1>> xhat_bias{"xhat_bias"};
+    Input<Buffer<void, 1>> xhat_inv_g{"xhat_inv_g"};
+    Input<bool> batch_stats{"batch_stats"};
+    Input<int> activation{"activation"};
+    Input<double> activation_param{"activation_param"};
+    Output<Buffer<void, 3>> dx{"dx"};  // dz on entry
+
+    void configure() {
+        const ElementTypes t = types();
+        z.set_type(t.storage);
+        for (auto* b : {&grad_scale, &grad_mean_dy, &grad_mean_dy_xhat, &xhat_bias, &xhat_inv_g}) {
+            b->set_type(t.compute);
+        }
+        dx.set_type(t.storage);
+    }
+
+    void generate() {
+        const ElementTypes t = types();
+        Var s("s"), c("c"), n("n");
+        dx(s, c, n) = undef(t.storage);
+        Recovered e = recover(cast(t.compute, z(s, c, n)), cast(t.compute, dx(s, c, n)), activation,
+                              cast(t.compute, activation_param), xhat_bias(c), xhat_inv_g(c));
+        Expr batch = grad_scale(c) * (e.dy - grad_mean_dy(c) - e.xhat * grad_mean_dy_xhat(c));
+        Expr global = grad_scale(c) * e.dy;
+        dx(s, c, n) = cast(t.storage, select(batch_stats, batch, global));
+
+        zero_mins(z);
+        zero_mins(dx);
+        require_dense(z, view());
+        require_dense(dx, view());
+
+        /* THE SCHEDULE */
+        iabn_sched::require_cpu(get_target());
+        std::vector<Expr> cases;  // every (statistics mode, activation) pair gets its own loop
+        for (const Expr& act : activation_specializations(activation)) {
+            cases.push_back(batch_stats && act);
+            cases.push_back(!batch_stats && act);
+        }
+        iabn_sched::schedule_inplace_update(dx, view(), cpu_params(), get_target(), cases);
+    }
+};
+
+}  // namespace iabn_gen
+
+HALIDE_REGISTER_GENERATOR(iabn_gen::BackwardApply, iabn_backward_apply)

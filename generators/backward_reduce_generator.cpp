@@ -1,0 +1,90 @@
+// Backward, part 1: per-channel sums of dy and dy * xhat recovered from (z, dz), the parameter
+// gradients, and the coefficients of the element-wise backward apply.
+#include "backward_math.h"
+#include "channel_math.h"
+#include "iabn_generator.h"
+
+namespace iabn_gen {
+using namespace Halide;
+
+class BackwardReduce : public IabnGenerator<BackwardReduce> {
+public:
+    Input<Buffer<void, 3>> z{"z"};    // forward output, view (s, c, n)
+    Input<Buffer<void, 3>> dz{"dz"};  // incoming gradient, same view
+    Input<Buffer<void, 1>> weight{"weight"};
+    Input<Buffer<void, 1>> bias{"bias"};
+    Input<Buffer<void, 1>> saved_invstd{"saved_invstd"};  // read with batch statistics
+    Input<Buffer<void, 1>> running_var{"running_var"};    // read with global statistics
+    Input<double> epsilon{"epsilon"};
+    Input<bool> abs_weight{"abs_weight"};
+    Input<bool> batch_stats{"batch_stats"};  // training && !use_global_stats
+    Input<int> activation{"activation"};
+    Input<double> activation_param{"activation_param"};
+
+    Output<Buffer<void, 1>> weight_grad{"weight_grad"};
+    Output<Buffer<void, 1>> bias_grad{"bias_grad"};
+    Output<Buffer<void, 1>> grad_scale{"grad_scale"};
+    Output<Buffer<void, 1>> grad_mean_dy{"grad_mean_dy"};
+    Output<Buffer<void, 1>> grad_mean_dy_xhat{"grad_mean_dy_xhat"};
+    Output<Buffer<void, 1>> xhat_bias{"xhat_bias"};
+    Output<Buffer<void, 1>> xhat_inv_g{"xhat_inv_g"};
+
+    void configure() {
+        const ElementTypes t = types();
+        z.set_type(t.storage);
+        dz.set_type(t.storage);
+        for (auto* b : {&weight, &bias, &saved_invstd, &running_var}) b->set_type(t.channel);
+        for (auto* b : {&weight_grad, &bias_grad}) b->set_type(t.channel);
+        for (auto* b : {&grad_scale, &grad_mean_dy, &grad_mean_dy_xhat, &xhat_bias, &xhat_inv_g}) {
+            b->set_type(t.compute);
+        }
+    }
+
+    void generate() {
+        const ElementTypes t = types();
+        const Type acc = t.accum;
+        Var c("c");
+
+        Expr w = cast(acc, weight(c));
+        Expr g = effective_scale(w, abs_weight, epsilon);
+        Func channel("channel");  // (bias, 1/g) in the compute type, as the element loops use them
+        channel(c) = Tuple(cast(t.compute, bias(c)), cast(t.compute, 1 / g));
+
+        RDom r(0, z.dim(0).extent(), 0, z.dim(2).extent(), "r");
+        Recovered e = recover(cast(t.compute, z(r.x, c, r.y)), cast(t.compute, dz(r.x, c, r.y)), activation,
+                              cast(t.compute, activation_param), channel(c)[0], channel(c)[1]);
+        Func sums("sums");  // (sum dy, sum dy * xhat)
+        sums(c) = Tuple(cast(acc, 0), cast(acc, 0));
+        sums(c) = Tuple(sums(c)[0] + cast(acc, e.dy), sums(c)[1] + cast(acc, e.dy * e.xhat));
+
+        Expr sum_dy = sums(c)[0], sum_dy_xhat = sums(c)[1];
+        // With abs_weight, g = |w| + eps, so dL/dw = dL/dg * sign(w).
+        Expr sign = select(abs_weight && w < 0, cast(acc, -1), cast(acc, 1));
+        weight_grad(c) = cast(t.channel, sum_dy_xhat * sign);
+        bias_grad(c) = cast(t.channel, sum_dy);
+        // The statistics the forward normalized with.
+        Expr invstd = select(batch_stats, cast(acc, saved_invstd(c)), inverse_std(cast(acc, running_var(c)), epsilon));
+        GradCoefficients k = grad_coefficients(g, invstd, sum_dy, sum_dy_xhat,
+                                               elements_per_channel(z, acc), batch_stats, t.compute);
+        grad_scale(c) = k.scale;
+        grad_mean_dy(c) = k.mean_dy;
+        grad_mean_dy_xhat(c) = k.mean_dy_xhat;
+        xhat_bias(c) = channel(c)[0];
+        xhat_inv_g(c) = channel(c)[1];
+
+        zero_mins(z);
+        zero_mins(dz);
+        require_dense(z, view());
+        require_dense(dz, view());
+
+        /* THE SCHEDULE */
+        iabn_sched::require_cpu(get_target());
+        channel.compute_root();
+        iabn_sched::schedule_channel_reduction(sums, r, view(), cpu_params(), get_target(),
+                                               activation_specializations(activation));
+    }
+};
+
+}  // namespace iabn_gen
+
+HALIDE_REGISTER_GENERATOR(iabn_gen::BackwardReduce, iabn_backward_reduce)

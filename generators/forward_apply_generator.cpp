@@ -1,0 +1,45 @@
+// Forward, part 2 (training and global statistics alike): normalize and activate, in place.
+// z holds x on entry: the Output reads itself (undef pure definition + update), the form of
+// in-place computation Halide supports.
+#include "activation.h"
+#include "iabn_generator.h"
+
+namespace iabn_gen {
+using namespace Halide;
+
+class ForwardApply : public IabnGenerator<ForwardApply> {
+public:
+    Input<Buffer<void, 1>> pivot{"pivot"};  // coefficients from forward_stats / global_coeffs
+    Input<Buffer<void, 1>> scale{"scale"};
+    Input<Buffer<void, 1>> shift{"shift"};
+    Input<int> activation{"activation"};
+    Input<double> activation_param{"activation_param"};
+    Output<Buffer<void, 3>> z{"z"};  // view (s, c, n); x on entry
+
+    void configure() {
+        const ElementTypes t = types();
+        for (auto* b : {&pivot, &scale, &shift}) b->set_type(t.compute);
+        z.set_type(t.storage);
+    }
+
+    void generate() {
+        const ElementTypes t = types();
+        Var s("s"), c("c"), n("n");
+        z(s, c, n) = undef(t.storage);
+        Expr x = cast(t.compute, z(s, c, n));
+        Expr y = (x - pivot(c)) * scale(c) + shift(c);
+        z(s, c, n) = cast(t.storage, activate(y, activation, cast(t.compute, activation_param)));
+
+        zero_mins(z);
+        require_dense(z, view());
+
+        /* THE SCHEDULE */
+        iabn_sched::require_cpu(get_target());
+        iabn_sched::schedule_inplace_update(z, view(), cpu_params(), get_target(),
+                                            activation_specializations(activation));
+    }
+};
+
+}  // namespace iabn_gen
+
+HALIDE_REGISTER_GENERATOR(iabn_gen::ForwardApply, iabn_forward_apply)

@@ -1,0 +1,39 @@
+// Generator parameters every iabn pipeline shares: the element types, the layout and the tunable
+// schedule numbers (named as in schedules/<arch>.params, which the build passes in).
+#pragma once
+
+#include "Halide.h"
+#include "schedule.h"
+#include "tensor_view.h"
+#include "types.h"
+
+namespace iabn_gen {
+
+template <typename T>
+class IabnGenerator : public Halide::Generator<T> {
+public:
+    Halide::GeneratorParam<std::string> dtype{"dtype", "f32"};    // f32, f64 (f16, bf16 later)
+    Halide::GeneratorParam<std::string> layout{"layout", "nchw"};  // nchw or nhwc
+    Halide::GeneratorParam<int> block{"block", 8192};
+    Halide::GeneratorParam<int> rows{"rows", 64};
+    Halide::GeneratorParam<int> vectors{"vectors", 1};
+
+protected:
+    ElementTypes types() const { return element_types(dtype); }
+    ViewLayout view() const { return view_layout(layout); }
+    iabn_sched::CpuParams cpu_params() const {
+        iabn_sched::CpuParams p;
+        p.block = block;
+        p.rows = rows;
+        p.vectors = vectors;
+        return p;
+    }
+    // Every view dim starts at 0 (the runtime builds them that way); stating it lets Halide drop
+    // the min terms from the index math.
+    template <typename BufferParam>
+    static void zero_mins(BufferParam& b) {
+        for (int d = 0; d < b.dimensions(); d++) b.dim(d).set_min(0);
+    }
+};
+
+}  // namespace iabn_gen

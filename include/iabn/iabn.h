@@ -1,0 +1,125 @@
+// iabn: In-Place Activated BatchNorm kernels (Halide AOT) behind a thin C++ API.
+//
+// forward() normalizes x with batch (or running) statistics, applies an invertible activation and
+// writes the result z over x. backward() recovers the pre-activation from z, computes the gradient
+// and writes dx over dz. Only z has to be kept between the two passes.
+// The math contract is documented in README.md ("Semantics").
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace iabn {
+
+enum class DType { f16, bf16, f32, f64 };
+enum class Device { cpu, cuda };
+enum class Layout { nchw, nhwc };  // channels at dim 1, or the last dim
+enum class Activation { identity, leaky_relu, elu };
+
+// Non-owning view of dense, row-major memory (last dim fastest).
+struct TensorRef {
+    void* data = nullptr;
+    DType dtype = DType::f32;
+    std::vector<int64_t> shape;
+    Device device = Device::cpu;
+};
+
+struct Options {
+    Activation activation = Activation::identity;
+    double activation_param = 1.0;  // slope of leaky_relu, alpha of elu; must be > 0
+    double epsilon = 1e-5;
+    double momentum = 0.9;  // running = momentum * running + (1 - momentum) * batch
+    Layout layout = Layout::nchw;
+    bool training = true;
+    bool use_global_stats = false;
+    bool unbiased_running_var = false;  // running_var uses var * M / (M - 1)
+    bool abs_weight = false;            // effective scale |weight| + epsilon (mapillary convention)
+};
+
+// Per-channel buffers, each of shape [C]; f64 for f64 tensors, f32 otherwise.
+// weight and bias may be empty (data == nullptr): scale 1 and shift 0.
+struct ChannelState {
+    TensorRef weight, bias, running_mean, running_var, saved_mean, saved_invstd;
+};
+
+// Parameter gradients, each [C]; an empty one (data == nullptr) is not computed.
+// They are overwritten, not accumulated.
+struct ParamGrads {
+    TensorRef weight_grad, bias_grad;
+};
+
+// Every error raised by iabn. When one is thrown, no caller buffer has been written.
+class Error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// x becomes z = act(g * (x - mean) * invstd + b).
+// Training with batch statistics also writes saved_mean, saved_invstd and updates the running
+// statistics; with global statistics (!training || use_global_stats) it only reads them.
+void forward(const TensorRef& x, const ChannelState& state, const Options& options);
+
+// dz becomes dx. z (the forward output) is read-only and must not overlap dz.
+// Batch statistics read saved_invstd; global statistics read running_var.
+void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state,
+              const ParamGrads& grads, const Options& options);
+
+// Threads used by the kernels (process-wide). n >= 1.
+void set_num_threads(int n);
+
+// The compiled target the dispatcher runs on this machine, e.g. "x86-64-linux-avx2-fma-f16c-sse41".
+std::string kernel_target();
+
+// Paddle's activation names: "identity" or "", "leaky_relu", "elu". "relu" is rejected because it
+// cannot be inverted.
+Activation parse_activation(const std::string& name);
+const char* to_string(Activation activation);
+const char* to_string(DType dtype);
+const char* to_string(Layout layout);
+size_t dtype_size(DType dtype);
+
+// Owning convenience layer: holds weight (1), bias (0), running mean (0), running var (1), the
+// saved statistics and the parameter gradients, in the per-channel dtype that matches `dtype`.
+class InPlaceABN {
+public:
+    explicit InPlaceABN(int64_t channels, const Options& options = Options(),
+                        DType dtype = DType::f32);
+
+    void forward(const TensorRef& x);                         // x becomes z
+    void backward(const TensorRef& z, const TensorRef& dz);   // dz becomes dx; fills the grads
+
+    int64_t channels() const { return channels_; }
+    DType dtype() const { return dtype_; }
+    Options& options() { return options_; }
+    const Options& options() const { return options_; }
+    const ChannelState& state() const { return state_; }
+    const ParamGrads& grads() const { return grads_; }
+
+    // Per-channel values as double, whatever their storage type.
+    std::vector<double> weight() const { return read(state_.weight); }
+    std::vector<double> bias() const { return read(state_.bias); }
+    std::vector<double> running_mean() const { return read(state_.running_mean); }
+    std::vector<double> running_var() const { return read(state_.running_var); }
+    std::vector<double> saved_mean() const { return read(state_.saved_mean); }
+    std::vector<double> saved_invstd() const { return read(state_.saved_invstd); }
+    std::vector<double> weight_grad() const { return read(grads_.weight_grad); }
+    std::vector<double> bias_grad() const { return read(grads_.bias_grad); }
+    void set_weight(const std::vector<double>& values) { write(state_.weight, values); }
+    void set_bias(const std::vector<double>& values) { write(state_.bias, values); }
+
+private:
+    std::vector<double> read(const TensorRef& t) const;
+    void write(const TensorRef& t, const std::vector<double>& values);
+    TensorRef channel_buffer(double init);
+
+    int64_t channels_;
+    DType dtype_;
+    Options options_;
+    std::vector<std::vector<unsigned char>> storage_;
+    ChannelState state_;
+    ParamGrads grads_;
+};
+
+}  // namespace iabn

@@ -1,0 +1,52 @@
+// iabn::backward: validate, pick the kernels, wrap the buffers, call.
+#include "halide_glue.h"
+#include "kernels.h"
+#include "scratch.h"
+#include "validate.h"
+
+namespace iabn {
+
+void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state, const ParamGrads& grads,
+              const Options& options) {
+    detail::init_halide_runtime();
+    const detail::Checked ck = detail::validate_backward(z, dz, state, grads, options);
+    const detail::Kernels& k = detail::kernels_for(z.dtype, ck.view.kernel_layout);
+    const int64_t channels = ck.view.c;
+    detail::Scratch scratch(channels, ck.channel_dtype);
+
+    auto zv = detail::tensor_buffer(z.data, z.dtype, ck.view);
+    auto dzv = detail::tensor_buffer(dz.data, dz.dtype, ck.view);
+    auto weight = scratch.or_filled(state.weight, 1.0);
+    auto bias = scratch.or_filled(state.bias, 0.0);
+    auto grad_scale = scratch.filled(0), mean_dy = scratch.filled(0), mean_dy_xhat = scratch.filled(0);
+    auto xhat_bias = scratch.filled(0), xhat_inv_g = scratch.filled(0);
+    const int act = static_cast<int>(options.activation);
+
+    // The sums over the tensor are needed for batch statistics, or for parameter gradients.
+    if (ck.batch_stats || grads.weight_grad.data || grads.bias_grad.data) {
+        // The statistics the forward normalized with: saved (batch) or running (global).
+        auto invstd = scratch.or_filled(ck.batch_stats ? state.saved_invstd : TensorRef{}, 0.0);
+        auto running_var = scratch.or_filled(ck.batch_stats ? TensorRef{} : state.running_var, 1.0);
+        auto weight_grad = scratch.or_filled(grads.weight_grad, 0.0);
+        auto bias_grad = scratch.or_filled(grads.bias_grad, 0.0);
+        detail::run_kernel("backward_reduce", [&] {
+            return k.backward_reduce(zv, dzv, weight, bias, invstd, running_var, options.epsilon, options.abs_weight,
+                                     ck.batch_stats, act, options.activation_param, weight_grad, bias_grad,
+                                     grad_scale, mean_dy, mean_dy_xhat, xhat_bias, xhat_inv_g);
+        });
+    } else {
+        auto running_mean = scratch.filled(0);  // not needed by the backward coefficients
+        auto running_var = detail::channel_buffer(state.running_var.data, state.running_var.dtype, channels);
+        auto unused_pivot = scratch.filled(0), unused_scale = scratch.filled(0), unused_shift = scratch.filled(0);
+        detail::run_kernel("global_coeffs", [&] {
+            return k.global_coeffs(running_mean, running_var, weight, bias, options.epsilon, options.abs_weight,
+                                   unused_pivot, unused_scale, unused_shift, grad_scale, xhat_bias, xhat_inv_g);
+        });
+    }
+    detail::run_kernel("backward_apply", [&] {
+        return k.backward_apply(zv, grad_scale, mean_dy, mean_dy_xhat, xhat_bias, xhat_inv_g, ck.batch_stats, act,
+                                options.activation_param, dzv);
+    });
+}
+
+}  // namespace iabn

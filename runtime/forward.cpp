@@ -1,0 +1,44 @@
+// iabn::forward: validate, pick the kernels, wrap the buffers, call.
+#include "halide_glue.h"
+#include "kernels.h"
+#include "scratch.h"
+#include "validate.h"
+
+namespace iabn {
+
+void forward(const TensorRef& x, const ChannelState& state, const Options& options) {
+    detail::init_halide_runtime();
+    const detail::Checked ck = detail::validate_forward(x, state, options);
+    const detail::Kernels& k = detail::kernels_for(x.dtype, ck.view.kernel_layout);
+    const int64_t channels = ck.view.c;
+    detail::Scratch scratch(channels, ck.channel_dtype);
+    auto given = [&](const TensorRef& t) { return detail::channel_buffer(t.data, t.dtype, channels); };
+
+    auto xv = detail::tensor_buffer(x.data, x.dtype, ck.view);
+    auto weight = scratch.or_filled(state.weight, 1.0);
+    auto bias = scratch.or_filled(state.bias, 0.0);
+    auto running_mean = given(state.running_mean);
+    auto running_var = given(state.running_var);
+    auto pivot = scratch.filled(0), scale = scratch.filled(0), shift = scratch.filled(0);
+
+    if (ck.batch_stats) {
+        auto saved_mean = given(state.saved_mean);
+        auto saved_invstd = given(state.saved_invstd);
+        detail::run_kernel("forward_stats", [&] {
+            return k.forward_stats(xv, weight, bias, options.epsilon, options.momentum,
+                                   options.unbiased_running_var, options.abs_weight, saved_mean, saved_invstd,
+                                   running_mean, running_var, pivot, scale, shift);
+        });
+    } else {
+        auto unused_scale = scratch.filled(0), unused_bias = scratch.filled(0), unused_inv_g = scratch.filled(0);
+        detail::run_kernel("global_coeffs", [&] {
+            return k.global_coeffs(running_mean, running_var, weight, bias, options.epsilon, options.abs_weight,
+                                   pivot, scale, shift, unused_scale, unused_bias, unused_inv_g);
+        });
+    }
+    detail::run_kernel("forward_apply", [&] {
+        return k.forward_apply(pivot, scale, shift, static_cast<int>(options.activation), options.activation_param, xv);
+    });
+}
+
+}  // namespace iabn

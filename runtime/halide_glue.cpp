@@ -1,0 +1,85 @@
+// Hooks into the Halide runtime, chained to whatever was installed before so that a program that
+// also runs its own Halide pipelines keeps its behaviour:
+//  * errors raised inside an iabn kernel call are captured (per thread) and rethrown as iabn::Error;
+//  * IABN_DISPATCH_LIMIT=avx2|sse41 caps the x86 multi-target dispatch (tests and benchmarks use
+//    it to run the lower targets on a machine that has the higher ones).
+#include "halide_glue.h"
+
+#include "iabn/iabn.h"
+
+#include <HalideRuntime.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+namespace iabn::detail {
+namespace {
+
+thread_local bool in_kernel_call = false;
+thread_local std::string kernel_error;
+halide_error_handler_t previous_error_handler = nullptr;
+halide_can_use_target_features_t previous_can_use = nullptr;
+uint64_t denied_features[2] = {0, 0};  // bit masks over halide_target_feature_t
+
+void capture_error(void* user_context, const char* message) {
+    if (in_kernel_call) {
+        kernel_error += message;
+    } else if (previous_error_handler) {
+        previous_error_handler(user_context, message);
+    }
+}
+
+int can_use_target_features(int count, const uint64_t* features) {
+    for (int i = 0; i < count && i < 2; i++) {
+        if (features[i] & denied_features[i]) return 0;
+    }
+    return previous_can_use(count, features);
+}
+
+void deny(halide_target_feature_t f) { denied_features[f / 64] |= uint64_t{1} << (f % 64); }
+
+void read_dispatch_limit() {
+    const char* limit = std::getenv("IABN_DISPATCH_LIMIT");
+    if (!limit || !*limit || std::strcmp(limit, "avx512") == 0) return;
+    const bool sse41 = std::strcmp(limit, "sse41") == 0;
+    if (!sse41 && std::strcmp(limit, "avx2") != 0) {
+        throw Error(std::string("IABN_DISPATCH_LIMIT: expected avx512, avx2 or sse41, got '") + limit + "'");
+    }
+    for (halide_target_feature_t f :
+         {halide_target_feature_avx512, halide_target_feature_avx512_knl, halide_target_feature_avx512_skylake,
+          halide_target_feature_avx512_cannonlake, halide_target_feature_avx512_sapphirerapids}) {
+        deny(f);
+    }
+    if (sse41) {
+        for (halide_target_feature_t f : {halide_target_feature_avx, halide_target_feature_avx2,
+                                          halide_target_feature_fma, halide_target_feature_f16c}) {
+            deny(f);
+        }
+    }
+}
+
+}  // namespace
+
+void init_halide_runtime() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        read_dispatch_limit();
+        previous_error_handler = halide_set_error_handler(capture_error);
+        previous_can_use = halide_set_custom_can_use_target_features(can_use_target_features);
+    });
+}
+
+void begin_kernel_call() {
+    in_kernel_call = true;
+    kernel_error.clear();
+}
+
+void end_kernel_call() { in_kernel_call = false; }
+
+void throw_kernel_error(const char* kernel, int status) {
+    throw Error(std::string("kernel ") + kernel + " failed (Halide status " + std::to_string(status) +
+                "): " + (kernel_error.empty() ? "no message" : kernel_error));
+}
+
+}  // namespace iabn::detail

@@ -1,0 +1,24 @@
+// Process-wide settings and facts: thread count, dispatched target.
+#include "halide_glue.h"
+#include "kernels.h"
+
+#include <HalideBuffer.h>
+
+namespace iabn {
+
+void set_num_threads(int n) {
+    if (n < 1) throw Error("iabn::set_num_threads: n: expected >= 1, got " + std::to_string(n));
+    detail::init_halide_runtime();
+    halide_set_num_threads(n);
+}
+
+std::string kernel_target() {
+    detail::init_halide_runtime();
+    unsigned char name[128] = {};
+    halide_dimension_t dim = {0, static_cast<int32_t>(sizeof(name) - 1), 1, 0};
+    Halide::Runtime::Buffer<uint8_t> buffer(name, 1, &dim);
+    detail::run_kernel("target_probe", [&] { return iabn_target_probe(buffer); });
+    return reinterpret_cast<const char*>(name);
+}
+
+}  // namespace iabn

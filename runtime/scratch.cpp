@@ -1,0 +1,23 @@
+#include "scratch.h"
+
+#include "view.h"
+
+namespace iabn::detail {
+
+Halide::Runtime::Buffer<void> Scratch::filled(double value) {
+    storage_.emplace_back(static_cast<size_t>(channels_));
+    std::vector<double>& v = storage_.back();
+    if (dtype_ == DType::f64) {
+        std::fill(v.begin(), v.end(), value);
+    } else {
+        float* f = reinterpret_cast<float*>(v.data());
+        std::fill(f, f + channels_, static_cast<float>(value));
+    }
+    return channel_buffer(v.data(), dtype_, channels_);
+}
+
+Halide::Runtime::Buffer<void> Scratch::or_filled(const TensorRef& t, double fallback) {
+    return t.data ? channel_buffer(t.data, t.dtype, channels_) : filled(fallback);
+}
+
+}  // namespace iabn::detail

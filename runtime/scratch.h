@@ -1,0 +1,29 @@
+// Per-channel scratch of one call: the coefficients that pass from the per-channel kernels to the
+// element-wise ones, and stand-ins for buffers the caller left empty (weight 1, bias 0, unwanted
+// gradients). O(C) bytes, the only memory iabn allocates.
+#pragma once
+
+#include "iabn/iabn.h"
+
+#include <HalideBuffer.h>
+
+#include <vector>
+
+namespace iabn::detail {
+
+class Scratch {
+public:
+    Scratch(int64_t channels, DType channel_dtype) : channels_(channels), dtype_(channel_dtype) {}
+
+    // A new [C] buffer of the channel dtype filled with `value`.
+    Halide::Runtime::Buffer<void> filled(double value);
+    // The caller's buffer if it has data, else a new one filled with `fallback`.
+    Halide::Runtime::Buffer<void> or_filled(const TensorRef& t, double fallback);
+
+private:
+    int64_t channels_;
+    DType dtype_;
+    std::vector<std::vector<double>> storage_;  // doubles: aligned and large enough for f32 too
+};
+
+}  // namespace iabn::detail

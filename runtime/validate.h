@@ -1,0 +1,22 @@
+// Every check of DESIGN.md's "Bad input" list, done before any buffer is written.
+#pragma once
+
+#include "iabn/iabn.h"
+#include "view.h"
+
+namespace iabn::detail {
+
+struct Checked {
+    View view;
+    bool batch_stats;     // training && !use_global_stats
+    DType channel_dtype;  // of every per-channel buffer
+};
+
+bool uses_batch_stats(const Options& options);
+DType channel_dtype_for(DType tensor_dtype);
+
+Checked validate_forward(const TensorRef& x, const ChannelState& state, const Options& options);
+Checked validate_backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state,
+                          const ParamGrads& grads, const Options& options);
+
+}  // namespace iabn::detail

@@ -1,0 +1,103 @@
+// CPU schedules (x86 now; ARM reuses them with its own vector width and tuned numbers).
+//
+// Two shapes of work exist in iabn, and each has one schedule here:
+//  * channel reductions: per-channel sums over the (s, n) dims of the tensor view;
+//  * element-wise updates: an Output that rewrites itself in place (apply, backward apply).
+// The algorithm files never say how; they hand their Funcs to these functions together with the
+// runtime conditions to specialize the hot loop on (the activation code).
+#pragma once
+
+#include "Halide.h"
+#include "tensor_view.h"
+
+#include <vector>
+
+namespace iabn_sched {
+
+using iabn_gen::ViewLayout;
+
+// The tunable numbers, named as the generators' GeneratorParams and written by the tuner into
+// schedules/<arch>.params, which the build reads.
+struct CpuParams {
+    int block = 8192;  // nchw: elements of one channel row per parallel task
+    int rows = 64;     // nhwc: rows (of C channels) per parallel task
+    int vectors = 1;   // vector registers per accumulator or store group (vector width multiplier)
+};
+
+inline int vector_lanes(const Halide::Target& target, Halide::Type t, const CpuParams& p) {
+    return target.natural_vector_size(t) * p.vectors;
+}
+
+inline void specialize_all(Halide::Stage stage, const std::vector<Halide::Expr>& conditions) {
+    for (const Halide::Expr& cond : conditions) stage.specialize(cond);
+}
+
+// sums(c) is a (Tuple-valued) reduction over RDom r = [0, S) x [0, N) of the view x(s, c, n).
+// Partial sums are formed per task (one block of a channel row, or a block of rows in nhwc),
+// in parallel, vectorized across lanes; they are combined in a fixed order, so results do not
+// depend on the thread count or timing.
+inline void schedule_channel_reduction(Halide::Func sums, const Halide::RDom& r, ViewLayout layout,
+                                       const CpuParams& p, const Halide::Target& target,
+                                       const std::vector<Halide::Expr>& specializations) {
+    using namespace Halide;
+    const Var c = sums.args()[0];
+    const int lanes = vector_lanes(target, sums.output_types()[0], p);
+    Var k("k"), n("n"), kn("kn"), ckn("ckn"), lane("lane");
+    RVar ro("ro"), ri("ri"), rio("rio"), rii("rii");
+    sums.compute_root();
+
+    if (layout == ViewLayout::nchw) {
+        // Each task: one block of `block` contiguous elements of one (c, n) row, summed into
+        // `lanes` independent vector accumulators.
+        Func part = sums.update()
+                        .split(r.x, ro, ri, p.block, TailStrategy::GuardWithIf)
+                        .split(ri, rio, rii, lanes, TailStrategy::GuardWithIf)
+                        .rfactor({{ro, k}, {rii, lane}, {r.y, n}});
+        part.compute_root().reorder_storage(lane, c, k, n);
+        part.update().reorder(lane, rio).vectorize(lane).fuse(c, k, ckn).fuse(ckn, n, ckn).parallel(ckn);
+        specialize_all(part.update(), specializations);
+        sums.update();  // combine of the per-task partials: serial, fixed order
+    } else {
+        // Channels are dense: vectorize across c; each task sums a block of rows.
+        Func part = sums.update()
+                        .split(r.x, ro, ri, p.rows, TailStrategy::GuardWithIf)
+                        .rfactor({{ro, k}, {r.y, n}});
+        part.compute_root().vectorize(c, lanes, TailStrategy::GuardWithIf);
+        part.update()
+            .reorder(c, ri, k, n)
+            .vectorize(c, lanes, TailStrategy::GuardWithIf)
+            .fuse(k, n, kn)
+            .parallel(kn);
+        specialize_all(part.update(), specializations);
+        sums.update().reorder(c, ro, r.y).vectorize(c, lanes, TailStrategy::GuardWithIf);
+    }
+}
+
+// out(s, c, n) = undef; out(s, c, n) = f(out(s, c, n), ...): an in-place element-wise update.
+// GuardWithIf everywhere: an in-place stage must never evaluate an element twice (ShiftInwards
+// would) nor touch one outside the buffer (RoundUp would).
+inline void schedule_inplace_update(Halide::Func out, ViewLayout layout, const CpuParams& p,
+                                    const Halide::Target& target,
+                                    const std::vector<Halide::Expr>& specializations) {
+    using namespace Halide;
+    const Var s = out.args()[0], c = out.args()[1], n = out.args()[2];
+    const int lanes = vector_lanes(target, Float(32), p);
+    Var so("so"), si("si"), cn("cn"), task("task");
+    Stage update = out.update();
+    if (layout == ViewLayout::nchw) {
+        update.fuse(c, n, cn)
+            .split(s, so, si, p.block, TailStrategy::GuardWithIf)
+            .fuse(so, cn, task)
+            .parallel(task)
+            .vectorize(si, lanes, TailStrategy::GuardWithIf);
+    } else {
+        update.reorder(c, s, n)
+            .vectorize(c, lanes, TailStrategy::GuardWithIf)
+            .split(s, so, si, p.rows, TailStrategy::GuardWithIf)
+            .fuse(so, n, task)
+            .parallel(task);
+    }
+    specialize_all(update, specializations);
+}
+
+}  // namespace iabn_sched
