@@ -15,10 +15,11 @@ inline Halide::Expr activation_code(iabn::Activation a) { return static_cast<int
 
 // Accurate log(1 + u) for u > -1 without a log1p intrinsic (Halide has none): the ratio corrects
 // the rounding of 1 + u (Goldberg's trick), so small |u| keeps full relative precision.
+// strict_float: otherwise the simplifier folds (1 + u) - 1 back to u and the correction is lost.
 inline Halide::Expr log1p_accurate(const Halide::Expr& u) {
     using namespace Halide;
     Expr w = 1 + u;
-    return select(w == 1, u, log(w) * u / (w - 1));
+    return strict_float(select(w == 1, u, log(w) * u / (w - 1)));
 }
 
 // z = act(y). The identity branch is taken for y >= 0 (one kink rule: -0.0 included).

@@ -32,19 +32,23 @@ bool complete(const Kernels& k) {
     return k.forward_stats && k.forward_apply && k.backward_reduce && k.backward_apply && k.global_coeffs;
 }
 
+std::string built_dtypes() {
+    std::string out;
+    for (const auto& [key, k] : table()) {
+        if (key.second == Layout::nchw && complete(k)) out += (out.empty() ? "" : ", ") + std::string(to_string(key.first));
+    }
+    return out;
+}
+
 }  // namespace
 
 const Kernels& kernels_for(DType dtype, Layout kernel_layout) {
     auto it = table().find({dtype, kernel_layout});
     if (it == table().end() || !complete(it->second)) {
-        throw Error(std::string("dtype: this build of iabn has no ") + to_string(dtype) + " " +
-                    to_string(kernel_layout) + " kernels (built: f32, f64)");
+        throw Error(std::string("dtype: expected a dtype this build has kernels for (") + built_dtypes() + "), got " +
+                    to_string(dtype) + " with " + to_string(kernel_layout) + " layout");
     }
     return it->second;
-}
-
-bool has_kernels(DType dtype) {
-    return table().count({dtype, Layout::nchw}) && complete(table().at({dtype, Layout::nchw}));
 }
 
 }  // namespace iabn::detail

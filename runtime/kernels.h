@@ -19,7 +19,4 @@ struct Kernels {
 // The kernels for a tensor dtype and a view layout; throws iabn::Error if this build has none.
 const Kernels& kernels_for(DType dtype, Layout kernel_layout);
 
-// Which dtypes this build has kernels for.
-bool has_kernels(DType dtype);
-
 }  // namespace iabn::detail

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs, quietly, whatever of iabn's build and test dependencies is missing (Debian 12).
+set -euo pipefail
+packages=(cmake ninja-build g++ libgtest-dev libhalide14-0-dev)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "iabn: installing ${missing[*]}"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
