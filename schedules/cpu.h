@@ -28,6 +28,19 @@ inline int vector_lanes(const Halide::Target& target, Halide::Type t, const CpuP
     return target.natural_vector_size(t) * p.vectors;
 }
 
+// Splits a row of `extent` elements into ceil(extent / block) nearly equal blocks, each a whole
+// number of vectors: a task never runs guarded iterations past the end of its row (a fixed block
+// longer than the row would), and long rows still split into parallel tasks.
+// In 64 bits: the simplifier rewrites these quotients into forms like extent * (block + 1) / block,
+// which would overflow 32 bits for rows longer than ~2^31 / block elements.
+inline Halide::Expr balanced_block(const Halide::Expr& extent, int block, int lanes) {
+    using Halide::Expr;
+    Expr e = Halide::cast<int64_t>(extent);
+    Expr blocks = (e + (block - 1)) / block;
+    Expr per_block = (e + blocks - 1) / blocks;
+    return Halide::cast<int32_t>(Halide::max((per_block + (lanes - 1)) / lanes * lanes, lanes));
+}
+
 inline void specialize_all(Halide::Stage stage, const std::vector<Halide::Expr>& conditions) {
     for (const Halide::Expr& cond : conditions) stage.specialize(cond);
 }
@@ -50,7 +63,7 @@ inline void schedule_channel_reduction(Halide::Func sums, const Halide::RDom& r,
         // Each task: one block of `block` contiguous elements of one (c, n) row, summed into
         // `lanes` independent vector accumulators.
         Func part = sums.update()
-                        .split(r.x, ro, ri, p.block, TailStrategy::GuardWithIf)
+                        .split(r.x, ro, ri, balanced_block(r.x.extent(), p.block, lanes), TailStrategy::GuardWithIf)
                         .split(ri, rio, rii, lanes, TailStrategy::GuardWithIf)
                         .rfactor({{ro, k}, {rii, lane}, {r.y, n}});
         part.compute_root().reorder_storage(lane, c, k, n);
@@ -86,7 +99,7 @@ inline void schedule_inplace_update(Halide::Func out, ViewLayout layout, const C
     Stage update = out.update();
     if (layout == ViewLayout::nchw) {
         update.fuse(c, n, cn)
-            .split(s, so, si, p.block, TailStrategy::GuardWithIf)
+            .split(s, so, si, balanced_block(out.output_buffer().dim(0).extent(), p.block, lanes), TailStrategy::GuardWithIf)
             .fuse(so, cn, task)
             .parallel(task)
             .vectorize(si, lanes, TailStrategy::GuardWithIf);
