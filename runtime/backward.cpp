@@ -17,6 +17,8 @@ void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state
     auto zv = detail::tensor_buffer(z.data, z.dtype, ck.view);
     auto dzv = detail::tensor_buffer(dz.data, dz.dtype, ck.view);
     auto weight = scratch.or_filled(state.weight, 1.0);
+    // A missing weight means g = 1: the |weight| + epsilon convention applies to a given weight.
+    const bool abs_weight = options.abs_weight && state.weight.data;
     auto bias = scratch.or_filled(state.bias, 0.0);
     auto grad_scale = scratch.filled(0), mean_dy = scratch.filled(0), mean_dy_xhat = scratch.filled(0);
     auto xhat_bias = scratch.filled(0), xhat_inv_g = scratch.filled(0);
@@ -30,7 +32,7 @@ void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state
         auto weight_grad = scratch.or_filled(grads.weight_grad, 0.0);
         auto bias_grad = scratch.or_filled(grads.bias_grad, 0.0);
         detail::run_kernel("backward_reduce", [&] {
-            return k.backward_reduce(zv, dzv, weight, bias, invstd, running_var, options.epsilon, options.abs_weight,
+            return k.backward_reduce(zv, dzv, weight, bias, invstd, running_var, options.epsilon, abs_weight,
                                      ck.batch_stats, act, options.activation_param, weight_grad, bias_grad,
                                      grad_scale, mean_dy, mean_dy_xhat, xhat_bias, xhat_inv_g);
         });
@@ -39,7 +41,7 @@ void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state
         auto running_var = detail::channel_buffer(state.running_var.data, state.running_var.dtype, channels);
         auto unused_pivot = scratch.filled(0), unused_scale = scratch.filled(0), unused_shift = scratch.filled(0);
         detail::run_kernel("global_coeffs", [&] {
-            return k.global_coeffs(running_mean, running_var, weight, bias, options.epsilon, options.abs_weight,
+            return k.global_coeffs(running_mean, running_var, weight, bias, options.epsilon, abs_weight,
                                    unused_pivot, unused_scale, unused_shift, grad_scale, xhat_bias, xhat_inv_g);
         });
     }

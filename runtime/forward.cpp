@@ -16,6 +16,8 @@ void forward(const TensorRef& x, const ChannelState& state, const Options& optio
 
     auto xv = detail::tensor_buffer(x.data, x.dtype, ck.view);
     auto weight = scratch.or_filled(state.weight, 1.0);
+    // A missing weight means g = 1: the |weight| + epsilon convention applies to a given weight.
+    const bool abs_weight = options.abs_weight && state.weight.data;
     auto bias = scratch.or_filled(state.bias, 0.0);
     auto running_mean = given(state.running_mean);
     auto running_var = given(state.running_var);
@@ -26,13 +28,13 @@ void forward(const TensorRef& x, const ChannelState& state, const Options& optio
         auto saved_invstd = given(state.saved_invstd);
         detail::run_kernel("forward_stats", [&] {
             return k.forward_stats(xv, weight, bias, options.epsilon, options.momentum,
-                                   options.unbiased_running_var, options.abs_weight, saved_mean, saved_invstd,
+                                   options.unbiased_running_var, abs_weight, saved_mean, saved_invstd,
                                    running_mean, running_var, pivot, scale, shift);
         });
     } else {
         auto unused_scale = scratch.filled(0), unused_bias = scratch.filled(0), unused_inv_g = scratch.filled(0);
         detail::run_kernel("global_coeffs", [&] {
-            return k.global_coeffs(running_mean, running_var, weight, bias, options.epsilon, options.abs_weight,
+            return k.global_coeffs(running_mean, running_var, weight, bias, options.epsilon, abs_weight,
                                    pivot, scale, shift, unused_scale, unused_bias, unused_inv_g);
         });
     }
