@@ -169,7 +169,7 @@ Checked validate_backward(const TensorRef& z, const TensorRef& dz, const Channel
         } else {
             check_nonzero_scale(check, static_cast<const float*>(s.weight.data), v.c, o);
         }
-    }  // a missing weight means g = 1 (or 1 + epsilon): never 0
+    }  // a missing weight means g = 1: never 0
     kernels_for(z.dtype, v.kernel_layout);
     return {v, batch, cd};
 }

@@ -1,0 +1,45 @@
+// The multi-target dispatch: the suite runs once per x86 level (ctest sets IABN_DISPATCH_LIMIT),
+// which proves the in-place kernels of every compiled target only if the cap really selects them.
+#include <iabn/iabn.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+
+namespace {
+
+bool has_feature(const std::string& target, const std::string& feature) {
+    const std::string t = "-" + target + "-";
+    return t.find("-" + feature + "-") != std::string::npos;
+}
+
+TEST(Dispatch, TargetHonoursTheDispatchLimit) {
+    const std::string target = iabn::kernel_target();
+    const char* env = std::getenv("IABN_DISPATCH_LIMIT");
+    const std::string limit = env ? env : "";
+    SCOPED_TRACE("kernel_target() = " + target + ", IABN_DISPATCH_LIMIT = '" + limit + "'");
+    ASSERT_EQ(target.rfind("x86-64-linux", 0), 0u);
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    const bool cpu_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+                            __builtin_cpu_supports("avx512cd");
+    const bool cpu_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                          __builtin_cpu_supports("f16c");
+    if (limit == "sse41") {
+        EXPECT_FALSE(has_feature(target, "avx2"));
+        EXPECT_FALSE(has_feature(target, "avx512"));
+        EXPECT_TRUE(has_feature(target, "sse41"));
+    } else if (limit == "avx2") {
+        EXPECT_FALSE(has_feature(target, "avx512"));
+        EXPECT_EQ(has_feature(target, "avx2"), cpu_avx2);
+    } else {
+        // No cap: the most specific target this CPU runs.
+        EXPECT_EQ(has_feature(target, "avx512_skylake"), cpu_avx512);
+        EXPECT_EQ(has_feature(target, "avx2"), cpu_avx2);
+    }
+#endif
+}
+
+}  // namespace
