@@ -190,8 +190,8 @@ int main(int argc, char** argv) try {
                 3 * bytes / bwd / 1e9, megabytes(3.0 * bytes).c_str());
     const std::string standard = std::string("BatchNorm + ") + iabn::to_string(cfg.activation) + " (x, y, saved stats)";
     std::printf("\nkept between forward and backward:\n");
-    std::printf("  %-40s %10s\n", "InPlace-ABN (z, saved stats)", megabytes(bytes + channel_bytes).c_str());
-    std::printf("  %-40s %10s  (%.2fx)\n", standard.c_str(), megabytes(2.0 * bytes + channel_bytes).c_str(),
+    std::printf("  %-44s %10s\n", "InPlace-ABN (z, saved stats)", megabytes(bytes + channel_bytes).c_str());
+    std::printf("  %-44s %10s  (%.2fx)\n", standard.c_str(), megabytes(2.0 * bytes + channel_bytes).c_str(),
                 (2.0 * bytes + channel_bytes) / (bytes + channel_bytes));
     return err.worst() <= demo::tolerance(cfg.dtype) ? 0 : 1;
 } catch (const std::exception& e) {
