@@ -1,8 +1,8 @@
 // Backward, part 2: dx written over dz, element by element.
 //   batch statistics:  dx = g * invstd * (dy - mean(dy) - xhat * mean(dy * xhat))
 //   global statistics: dx = g * invstd * dy
-#include "backward_math.h"
 #include "iabn_generator.h"
+#include "statistics.h"
 
 namespace iabn_gen {
 using namespace Halide;
@@ -35,9 +35,7 @@ public:
         dx(s, c, n) = undef(t.storage);
         Recovered e = recover(cast(t.compute, z(s, c, n)), cast(t.compute, dx(s, c, n)), activation,
                               cast(t.compute, activation_param), xhat_bias(c), xhat_inv_g(c));
-        Expr batch = grad_scale(c) * (e.dy - grad_mean_dy(c) - e.xhat * grad_mean_dy_xhat(c));
-        Expr global = grad_scale(c) * e.dy;
-        dx(s, c, n) = cast(t.storage, select(batch_stats, batch, global));
+        dx(s, c, n) = cast(t.storage, grad_input(e, {grad_scale(c), grad_mean_dy(c), grad_mean_dy_xhat(c)}, batch_stats));
 
         zero_mins(z);
         zero_mins(dx);
@@ -46,12 +44,8 @@ public:
 
         /* THE SCHEDULE */
         iabn_sched::require_cpu(get_target());
-        std::vector<Expr> cases;  // every (statistics mode, activation) pair gets its own loop
-        for (const Expr& act : activation_specializations(activation)) {
-            cases.push_back(batch_stats && act);
-            cases.push_back(!batch_stats && act);
-        }
-        iabn_sched::schedule_inplace_update(dx, view(), cpu_params(), get_target(), cases);
+        iabn_sched::schedule_inplace_update(dx, view(), cpu_params(), get_target(),
+                                            backward_specializations(batch_stats, activation));
     }
 };
 

@@ -18,4 +18,14 @@ inline Recovered recover(const Halide::Expr& z, const Halide::Expr& dz, const Ha
     return {dz * derivative_factor(z, act, a), (y - bias) * inv_g};
 }
 
+// Backward element loops specialize on every (statistics mode, activation) pair.
+inline std::vector<Halide::Expr> backward_specializations(const Halide::Expr& batch_stats, const Halide::Expr& act) {
+    std::vector<Halide::Expr> cases;
+    for (const Halide::Expr& a : activation_specializations(act)) {
+        cases.push_back(batch_stats && a);
+        cases.push_back(!batch_stats && a);
+    }
+    return cases;
+}
+
 }  // namespace iabn_gen

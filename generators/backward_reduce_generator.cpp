@@ -1,8 +1,7 @@
 // Backward, part 1: per-channel sums of dy and dy * xhat recovered from (z, dz), the parameter
 // gradients, and the coefficients of the element-wise backward apply.
-#include "backward_math.h"
-#include "channel_math.h"
 #include "iabn_generator.h"
+#include "statistics.h"
 
 namespace iabn_gen {
 using namespace Halide;
@@ -50,20 +49,11 @@ public:
         Func channel("channel");  // (bias, 1/g) in the compute type, as the element loops use them
         channel(c) = Tuple(cast(t.compute, bias(c)), cast(t.compute, 1 / g));
 
-        RDom r(0, z.dim(0).extent(), 0, z.dim(2).extent(), "r");
-        Recovered e = recover(cast(t.compute, z(r.x, c, r.y)), cast(t.compute, dz(r.x, c, r.y)), activation,
-                              cast(t.compute, activation_param), channel(c)[0], channel(c)[1]);
-        Func sums("sums");  // (sum dy, sum dy * xhat)
-        sums(c) = Tuple(cast(acc, 0), cast(acc, 0));
-        sums(c) = Tuple(sums(c)[0] + cast(acc, e.dy), sums(c)[1] + cast(acc, e.dy * e.xhat));
-
-        Expr sum_dy = sums(c)[0], sum_dy_xhat = sums(c)[1];
-        // With abs_weight, g = |w| + eps, so dL/dw = dL/dg * sign(w).
-        Expr sign = select(abs_weight && w < 0, cast(acc, -1), cast(acc, 1));
-        weight_grad(c) = cast(t.channel, sum_dy_xhat * sign);
-        bias_grad(c) = cast(t.channel, sum_dy);
-        // The statistics the forward normalized with.
-        Expr invstd = select(batch_stats, cast(acc, saved_invstd(c)), inverse_std(cast(acc, running_var(c)), epsilon));
+        GradSums gs = grad_sums(z, dz, c, activation, cast(t.compute, activation_param), channel(c)[0], channel(c)[1],
+                                t.compute, acc);
+        Expr sum_dy = gs.sums(c)[0], sum_dy_xhat = gs.sums(c)[1];
+        define_param_grads(weight_grad, bias_grad, c, sum_dy, sum_dy_xhat, w, abs_weight, t.channel);
+        Expr invstd = normalizing_invstd(batch_stats, cast(acc, saved_invstd(c)), cast(acc, running_var(c)), epsilon);
         GradCoefficients k = grad_coefficients(g, invstd, sum_dy, sum_dy_xhat,
                                                elements_per_channel(z, acc), batch_stats, t.compute);
         grad_scale(c) = k.scale;
@@ -80,7 +70,7 @@ public:
         /* THE SCHEDULE */
         iabn_sched::require_cpu(get_target());
         channel.compute_root();
-        iabn_sched::schedule_channel_reduction(sums, r, view(), cpu_params(), get_target(),
+        iabn_sched::schedule_channel_reduction(gs.sums, gs.r, view(), cpu_params(), get_target(),
                                                activation_specializations(activation));
     }
 };

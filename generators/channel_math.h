@@ -16,6 +16,12 @@ inline Halide::Expr inverse_std(const Halide::Expr& var, const Halide::Expr& eps
     return 1 / Halide::sqrt(var + epsilon);
 }
 
+// The invstd the forward normalized with: saved (batch statistics) or from the running variance.
+inline Halide::Expr normalizing_invstd(const Halide::Expr& batch_stats, const Halide::Expr& saved_invstd,
+                                       const Halide::Expr& running_var, const Halide::Expr& epsilon) {
+    return Halide::select(batch_stats, saved_invstd, inverse_std(running_var, epsilon));
+}
+
 // Forward apply computes y = (x - pivot) * scale + shift. The pivot is the mean rounded to the
 // compute type and the shift carries the rounding residual (mean - pivot) in the wide type, so
 // x - pivot is exact when |mean| >> std and the result keeps full precision (a plain

@@ -1,8 +1,8 @@
 // Forward, part 2 (training and global statistics alike): normalize and activate, in place.
 // z holds x on entry: the Output reads itself (undef pure definition + update), the form of
 // in-place computation Halide supports.
-#include "activation.h"
 #include "iabn_generator.h"
+#include "statistics.h"
 
 namespace iabn_gen {
 using namespace Halide;
@@ -26,9 +26,8 @@ public:
         const ElementTypes t = types();
         Var s("s"), c("c"), n("n");
         z(s, c, n) = undef(t.storage);
-        Expr x = cast(t.compute, z(s, c, n));
-        Expr y = (x - pivot(c)) * scale(c) + shift(c);
-        z(s, c, n) = cast(t.storage, activate(y, activation, cast(t.compute, activation_param)));
+        z(s, c, n) = cast(t.storage, normalize_activate(cast(t.compute, z(s, c, n)), pivot(c), scale(c), shift(c),
+                                                        activation, cast(t.compute, activation_param)));
 
         zero_mins(z);
         require_dense(z, view());

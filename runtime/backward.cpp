@@ -20,17 +20,25 @@ void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state
     // A missing weight means g = 1: the |weight| + epsilon convention applies to a given weight.
     const bool abs_weight = options.abs_weight && state.weight.data;
     auto bias = scratch.or_filled(state.bias, 0.0);
+    const int act = static_cast<int>(options.activation);
+    // The statistics the forward normalized with: saved (batch) or running (global).
+    auto invstd = scratch.or_filled(ck.batch_stats ? state.saved_invstd : TensorRef{}, 0.0);
+    auto running_var = scratch.or_filled(ck.batch_stats ? TensorRef{} : state.running_var, 1.0);
+    auto weight_grad = scratch.or_filled(grads.weight_grad, 0.0);
+    auto bias_grad = scratch.or_filled(grads.bias_grad, 0.0);
+
+    if (detail::use_fused(k, channels)) {
+        detail::run_kernel("backward_fused", [&] {
+            return k.backward_fused(zv, dzv, weight, bias, invstd, running_var, options.epsilon, abs_weight,
+                                    ck.batch_stats, act, options.activation_param, dzv, weight_grad, bias_grad);
+        });
+        return;
+    }
     auto grad_scale = scratch.filled(0), mean_dy = scratch.filled(0), mean_dy_xhat = scratch.filled(0);
     auto xhat_bias = scratch.filled(0), xhat_inv_g = scratch.filled(0);
-    const int act = static_cast<int>(options.activation);
 
     // The sums over the tensor are needed for batch statistics, or for parameter gradients.
     if (ck.batch_stats || grads.weight_grad.data || grads.bias_grad.data) {
-        // The statistics the forward normalized with: saved (batch) or running (global).
-        auto invstd = scratch.or_filled(ck.batch_stats ? state.saved_invstd : TensorRef{}, 0.0);
-        auto running_var = scratch.or_filled(ck.batch_stats ? TensorRef{} : state.running_var, 1.0);
-        auto weight_grad = scratch.or_filled(grads.weight_grad, 0.0);
-        auto bias_grad = scratch.or_filled(grads.bias_grad, 0.0);
         detail::run_kernel("backward_reduce", [&] {
             return k.backward_reduce(zv, dzv, weight, bias, invstd, running_var, options.epsilon, abs_weight,
                                      ck.batch_stats, act, options.activation_param, weight_grad, bias_grad,
@@ -38,7 +46,6 @@ void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state
         });
     } else {
         auto running_mean = scratch.filled(0);  // not needed by the backward coefficients
-        auto running_var = detail::channel_buffer(state.running_var.data, state.running_var.dtype, channels);
         auto unused_pivot = scratch.filled(0), unused_scale = scratch.filled(0), unused_shift = scratch.filled(0);
         detail::run_kernel("global_coeffs", [&] {
             return k.global_coeffs(running_mean, running_var, weight, bias, options.epsilon, abs_weight,

@@ -21,6 +21,18 @@ void forward(const TensorRef& x, const ChannelState& state, const Options& optio
     auto bias = scratch.or_filled(state.bias, 0.0);
     auto running_mean = given(state.running_mean);
     auto running_var = given(state.running_var);
+    const int act = static_cast<int>(options.activation);
+
+    if (ck.batch_stats && detail::use_fused(k, channels)) {
+        auto saved_mean = given(state.saved_mean);
+        auto saved_invstd = given(state.saved_invstd);
+        detail::run_kernel("forward_fused", [&] {
+            return k.forward_fused(xv, weight, bias, options.epsilon, options.momentum, options.unbiased_running_var,
+                                   abs_weight, act, options.activation_param, xv, saved_mean, saved_invstd,
+                                   running_mean, running_var);
+        });
+        return;
+    }
     auto pivot = scratch.filled(0), scale = scratch.filled(0), shift = scratch.filled(0);
 
     if (ck.batch_stats) {
@@ -39,7 +51,7 @@ void forward(const TensorRef& x, const ChannelState& state, const Options& optio
         });
     }
     detail::run_kernel("forward_apply", [&] {
-        return k.forward_apply(pivot, scale, shift, static_cast<int>(options.activation), options.activation_param, xv);
+        return k.forward_apply(pivot, scale, shift, act, options.activation_param, xv);
     });
 }
 

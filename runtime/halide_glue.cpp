@@ -9,13 +9,17 @@
 
 #include <HalideRuntime.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <thread>
 
 namespace iabn::detail {
 namespace {
 
+std::atomic<int> configured_threads{0};
 thread_local bool in_kernel_call = false;
 thread_local std::string kernel_error;
 halide_error_handler_t previous_error_handler = nullptr;
@@ -68,6 +72,21 @@ void init_halide_runtime() {
         previous_error_handler = halide_set_error_handler(capture_error);
         previous_can_use = halide_set_custom_can_use_target_features(can_use_target_features);
     });
+}
+
+int kernel_threads() {
+    if (int n = configured_threads.load()) return n;
+    for (const char* name : {"HL_NUM_THREADS", "HL_NUMTHREADS"}) {  // what Halide's thread pool reads
+        if (const char* v = std::getenv(name)) {
+            if (int n = std::atoi(v); n > 0) return n;
+        }
+    }
+    return std::max(1u, std::thread::hardware_concurrency());
+}
+
+void set_kernel_threads(int n) {
+    halide_set_num_threads(n);
+    configured_threads.store(n);
 }
 
 void begin_kernel_call() {

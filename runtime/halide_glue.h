@@ -8,6 +8,11 @@ namespace iabn::detail {
 // Installs iabn's hooks into the Halide runtime once per process (idempotent, thread-safe).
 void init_halide_runtime();
 
+// Threads the kernels run on: set_num_threads(), else Halide's default (HL_NUM_THREADS, else
+// one per core).
+int kernel_threads();
+void set_kernel_threads(int n);
+
 // Runs one kernel call; a non-zero Halide status becomes an iabn::Error naming the kernel and
 // carrying Halide's message.
 template <typename Call>

@@ -1,6 +1,10 @@
 #include "kernels.h"
 
+#include "halide_glue.h"
+
+#include <cstdlib>
 #include <map>
+#include <string>
 #include <utility>
 
 namespace iabn::detail {
@@ -49,6 +53,15 @@ const Kernels& kernels_for(DType dtype, Layout kernel_layout) {
                     to_string(dtype) + " with " + to_string(kernel_layout) + " layout");
     }
     return it->second;
+}
+
+bool use_fused(const Kernels& k, int64_t channels) {
+    // IABN_ONE_PASS=0 forces the two-pass kernels (tests and benchmarks compare the two).
+    static const bool allowed = [] {
+        const char* v = std::getenv("IABN_ONE_PASS");
+        return !(v && std::string(v) == "0");
+    }();
+    return allowed && k.forward_fused && k.backward_fused && channels >= kernel_threads();
 }
 
 }  // namespace iabn::detail

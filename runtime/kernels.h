@@ -14,9 +14,16 @@ struct Kernels {
     decltype(&iabn_backward_reduce_f32_nchw) backward_reduce = nullptr;
     decltype(&iabn_backward_apply_f32_nchw) backward_apply = nullptr;
     decltype(&iabn_global_coeffs_f32_any) global_coeffs = nullptr;
+    // One pass per channel; nchw only (null for channels-last).
+    decltype(&iabn_forward_fused_f32_nchw) forward_fused = nullptr;
+    decltype(&iabn_backward_fused_f32_nchw) backward_fused = nullptr;
 };
 
 // The kernels for a tensor dtype and a view layout; throws iabn::Error if this build has none.
 const Kernels& kernels_for(DType dtype, Layout kernel_layout);
+
+// One pass per channel keeps every thread busy only with at least one channel per thread; with
+// fewer channels the two-pass kernels, which also split channels into blocks, are faster.
+bool use_fused(const Kernels& k, int64_t channels);
 
 }  // namespace iabn::detail

@@ -9,7 +9,7 @@ namespace iabn {
 void set_num_threads(int n) {
     if (n < 1) throw Error("iabn::set_num_threads: n: expected >= 1, got " + std::to_string(n));
     detail::init_halide_runtime();
-    halide_set_num_threads(n);
+    detail::set_kernel_threads(n);
 }
 
 std::string kernel_target() {

@@ -113,4 +113,35 @@ inline void schedule_inplace_update(Halide::Func out, ViewLayout layout, const C
     specialize_all(update, specializations);
 }
 
+// One pass per channel (nchw), channels in parallel: the channel's reduction `sums`, the small
+// per-channel Funcs derived from it, the in-place update of the channel's elements (still in
+// cache from the reduction), and the per-channel outputs, all inside one iteration of the
+// channel loop. The per-channel outputs are fused into that loop with compute_with.
+inline void schedule_fused_channels(Halide::Func out, const std::vector<Halide::Func>& channel_outputs,
+                                    Halide::Func sums, const Halide::RDom& r,
+                                    const std::vector<Halide::Func>& per_channel, const CpuParams& p,
+                                    const Halide::Target& target, const std::vector<Halide::Expr>& specializations,
+                                    const std::vector<Halide::Expr>& reduction_specializations) {
+    using namespace Halide;
+    const Var s = out.args()[0], c = out.args()[1], n = out.args()[2];
+    const int acc_lanes = vector_lanes(target, sums.output_types()[0], p);
+    const int lanes = vector_lanes(target, Float(32), p);
+    Var lane("lane");
+    RVar ro("ro"), ri("ri");
+
+    Stage update = out.update();
+    update.reorder(s, n, c).parallel(c).vectorize(s, lanes, TailStrategy::GuardWithIf);
+    Func part = sums.update().split(r.x, ro, ri, acc_lanes, TailStrategy::GuardWithIf).rfactor(ri, lane);
+    part.compute_at(out, c).vectorize(lane);
+    part.update().reorder(lane, ro).vectorize(lane);
+    specialize_all(part.update(), reduction_specializations);
+    sums.compute_at(out, c);
+    for (Func f : per_channel) f.compute_at(out, c);
+    for (Func f : channel_outputs) {
+        Stage last = f.has_update_definition() ? f.update() : Stage(f);
+        last.parallel(f.args()[0]).compute_with(update, c);
+    }
+    specialize_all(update, specializations);
+}
+
 }  // namespace iabn_sched

@@ -1,0 +1,83 @@
+// Backward in one pass over memory (nchw): for each channel, the sums of dy and dy * xhat
+// recovered from (z, dz), then dx written over dz while the channel is still in cache, then the
+// channel's parameter gradients. DRAM sees z and dz read once and dx written once.
+//
+// The caller's dz is bound twice: as the Input dz (read by the sums) and as the Output dx
+// (rewritten in place), as in forward_fused_generator.cpp.
+#include "iabn_generator.h"
+#include "statistics.h"
+
+namespace iabn_gen {
+using namespace Halide;
+
+class BackwardFused : public IabnGenerator<BackwardFused> {
+public:
+    Input<Buffer<void, 3>> z{"z"};    // forward output, view (s, c, n), read only
+    Input<Buffer<void, 3>> dz{"dz"};  // the same memory as dx
+    Input<Buffer<void, 1>> weight{"weight"};
+    Input<Buffer<void, 1>> bias{"bias"};
+    Input<Buffer<void, 1>> saved_invstd{"saved_invstd"};  // read with batch statistics
+    Input<Buffer<void, 1>> running_var{"running_var"};    // read with global statistics
+    Input<double> epsilon{"epsilon"};
+    Input<bool> abs_weight{"abs_weight"};
+    Input<bool> batch_stats{"batch_stats"};  // training && !use_global_stats
+    Input<int> activation{"activation"};
+    Input<double> activation_param{"activation_param"};
+
+    Output<Buffer<void, 3>> dx{"dx"};
+    Output<Buffer<void, 1>> weight_grad{"weight_grad"};
+    Output<Buffer<void, 1>> bias_grad{"bias_grad"};
+
+    void configure() {
+        const ElementTypes t = types();
+        z.set_type(t.storage);
+        dz.set_type(t.storage);
+        dx.set_type(t.storage);
+        for (auto* b : {&weight, &bias, &saved_invstd, &running_var}) b->set_type(t.channel);
+        for (auto* b : {&weight_grad, &bias_grad}) b->set_type(t.channel);
+    }
+
+    void generate() {
+        const ElementTypes t = types();
+        const Type acc = t.accum;
+        Var s("s"), c("c"), n("n");
+        const Expr a = cast(t.compute, activation_param);
+
+        Expr w = cast(acc, weight(c));
+        Expr g = effective_scale(w, abs_weight, epsilon);
+        Func channel("channel");  // (bias, 1/g) in the compute type, as the element loops use them
+        channel(c) = Tuple(cast(t.compute, bias(c)), cast(t.compute, 1 / g));
+
+        GradSums gs = grad_sums(z, dz, c, activation, a, channel(c)[0], channel(c)[1], t.compute, acc);
+        Expr sum_dy = gs.sums(c)[0], sum_dy_xhat = gs.sums(c)[1];
+        define_param_grads(weight_grad, bias_grad, c, sum_dy, sum_dy_xhat, w, abs_weight, t.channel);
+        Expr invstd = normalizing_invstd(batch_stats, cast(acc, saved_invstd(c)), cast(acc, running_var(c)), epsilon);
+        GradCoefficients k = grad_coefficients(g, invstd, sum_dy, sum_dy_xhat, elements_per_channel(z, acc),
+                                               batch_stats, t.compute);
+        Func coefficients("coefficients");
+        coefficients(c) = Tuple(k.scale, k.mean_dy, k.mean_dy_xhat);
+
+        dx(s, c, n) = undef(t.storage);
+        Recovered e = recover(cast(t.compute, z(s, c, n)), cast(t.compute, dx(s, c, n)), activation, a,
+                              channel(c)[0], channel(c)[1]);
+        dx(s, c, n) = cast(t.storage, grad_input(e, {coefficients(c)[0], coefficients(c)[1], coefficients(c)[2]},
+                                                 batch_stats));
+
+        for (auto* b : {&z, &dz}) {
+            zero_mins(*b);
+            require_dense(*b, ViewLayout::nchw);
+        }
+        zero_mins(dx);
+        require_dense(dx, ViewLayout::nchw);
+
+        /* THE SCHEDULE */
+        iabn_sched::require_cpu(get_target());
+        iabn_sched::schedule_fused_channels(dx, {weight_grad, bias_grad}, gs.sums, gs.r, {channel, coefficients},
+                                            cpu_params(), get_target(), backward_specializations(batch_stats, activation),
+                                            activation_specializations(activation));
+    }
+};
+
+}  // namespace iabn_gen
+
+HALIDE_REGISTER_GENERATOR(iabn_gen::BackwardFused, iabn_backward_fused)

@@ -1,0 +1,98 @@
+// The per-channel reductions of the training passes and what is derived from them, shared by
+// the two-pass generators (forward_stats, backward_reduce) and the fused ones (forward_fused,
+// backward_fused), which compute them inside their channel loop.
+#pragma once
+
+#include "backward_math.h"
+#include "channel_math.h"
+#include "tensor_view.h"
+
+namespace iabn_gen {
+
+// Batch statistics of x(s, c, n): sums are taken around a per-channel pivot (the channel's first
+// element), which keeps them accurate when |mean| >> std: the centred values are O(std), not
+// O(|mean|). moments(c) = (mean, biased variance), in the accumulation type.
+struct BatchStatistics {
+    Halide::Func pivot{"pivot"}, sums{"sums"}, moments{"moments"};
+    Halide::RDom r;   // over (s, n) of one channel
+    Halide::Expr m;   // elements per channel
+};
+
+template <typename X>
+BatchStatistics batch_statistics(const X& x, const Halide::Var& c, Halide::Type acc) {
+    using namespace Halide;
+    BatchStatistics st;
+    st.pivot(c) = cast(acc, x(0, c, 0));
+    st.r = RDom(0, x.dim(0).extent(), 0, x.dim(2).extent(), "r");
+    Expr v = cast(acc, x(st.r.x, c, st.r.y)) - st.pivot(c);
+    st.sums(c) = Tuple(cast(acc, 0), cast(acc, 0));
+    st.sums(c) = Tuple(st.sums(c)[0] + v, st.sums(c)[1] + v * v);
+    st.m = elements_per_channel(x, acc);
+    Expr shifted_mean = st.sums(c)[0] / st.m;
+    st.moments(c) = Tuple(st.pivot(c) + shifted_mean, max(st.sums(c)[1] / st.m - shifted_mean * shifted_mean, 0));
+    return st;
+}
+
+// The training forward's per-channel outputs: saved statistics, and the running statistics
+// updated in place (Outputs that read themselves).
+struct TrainingOutputs {
+    Halide::Func saved_mean, saved_invstd, running_mean, running_var;
+};
+
+inline void define_training_outputs(const TrainingOutputs& out, const Halide::Var& c, const BatchStatistics& st,
+                                    const Halide::Expr& invstd, const Halide::Expr& momentum,
+                                    const Halide::Expr& unbiased_running_var, Halide::Type channel) {
+    using namespace Halide;
+    Expr mean = st.moments(c)[0], var = st.moments(c)[1];
+    Type acc = mean.type();
+    Func running_mean = out.running_mean, running_var = out.running_var;  // handles to the Outputs
+    Func saved_mean = out.saved_mean, saved_invstd = out.saved_invstd;
+    saved_mean(c) = cast(channel, mean);
+    saved_invstd(c) = cast(channel, invstd);
+    Expr var_for_running = select(unbiased_running_var, var * st.m / (st.m - 1), var);
+    running_mean(c) = undef(channel);
+    running_mean(c) = cast(channel, momentum * cast(acc, running_mean(c)) + (1 - momentum) * mean);
+    running_var(c) = undef(channel);
+    running_var(c) = cast(channel, momentum * cast(acc, running_var(c)) + (1 - momentum) * var_for_running);
+}
+
+// z = act((x - pivot) * scale + shift), in the compute type.
+inline Halide::Expr normalize_activate(const Halide::Expr& x, const Halide::Expr& pivot, const Halide::Expr& scale,
+                                       const Halide::Expr& shift, const Halide::Expr& act, const Halide::Expr& a) {
+    return activate((x - pivot) * scale + shift, act, a);
+}
+
+// Backward sums over (s, n) of one channel: (sum dy, sum dy * xhat), in the accumulation type.
+struct GradSums {
+    Halide::Func sums{"grad_sums"};
+    Halide::RDom r;
+};
+
+template <typename Z>
+GradSums grad_sums(const Z& z, const Z& dz, const Halide::Var& c, const Halide::Expr& act, const Halide::Expr& a,
+                   const Halide::Expr& bias, const Halide::Expr& inv_g, Halide::Type compute, Halide::Type acc) {
+    using namespace Halide;
+    GradSums gs;
+    gs.r = RDom(0, z.dim(0).extent(), 0, z.dim(2).extent(), "r");
+    Recovered e = recover(cast(compute, z(gs.r.x, c, gs.r.y)), cast(compute, dz(gs.r.x, c, gs.r.y)), act, a, bias, inv_g);
+    gs.sums(c) = Tuple(cast(acc, 0), cast(acc, 0));
+    gs.sums(c) = Tuple(gs.sums(c)[0] + cast(acc, e.dy), gs.sums(c)[1] + cast(acc, e.dy * e.xhat));
+    return gs;
+}
+
+// dL/dweight and dL/dbias from the sums; with abs_weight, g = |w| + eps, so dL/dw = dL/dg * sign(w).
+inline void define_param_grads(Halide::Func weight_grad, Halide::Func bias_grad, const Halide::Var& c,
+                               const Halide::Expr& sum_dy, const Halide::Expr& sum_dy_xhat, const Halide::Expr& w,
+                               const Halide::Expr& abs_weight, Halide::Type channel) {
+    using namespace Halide;
+    Expr sign = select(abs_weight && w < 0, cast(w.type(), -1), cast(w.type(), 1));
+    weight_grad(c) = cast(channel, sum_dy_xhat * sign);
+    bias_grad(c) = cast(channel, sum_dy);
+}
+
+// dx from dy and xhat: scale * (dy - mean_dy - xhat * mean_dy_xhat), or scale * dy (global).
+inline Halide::Expr grad_input(const Recovered& e, const GradCoefficients& k, const Halide::Expr& batch_stats) {
+    return Halide::select(batch_stats, k.scale * (e.dy - k.mean_dy - e.xhat * k.mean_dy_xhat), k.scale * e.dy);
+}
+
+}  // namespace iabn_gen
