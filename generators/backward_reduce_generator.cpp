@@ -20,6 +20,8 @@ public:
     Input<int> activation{"activation"};
     Input<double> activation_param{"activation_param"};
 
+    Input<int> threads{"threads"};  // the kernels' thread count: bounds the reduction's partial sums
+
     Output<Buffer<void, 1>> weight_grad{"weight_grad"};
     Output<Buffer<void, 1>> bias_grad{"bias_grad"};
     Output<Buffer<void, 1>> grad_scale{"grad_scale"};
@@ -70,7 +72,7 @@ public:
         /* THE SCHEDULE */
         iabn_sched::require_cpu(get_target());
         channel.compute_root();
-        iabn_sched::schedule_channel_reduction(gs.sums, gs.r, view(), cpu_params(), get_target(),
+        iabn_sched::schedule_channel_reduction(gs.sums, gs.r, view(), cpu_params(), get_target(), threads,
                                                activation_specializations(activation));
     }
 };

@@ -17,6 +17,8 @@ public:
     Input<bool> unbiased_running_var{"unbiased_running_var"};
     Input<bool> abs_weight{"abs_weight"};
 
+    Input<int> threads{"threads"};  // the kernels' thread count: bounds the reduction's partial sums
+
     Output<Buffer<void, 1>> saved_mean{"saved_mean"};
     Output<Buffer<void, 1>> saved_invstd{"saved_invstd"};
     Output<Buffer<void, 1>> running_mean{"running_mean"};  // updated in place
@@ -54,7 +56,7 @@ public:
 
         /* THE SCHEDULE */
         iabn_sched::require_cpu(get_target());
-        iabn_sched::schedule_channel_reduction(st.sums, st.r, view(), cpu_params(), get_target(), {});
+        iabn_sched::schedule_channel_reduction(st.sums, st.r, view(), cpu_params(), get_target(), threads, {});
         st.moments.compute_root();
         st.pivot.compute_root();
     }

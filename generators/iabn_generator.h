@@ -17,6 +17,7 @@ public:
     Halide::GeneratorParam<int> block{"block", 8192};
     Halide::GeneratorParam<int> rows{"rows", 64};
     Halide::GeneratorParam<int> vectors{"vectors", 1};
+    Halide::GeneratorParam<int> tasks_per_thread{"tasks_per_thread", 8};
 
 protected:
     ElementTypes types() const { return element_types(dtype); }
@@ -26,6 +27,7 @@ protected:
         p.block = block;
         p.rows = rows;
         p.vectors = vectors;
+        p.tasks_per_thread = tasks_per_thread;
         return p;
     }
     // Every view dim starts at 0 (the runtime builds them that way); stating it lets Halide drop

@@ -41,7 +41,8 @@ void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state
     if (ck.batch_stats || grads.weight_grad.data || grads.bias_grad.data) {
         detail::run_kernel("backward_reduce", [&] {
             return k.backward_reduce(zv, dzv, weight, bias, invstd, running_var, options.epsilon, abs_weight,
-                                     ck.batch_stats, act, options.activation_param, weight_grad, bias_grad,
+                                     ck.batch_stats, act, options.activation_param, detail::kernel_threads(),
+                                     weight_grad, bias_grad,
                                      grad_scale, mean_dy, mean_dy_xhat, xhat_bias, xhat_inv_g);
         });
     } else {

@@ -40,7 +40,8 @@ void forward(const TensorRef& x, const ChannelState& state, const Options& optio
         auto saved_invstd = given(state.saved_invstd);
         detail::run_kernel("forward_stats", [&] {
             return k.forward_stats(xv, weight, bias, options.epsilon, options.momentum,
-                                   options.unbiased_running_var, abs_weight, saved_mean, saved_invstd,
+                                   options.unbiased_running_var, abs_weight, detail::kernel_threads(), saved_mean,
+                                   saved_invstd,
                                    running_mean, running_var, pivot, scale, shift);
         });
     } else {

@@ -22,23 +22,32 @@ struct CpuParams {
     int block = 8192;  // nchw: elements of one channel row per parallel task
     int rows = 64;     // nhwc: rows (of C channels) per parallel task
     int vectors = 1;   // vector registers per accumulator or store group (vector width multiplier)
+    int tasks_per_thread = 8;  // reductions: at most threads * tasks_per_thread partial sums per channel
 };
 
 inline int vector_lanes(const Halide::Target& target, Halide::Type t, const CpuParams& p) {
     return target.natural_vector_size(t) * p.vectors;
 }
 
-// Splits a row of `extent` elements into ceil(extent / block) nearly equal blocks, each a whole
-// number of vectors: a task never runs guarded iterations past the end of its row (a fixed block
-// longer than the row would), and long rows still split into parallel tasks.
-// In 64 bits: the simplifier rewrites these quotients into forms like extent * (block + 1) / block,
-// which would overflow 32 bits for rows longer than ~2^31 / block elements.
-inline Halide::Expr balanced_block(const Halide::Expr& extent, int block, int lanes) {
+// The size of the blocks that split `extent` elements into ceil(extent / min_block) nearly equal
+// blocks, at most `max_blocks` of them, each a multiple of `multiple`: a task never runs guarded
+// iterations past the end of its row (a fixed block longer than the row would), long rows still
+// split into parallel tasks, and the partial results stay bounded. In 64 bits: the simplifier
+// rewrites these quotients into forms like extent * (block + 1) / block, which would overflow 32
+// bits for rows longer than ~2^31 / block elements.
+inline Halide::Expr block_size(const Halide::Expr& extent, int min_block, const Halide::Expr& max_blocks,
+                               int multiple) {
     using Halide::Expr;
-    Expr e = Halide::cast<int64_t>(extent);
-    Expr blocks = (e + (block - 1)) / block;
+    using Halide::cast;
+    Expr e = cast<int64_t>(extent);
+    Expr blocks = Halide::clamp((e + (min_block - 1)) / min_block, cast<int64_t>(1),
+                                Halide::max(cast<int64_t>(max_blocks), cast<int64_t>(1)));
     Expr per_block = (e + blocks - 1) / blocks;
-    return Halide::cast<int32_t>(Halide::max((per_block + (lanes - 1)) / lanes * lanes, lanes));
+    return cast<int32_t>(Halide::max((per_block + (multiple - 1)) / multiple * multiple, cast<int64_t>(multiple)));
+}
+
+inline Halide::Expr balanced_block(const Halide::Expr& extent, int block, int lanes) {
+    return block_size(extent, block, Halide::Int(32).max(), lanes);
 }
 
 inline void specialize_all(Halide::Stage stage, const std::vector<Halide::Expr>& conditions) {
@@ -46,43 +55,48 @@ inline void specialize_all(Halide::Stage stage, const std::vector<Halide::Expr>&
 }
 
 // sums(c) is a (Tuple-valued) reduction over RDom r = [0, S) x [0, N) of the view x(s, c, n).
-// Partial sums are formed per task (one block of a channel row, or a block of rows in nhwc),
-// in parallel, vectorized across lanes; they are combined in a fixed order, so results do not
-// depend on the thread count or timing.
+// Partial sums are formed per task, in parallel, vectorized across lanes, at most
+// threads * tasks_per_thread tasks per channel (so their storage is O(C x threads)); they are
+// combined in a fixed order, so results do not depend on the thread count or timing.
 inline void schedule_channel_reduction(Halide::Func sums, const Halide::RDom& r, ViewLayout layout,
                                        const CpuParams& p, const Halide::Target& target,
+                                       const Halide::Expr& threads,
                                        const std::vector<Halide::Expr>& specializations) {
     using namespace Halide;
     const Var c = sums.args()[0];
     const int lanes = vector_lanes(target, sums.output_types()[0], p);
-    Var k("k"), n("n"), kn("kn"), ckn("ckn"), lane("lane");
-    RVar ro("ro"), ri("ri"), rio("rio"), rii("rii");
+    const Expr max_tasks = max(threads, 1) * p.tasks_per_thread;
+    Var k("k"), j("j"), task("task"), lane("lane");
+    RVar rxo("rxo"), rxi("rxi"), rio("rio"), rii("rii"), ryo("ryo"), ryi("ryi");
     sums.compute_root();
 
     if (layout == ViewLayout::nchw) {
-        // Each task: one block of `block` contiguous elements of one (c, n) row, summed into
-        // `lanes` independent vector accumulators.
+        // Each task: a group of rows (n) times a block of contiguous elements (s) of one channel,
+        // summed into `lanes` independent vector accumulators.
+        const Expr rows_per_group = block_size(r.y.extent(), 1, max_tasks, 1);
+        const Expr groups = (r.y.extent() + rows_per_group - 1) / rows_per_group;
+        const Expr s_block = block_size(r.x.extent(), p.block, max_tasks / groups, lanes);
         Func part = sums.update()
-                        .split(r.x, ro, ri, balanced_block(r.x.extent(), p.block, lanes), TailStrategy::GuardWithIf)
-                        .split(ri, rio, rii, lanes, TailStrategy::GuardWithIf)
-                        .rfactor({{ro, k}, {rii, lane}, {r.y, n}});
-        part.compute_root().reorder_storage(lane, c, k, n);
-        part.update().reorder(lane, rio).vectorize(lane).fuse(c, k, ckn).fuse(ckn, n, ckn).parallel(ckn);
+                        .split(r.y, ryo, ryi, rows_per_group, TailStrategy::GuardWithIf)
+                        .split(r.x, rxo, rxi, s_block, TailStrategy::GuardWithIf)
+                        .split(rxi, rio, rii, lanes, TailStrategy::GuardWithIf)
+                        .rfactor({{rxo, k}, {rii, lane}, {ryo, j}});
+        part.compute_root().reorder_storage(lane, c, k, j);
+        part.update().reorder(lane, rio, ryi).vectorize(lane).fuse(c, k, task).fuse(task, j, task).parallel(task);
         specialize_all(part.update(), specializations);
         sums.update();  // combine of the per-task partials: serial, fixed order
     } else {
         // Channels are dense: vectorize across c; each task sums a block of rows.
-        Func part = sums.update()
-                        .split(r.x, ro, ri, p.rows, TailStrategy::GuardWithIf)
-                        .rfactor({{ro, k}, {r.y, n}});
+        const Expr rows = block_size(r.x.extent(), p.rows, max_tasks, 1);
+        Func part = sums.update().split(r.x, rxo, rxi, rows, TailStrategy::GuardWithIf).rfactor({{rxo, k}, {r.y, j}});
         part.compute_root().vectorize(c, lanes, TailStrategy::GuardWithIf);
         part.update()
-            .reorder(c, ri, k, n)
+            .reorder(c, rxi, k, j)
             .vectorize(c, lanes, TailStrategy::GuardWithIf)
-            .fuse(k, n, kn)
-            .parallel(kn);
+            .fuse(k, j, task)
+            .parallel(task);
         specialize_all(part.update(), specializations);
-        sums.update().reorder(c, ro, r.y).vectorize(c, lanes, TailStrategy::GuardWithIf);
+        sums.update().reorder(c, rxo, r.y).vectorize(c, lanes, TailStrategy::GuardWithIf);
     }
 }
 
