@@ -18,6 +18,7 @@ public:
     Halide::GeneratorParam<int> rows{"rows", 64};
     Halide::GeneratorParam<int> vectors{"vectors", 1};
     Halide::GeneratorParam<int> tasks_per_thread{"tasks_per_thread", 8};
+    Halide::GeneratorParam<int> channels{"channels", 4};
 
 protected:
     ElementTypes types() const { return element_types(dtype); }
@@ -28,6 +29,7 @@ protected:
         p.rows = rows;
         p.vectors = vectors;
         p.tasks_per_thread = tasks_per_thread;
+        p.channels = channels;
         return p;
     }
     // Every view dim starts at 0 (the runtime builds them that way); stating it lets Halide drop

@@ -19,15 +19,21 @@ using iabn_gen::ViewLayout;
 // The tunable numbers, named as the generators' GeneratorParams and written by the tuner into
 // schedules/<arch>.params, which the build reads.
 struct CpuParams {
-    int block = 8192;  // nchw: elements of one channel row per parallel task
+    int block = 8192;  // nchw two-pass: elements of one row per task; one-pass: elements per task
     int rows = 64;     // nhwc: rows (of C channels) per parallel task
-    int vectors = 1;   // vector registers per accumulator or store group (vector width multiplier)
+    int vectors = 1;   // reductions: independent vector accumulators per sum (hides the add latency)
     int tasks_per_thread = 8;  // reductions: at most threads * tasks_per_thread partial sums per channel
+    int channels = 4;  // one-pass kernels: at most this many adjacent channels per task
 };
 
-inline int vector_lanes(const Halide::Target& target, Halide::Type t, const CpuParams& p) {
+// Lanes of a reduction's accumulators: `vectors` native vectors, i.e. that many independent
+// dependency chains per sum.
+inline int accumulator_lanes(const Halide::Target& target, Halide::Type t, const CpuParams& p) {
     return target.natural_vector_size(t) * p.vectors;
 }
+
+// Lanes of an element-wise loop: one native vector (rows can be short: 49 elements at 7x7).
+inline int element_lanes(const Halide::Target& target, Halide::Type t) { return target.natural_vector_size(t); }
 
 // The size of the blocks that split `extent` elements into ceil(extent / min_block) nearly equal
 // blocks, at most `max_blocks` of them, each a multiple of `multiple`: a task never runs guarded
@@ -64,7 +70,7 @@ inline void schedule_channel_reduction(Halide::Func sums, const Halide::RDom& r,
                                        const std::vector<Halide::Expr>& specializations) {
     using namespace Halide;
     const Var c = sums.args()[0];
-    const int lanes = vector_lanes(target, sums.output_types()[0], p);
+    const int lanes = accumulator_lanes(target, sums.output_types()[0], p);
     const Expr max_tasks = max(threads, 1) * p.tasks_per_thread;
     Var k("k"), j("j"), task("task"), lane("lane");
     RVar rxo("rxo"), rxi("rxi"), rio("rio"), rii("rii"), ryo("ryo"), ryi("ryi");
@@ -108,7 +114,7 @@ inline void schedule_inplace_update(Halide::Func out, ViewLayout layout, const C
                                     const std::vector<Halide::Expr>& specializations) {
     using namespace Halide;
     const Var s = out.args()[0], c = out.args()[1], n = out.args()[2];
-    const int lanes = vector_lanes(target, Float(32), p);
+    const int lanes = element_lanes(target, out.output_types()[0]);
     Var so("so"), si("si"), cn("cn"), task("task");
     Stage update = out.update();
     if (layout == ViewLayout::nchw) {
@@ -127,10 +133,14 @@ inline void schedule_inplace_update(Halide::Func out, ViewLayout layout, const C
     specialize_all(update, specializations);
 }
 
-// One pass per channel (nchw), channels in parallel: the channel's reduction `sums`, the small
-// per-channel Funcs derived from it, the in-place update of the channel's elements (still in
-// cache from the reduction), and the per-channel outputs, all inside one iteration of the
-// channel loop. The per-channel outputs are fused into that loop with compute_with.
+// One pass per block of adjacent channels (nchw), blocks in parallel: the block's
+// reductions `sums`, the small per-channel Funcs derived from them, the in-place update of the
+// block's elements (still in cache from the reduction), and the per-channel outputs, all inside
+// one iteration of the block loop (the per-channel outputs are fused into it with compute_with).
+// Within a block, memory is walked batch row by batch row: for each n the block's channels are
+// contiguous, so the reads run over channels * S elements instead of restarting every S.
+// A block holds as many channels as fit `block` elements (at least 1, at most `channels`), so it
+// stays in cache between its reduction and its update.
 inline void schedule_fused_channels(Halide::Func out, const std::vector<Halide::Func>& channel_outputs,
                                     Halide::Func sums, const Halide::RDom& r,
                                     const std::vector<Halide::Func>& per_channel, const CpuParams& p,
@@ -138,22 +148,28 @@ inline void schedule_fused_channels(Halide::Func out, const std::vector<Halide::
                                     const std::vector<Halide::Expr>& reduction_specializations) {
     using namespace Halide;
     const Var s = out.args()[0], c = out.args()[1], n = out.args()[2];
-    const int acc_lanes = vector_lanes(target, sums.output_types()[0], p);
-    const int lanes = vector_lanes(target, Float(32), p);
-    Var lane("lane");
+    const int acc_lanes = accumulator_lanes(target, sums.output_types()[0], p);
+    const int lanes = element_lanes(target, out.output_types()[0]);
+    Var lane("lane"), block("block"), ci("ci");
     RVar ro("ro"), ri("ri");
+    const Expr channel_elements = cast<int64_t>(r.x.extent()) * r.y.extent();
+    const Expr block_channels = cast<int32_t>(clamp(p.block / channel_elements, 1, p.channels));
 
     Stage update = out.update();
-    update.reorder(s, n, c).parallel(c).vectorize(s, lanes, TailStrategy::GuardWithIf);
+    update.split(c, block, ci, block_channels, TailStrategy::GuardWithIf)
+        .reorder(s, ci, n, block)
+        .parallel(block)
+        .vectorize(s, lanes, TailStrategy::GuardWithIf);
     Func part = sums.update().split(r.x, ro, ri, acc_lanes, TailStrategy::GuardWithIf).rfactor(ri, lane);
-    part.compute_at(out, c).vectorize(lane);
-    part.update().reorder(lane, ro).vectorize(lane);
+    part.compute_at(out, block).reorder_storage(lane, c).vectorize(lane);
+    part.update().reorder(lane, ro, c, r.y).vectorize(lane);
     specialize_all(part.update(), reduction_specializations);
-    sums.compute_at(out, c);
-    for (Func f : per_channel) f.compute_at(out, c);
+    sums.compute_at(out, block);
+    for (Func f : per_channel) f.compute_at(out, block);
     for (Func f : channel_outputs) {
         Stage last = f.has_update_definition() ? f.update() : Stage(f);
-        last.parallel(f.args()[0]).compute_with(update, c);
+        // Same loop names as `update`: compute_with pairs loops by name.
+        last.split(f.args()[0], block, ci, block_channels, TailStrategy::GuardWithIf).parallel(block).compute_with(update, block);
     }
     specialize_all(update, specializations);
 }
