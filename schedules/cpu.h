@@ -107,6 +107,8 @@ inline void schedule_channel_reduction(Halide::Func sums, const Halide::RDom& r,
 }
 
 // out(s, c, n) = undef; out(s, c, n) = f(out(s, c, n), ...): an in-place element-wise update.
+// Each task covers about `block` elements: a block of a long row, or a group of short rows (a
+// task per row would spend more time in the thread pool than in memory for 7x7 rows).
 // GuardWithIf everywhere: an in-place stage must never evaluate an element twice (ShiftInwards
 // would) nor touch one outside the buffer (RoundUp would).
 inline void schedule_inplace_update(Halide::Func out, ViewLayout layout, const CpuParams& p,
@@ -115,18 +117,23 @@ inline void schedule_inplace_update(Halide::Func out, ViewLayout layout, const C
     using namespace Halide;
     const Var s = out.args()[0], c = out.args()[1], n = out.args()[2];
     const int lanes = element_lanes(target, out.output_types()[0]);
-    Var so("so"), si("si"), cn("cn"), task("task");
+    const Expr extent_s = out.output_buffer().dim(0).extent(), extent_c = out.output_buffer().dim(1).extent();
+    Var so("so"), si("si"), cn("cn"), cno("cno"), cni("cni"), task("task");
     Stage update = out.update();
     if (layout == ViewLayout::nchw) {
+        const Expr rows_per_task = max(p.block / extent_s, 1);
         update.fuse(c, n, cn)
-            .split(s, so, si, balanced_block(out.output_buffer().dim(0).extent(), p.block, lanes), TailStrategy::GuardWithIf)
-            .fuse(so, cn, task)
+            .split(cn, cno, cni, rows_per_task, TailStrategy::GuardWithIf)
+            .split(s, so, si, balanced_block(extent_s, p.block, lanes), TailStrategy::GuardWithIf)
+            .reorder(si, cni, so, cno)
+            .fuse(so, cno, task)
             .parallel(task)
             .vectorize(si, lanes, TailStrategy::GuardWithIf);
     } else {
+        const Expr rows_per_task = max(p.block / extent_c, p.rows);
         update.reorder(c, s, n)
             .vectorize(c, lanes, TailStrategy::GuardWithIf)
-            .split(s, so, si, p.rows, TailStrategy::GuardWithIf)
+            .split(s, so, si, rows_per_task, TailStrategy::GuardWithIf)
             .fuse(so, n, task)
             .parallel(task);
     }
