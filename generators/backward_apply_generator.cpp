@@ -42,10 +42,23 @@ public:
         require_dense(z, view());
         require_dense(dx, view());
 
-        /* THE SCHEDULE */
-        iabn_sched::require_cpu(get_target());
-        iabn_sched::schedule_inplace_update(dx, view(), cpu_params(), get_target(),
-                                            backward_specializations(batch_stats, activation));
+        // Estimates, for the autoschedulers only (see iabn_generator.h).
+        const Halide::Region tensor_estimate = estimate_tensor(), channel_estimate = estimate_channels();
+        z.set_estimates(tensor_estimate);
+        for (auto* b : {&grad_scale, &grad_mean_dy, &grad_mean_dy_xhat, &xhat_bias, &xhat_inv_g}) {
+            b->set_estimates(channel_estimate);
+        }
+        dx.set_estimates(tensor_estimate);
+        batch_stats.set_estimate(true);
+        activation.set_estimate(static_cast<int>(iabn::Activation::leaky_relu));
+        activation_param.set_estimate(0.01);
+
+        /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
+        if (!auto_schedule) {
+            iabn_sched::require_cpu(get_target());
+            iabn_sched::schedule_inplace_update(dx, view(), cpu_params(), get_target(),
+                                                backward_specializations(batch_stats, activation));
+        }
     }
 };
 

@@ -70,11 +70,26 @@ public:
         zero_mins(dx);
         require_dense(dx, ViewLayout::nchw);
 
-        /* THE SCHEDULE */
-        iabn_sched::require_cpu(get_target());
-        iabn_sched::schedule_fused_channels(dx, {weight_grad, bias_grad}, gs.sums, gs.r, {channel, coefficients},
-                                            cpu_params(), get_target(), backward_specializations(batch_stats, activation),
-                                            activation_specializations(activation));
+        // Estimates, for the autoschedulers only (see iabn_generator.h).
+        const Halide::Region tensor_estimate = estimate_tensor(), channel_estimate = estimate_channels();
+        for (auto* b : {&z, &dz}) b->set_estimates(tensor_estimate);
+        dx.set_estimates(tensor_estimate);
+        for (auto* b : {&weight, &bias, &saved_invstd, &running_var}) b->set_estimates(channel_estimate);
+        for (auto* b : {&weight_grad, &bias_grad}) b->set_estimates(channel_estimate);
+        epsilon.set_estimate(1e-5);
+        abs_weight.set_estimate(false);
+        batch_stats.set_estimate(true);
+        activation.set_estimate(static_cast<int>(iabn::Activation::leaky_relu));
+        activation_param.set_estimate(0.01);
+
+        /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
+        if (!auto_schedule) {
+            iabn_sched::require_cpu(get_target());
+            iabn_sched::schedule_fused_channels(dx, {weight_grad, bias_grad}, gs.sums, gs.r, {channel, coefficients},
+                                                cpu_params(), get_target(),
+                                                backward_specializations(batch_stats, activation),
+                                                activation_specializations(activation));
+        }
     }
 };
 

@@ -69,11 +69,28 @@ public:
         require_dense(z, view());
         require_dense(dz, view());
 
-        /* THE SCHEDULE */
-        iabn_sched::require_cpu(get_target());
-        channel.compute_root();
-        iabn_sched::schedule_channel_reduction(gs.sums, gs.r, view(), cpu_params(), get_target(), threads,
-                                               activation_specializations(activation));
+        // Estimates, for the autoschedulers only (see iabn_generator.h).
+        const Halide::Region tensor_estimate = estimate_tensor(), channel_estimate = estimate_channels();
+        for (auto* b : {&z, &dz}) b->set_estimates(tensor_estimate);
+        for (auto* b : {&weight, &bias, &saved_invstd, &running_var}) b->set_estimates(channel_estimate);
+        for (auto* b : {&weight_grad, &bias_grad, &grad_scale, &grad_mean_dy, &grad_mean_dy_xhat, &xhat_bias,
+                        &xhat_inv_g}) {
+            b->set_estimates(channel_estimate);
+        }
+        epsilon.set_estimate(1e-5);
+        abs_weight.set_estimate(false);
+        batch_stats.set_estimate(true);
+        activation.set_estimate(static_cast<int>(iabn::Activation::leaky_relu));
+        activation_param.set_estimate(0.01);
+        threads.set_estimate(8);
+
+        /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
+        if (!auto_schedule) {
+            iabn_sched::require_cpu(get_target());
+            channel.compute_root();
+            iabn_sched::schedule_channel_reduction(gs.sums, gs.r, view(), cpu_params(), get_target(), threads,
+                                                   activation_specializations(activation));
+        }
     }
 };
 

@@ -32,10 +32,19 @@ public:
         zero_mins(z);
         require_dense(z, view());
 
-        /* THE SCHEDULE */
-        iabn_sched::require_cpu(get_target());
-        iabn_sched::schedule_inplace_update(z, view(), cpu_params(), get_target(),
-                                            activation_specializations(activation));
+        // Estimates, for the autoschedulers only (see iabn_generator.h).
+        const Halide::Region tensor_estimate = estimate_tensor(), channel_estimate = estimate_channels();
+        for (auto* b : {&pivot, &scale, &shift}) b->set_estimates(channel_estimate);
+        z.set_estimates(tensor_estimate);
+        activation.set_estimate(static_cast<int>(iabn::Activation::leaky_relu));
+        activation_param.set_estimate(0.01);
+
+        /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
+        if (!auto_schedule) {
+            iabn_sched::require_cpu(get_target());
+            iabn_sched::schedule_inplace_update(z, view(), cpu_params(), get_target(),
+                                                activation_specializations(activation));
+        }
     }
 };
 

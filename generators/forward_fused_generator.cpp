@@ -63,11 +63,26 @@ public:
         require_dense(x, ViewLayout::nchw);
         require_dense(z, ViewLayout::nchw);
 
-        /* THE SCHEDULE */
-        iabn_sched::require_cpu(get_target());
-        iabn_sched::schedule_fused_channels(z, {saved_mean, saved_invstd, running_mean, running_var}, st.sums, st.r,
-                                            {st.pivot, st.moments, coefficients}, cpu_params(), get_target(),
-                                            activation_specializations(activation), {});
+        // Estimates, for the autoschedulers only (see iabn_generator.h).
+        const Halide::Region tensor_estimate = estimate_tensor(), channel_estimate = estimate_channels();
+        x.set_estimates(tensor_estimate);
+        z.set_estimates(tensor_estimate);
+        for (auto* b : {&weight, &bias}) b->set_estimates(channel_estimate);
+        for (auto* b : {&saved_mean, &saved_invstd, &running_mean, &running_var}) b->set_estimates(channel_estimate);
+        epsilon.set_estimate(1e-5);
+        momentum.set_estimate(0.9);
+        unbiased_running_var.set_estimate(false);
+        abs_weight.set_estimate(false);
+        activation.set_estimate(static_cast<int>(iabn::Activation::leaky_relu));
+        activation_param.set_estimate(0.01);
+
+        /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
+        if (!auto_schedule) {
+            iabn_sched::require_cpu(get_target());
+            iabn_sched::schedule_fused_channels(z, {saved_mean, saved_invstd, running_mean, running_var}, st.sums, st.r,
+                                                {st.pivot, st.moments, coefficients}, cpu_params(), get_target(),
+                                                activation_specializations(activation), {});
+        }
     }
 };
 

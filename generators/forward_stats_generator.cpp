@@ -54,11 +54,27 @@ public:
         zero_mins(x);
         require_dense(x, view());
 
-        /* THE SCHEDULE */
-        iabn_sched::require_cpu(get_target());
-        iabn_sched::schedule_channel_reduction(st.sums, st.r, view(), cpu_params(), get_target(), threads, {});
-        st.moments.compute_root();
-        st.pivot.compute_root();
+        // Estimates, for the autoschedulers only (see iabn_generator.h).
+        const Halide::Region tensor_estimate = estimate_tensor(), channel_estimate = estimate_channels();
+        x.set_estimates(tensor_estimate);
+        for (auto* b : {&weight, &bias}) b->set_estimates(channel_estimate);
+        for (auto* b : {&saved_mean, &saved_invstd, &running_mean, &running_var, &apply_pivot, &apply_scale,
+                        &apply_shift}) {
+            b->set_estimates(channel_estimate);
+        }
+        epsilon.set_estimate(1e-5);
+        momentum.set_estimate(0.9);
+        unbiased_running_var.set_estimate(false);
+        abs_weight.set_estimate(false);
+        threads.set_estimate(8);
+
+        /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
+        if (!auto_schedule) {
+            iabn_sched::require_cpu(get_target());
+            iabn_sched::schedule_channel_reduction(st.sums, st.r, view(), cpu_params(), get_target(), threads, {});
+            st.moments.compute_root();
+            st.pivot.compute_root();
+        }
     }
 };
 

@@ -32,6 +32,14 @@ protected:
         p.channels = channels;
         return p;
     }
+    // Estimates for the autoschedulers (the manual schedules do not read them): a
+    // [32, 256, 56, 56] tensor as the 3-D view of the layout, and its 256 channels.
+    Halide::Region estimate_tensor() const {
+        return view() == ViewLayout::nchw ? Halide::Region{{0, 3136}, {0, 256}, {0, 32}}
+                                          : Halide::Region{{0, 32 * 56 * 56}, {0, 256}, {0, 1}};
+    }
+    static Halide::Region estimate_channels() { return {{0, 256}}; }
+
     // Every view dim starts at 0 (the runtime builds them that way); stating it lets Halide drop
     // the min terms from the index math.
     template <typename BufferParam>

@@ -33,6 +33,9 @@ void* counting_halide_malloc(void* user_context, size_t size) {
 
 }  // namespace
 
+// GCC's -Wmismatched-new-delete cannot see that these replacements pair malloc with free.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void* operator new(size_t size) {
     if (counting) new_bytes += size;
     if (void* p = std::malloc(size ? size : 1)) return p;
@@ -40,6 +43,7 @@ void* operator new(size_t size) {
 }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, size_t) noexcept { std::free(p); }
+#pragma GCC diagnostic pop
 
 namespace iabn_test {
 namespace {
