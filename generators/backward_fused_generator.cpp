@@ -39,21 +39,14 @@ public:
 
     void generate() {
         const ElementTypes t = types();
-        const Type acc = t.accum;
         Var s("s"), c("c"), n("n");
         const Expr a = cast(t.compute, activation_param);
 
-        Expr w = cast(acc, weight(c));
-        Expr g = effective_scale(w, abs_weight, epsilon);
-        Func channel("channel");  // (bias, 1/g) in the compute type, as the element loops use them
-        channel(c) = Tuple(cast(t.compute, bias(c)), cast(t.compute, 1 / g));
-
-        GradSums gs = grad_sums(z, dz, c, activation, a, channel(c)[0], channel(c)[1], t.compute, acc);
-        Expr sum_dy = gs.sums(c)[0], sum_dy_xhat = gs.sums(c)[1];
-        define_param_grads(weight_grad, bias_grad, c, sum_dy, sum_dy_xhat, w, abs_weight, t.channel);
-        Expr invstd = normalizing_invstd(batch_stats, cast(acc, saved_invstd(c)), cast(acc, running_var(c)), epsilon);
-        GradCoefficients k = grad_coefficients(g, invstd, sum_dy, sum_dy_xhat, elements_per_channel(z, acc),
-                                               batch_stats, t.compute);
+        TrainingBackward b = training_backward(z, dz, weight, bias, saved_invstd, running_var, c, weight_grad, bias_grad,
+                                               epsilon, abs_weight, batch_stats, activation, activation_param, t);
+        Func channel = b.channel;
+        GradSums& gs = b.gs;
+        const GradCoefficients& k = b.k;
         Func coefficients("coefficients");
         coefficients(c) = Tuple(k.scale, k.mean_dy, k.mean_dy_xhat);
 

@@ -40,18 +40,13 @@ public:
 
     void generate() {
         const ElementTypes t = types();
-        const Type acc = t.accum;
         Var s("s"), c("c"), n("n");
 
-        BatchStatistics st = batch_statistics(x, c, acc);
-        Expr mean = st.moments(c)[0], var = st.moments(c)[1];
-        Expr invstd = inverse_std(var, epsilon);
-        define_training_outputs({saved_mean, saved_invstd, running_mean, running_var}, c, st, invstd, momentum,
-                                unbiased_running_var, t.channel);
-        Expr g = effective_scale(cast(acc, weight(c)), abs_weight, epsilon);
-        ApplyCoefficients k = apply_coefficients(mean, invstd, g, cast(acc, bias(c)), t.compute);
+        TrainingForward f = training_forward(x, weight, bias, c, {saved_mean, saved_invstd, running_mean, running_var},
+                                             epsilon, momentum, unbiased_running_var, abs_weight, t);
+        BatchStatistics& st = f.st;
         Func coefficients("coefficients");
-        coefficients(c) = Tuple(k.pivot, k.scale, k.shift);
+        coefficients(c) = Tuple(f.k.pivot, f.k.scale, f.k.shift);
 
         z(s, c, n) = undef(t.storage);
         z(s, c, n) = cast(t.storage, normalize_activate(cast(t.compute, z(s, c, n)), coefficients(c)[0],

@@ -37,19 +37,14 @@ public:
 
     void generate() {
         const ElementTypes t = types();
-        const Type acc = t.accum;
         Var c("c");
 
-        BatchStatistics st = batch_statistics(x, c, acc);
-        Expr mean = st.moments(c)[0], var = st.moments(c)[1];
-        Expr invstd = inverse_std(var, epsilon);
-        define_training_outputs({saved_mean, saved_invstd, running_mean, running_var}, c, st, invstd, momentum,
-                                unbiased_running_var, t.channel);
-        Expr g = effective_scale(cast(acc, weight(c)), abs_weight, epsilon);
-        ApplyCoefficients k = apply_coefficients(mean, invstd, g, cast(acc, bias(c)), t.compute);
-        apply_pivot(c) = k.pivot;
-        apply_scale(c) = k.scale;
-        apply_shift(c) = k.shift;
+        TrainingForward f = training_forward(x, weight, bias, c, {saved_mean, saved_invstd, running_mean, running_var},
+                                             epsilon, momentum, unbiased_running_var, abs_weight, t);
+        BatchStatistics& st = f.st;
+        apply_pivot(c) = f.k.pivot;
+        apply_scale(c) = f.k.scale;
+        apply_shift(c) = f.k.shift;
 
         zero_mins(x);
         require_dense(x, view());

@@ -6,6 +6,7 @@
 #include "backward_math.h"
 #include "channel_math.h"
 #include "tensor_view.h"
+#include "types.h"
 
 namespace iabn_gen {
 
@@ -93,6 +94,56 @@ inline void define_param_grads(Halide::Func weight_grad, Halide::Func bias_grad,
 // dx from dy and xhat: scale * (dy - mean_dy - xhat * mean_dy_xhat), or scale * dy (global).
 inline Halide::Expr grad_input(const Recovered& e, const GradCoefficients& k, const Halide::Expr& batch_stats) {
     return Halide::select(batch_stats, k.scale * (e.dy - k.mean_dy - e.xhat * k.mean_dy_xhat), k.scale * e.dy);
+}
+
+// The per-channel part of a training forward: batch statistics, the saved and running outputs,
+// and the coefficients of the apply. Shared by forward_stats and forward_fused.
+struct TrainingForward {
+    BatchStatistics st;
+    ApplyCoefficients k;
+};
+
+template <typename X, typename C>
+TrainingForward training_forward(const X& x, const C& weight, const C& bias, const Halide::Var& c,
+                                 const TrainingOutputs& outputs, const Halide::Expr& epsilon,
+                                 const Halide::Expr& momentum, const Halide::Expr& unbiased_running_var,
+                                 const Halide::Expr& abs_weight, const ElementTypes& t) {
+    using namespace Halide;
+    TrainingForward f{batch_statistics(x, c, t.accum), {}};
+    Expr invstd = inverse_std(f.st.moments(c)[1], epsilon);
+    define_training_outputs(outputs, c, f.st, invstd, momentum, unbiased_running_var, t.channel);
+    Expr g = effective_scale(cast(t.accum, weight(c)), abs_weight, epsilon);
+    f.k = apply_coefficients(f.st.moments(c)[0], invstd, g, cast(t.accum, bias(c)), t.compute);
+    return f;
+}
+
+// The per-channel part of a backward: (bias, 1/g) for recovering xhat, the sums of dy and
+// dy * xhat, the parameter gradients, and the coefficients of dx. Shared by backward_reduce and
+// backward_fused.
+struct TrainingBackward {
+    Halide::Func channel{"channel"};  // (bias, 1/g) in the compute type, as the element loops use them
+    GradSums gs;
+    GradCoefficients k;
+};
+
+template <typename Z, typename C>
+TrainingBackward training_backward(const Z& z, const Z& dz, const C& weight, const C& bias, const C& saved_invstd,
+                                   const C& running_var, const Halide::Var& c, Halide::Func weight_grad,
+                                   Halide::Func bias_grad, const Halide::Expr& epsilon, const Halide::Expr& abs_weight,
+                                   const Halide::Expr& batch_stats, const Halide::Expr& activation,
+                                   const Halide::Expr& activation_param, const ElementTypes& t) {
+    using namespace Halide;
+    TrainingBackward b;
+    Expr w = cast(t.accum, weight(c));
+    Expr g = effective_scale(w, abs_weight, epsilon);
+    b.channel(c) = Tuple(cast(t.compute, bias(c)), cast(t.compute, 1 / g));
+    b.gs = grad_sums(z, dz, c, activation, cast(t.compute, activation_param), b.channel(c)[0], b.channel(c)[1],
+                     t.compute, t.accum);
+    Expr sum_dy = b.gs.sums(c)[0], sum_dy_xhat = b.gs.sums(c)[1];
+    define_param_grads(weight_grad, bias_grad, c, sum_dy, sum_dy_xhat, w, abs_weight, t.channel);
+    Expr invstd = normalizing_invstd(batch_stats, cast(t.accum, saved_invstd(c)), cast(t.accum, running_var(c)), epsilon);
+    b.k = grad_coefficients(g, invstd, sum_dy, sum_dy_xhat, elements_per_channel(z, t.accum), batch_stats, t.compute);
+    return b;
 }
 
 }  // namespace iabn_gen
