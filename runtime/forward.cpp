@@ -21,11 +21,11 @@ void forward(const TensorRef& x, const ChannelState& state, const Options& optio
     auto bias = scratch.or_filled(state.bias, 0.0);
     auto running_mean = given(state.running_mean);
     auto running_var = given(state.running_var);
+    auto saved_mean = given(state.saved_mean);  // written with batch statistics only
+    auto saved_invstd = given(state.saved_invstd);
     const int act = static_cast<int>(options.activation);
 
     if (ck.batch_stats && detail::use_fused(k, channels)) {
-        auto saved_mean = given(state.saved_mean);
-        auto saved_invstd = given(state.saved_invstd);
         detail::run_kernel("forward_fused", [&] {
             return k.forward_fused(xv, weight, bias, options.epsilon, options.momentum, options.unbiased_running_var,
                                    abs_weight, act, options.activation_param, xv, saved_mean, saved_invstd,
@@ -36,13 +36,10 @@ void forward(const TensorRef& x, const ChannelState& state, const Options& optio
     auto pivot = scratch.filled(0), scale = scratch.filled(0), shift = scratch.filled(0);
 
     if (ck.batch_stats) {
-        auto saved_mean = given(state.saved_mean);
-        auto saved_invstd = given(state.saved_invstd);
         detail::run_kernel("forward_stats", [&] {
-            return k.forward_stats(xv, weight, bias, options.epsilon, options.momentum,
-                                   options.unbiased_running_var, abs_weight, detail::kernel_threads(), saved_mean,
-                                   saved_invstd,
-                                   running_mean, running_var, pivot, scale, shift);
+            return k.forward_stats(xv, weight, bias, options.epsilon, options.momentum, options.unbiased_running_var,
+                                   abs_weight, detail::kernel_threads(), saved_mean, saved_invstd, running_mean,
+                                   running_var, pivot, scale, shift);
         });
     } else {
         auto unused_scale = scratch.filled(0), unused_bias = scratch.filled(0), unused_inv_g = scratch.filled(0);
