@@ -1,34 +1,42 @@
-// iabn-bench: times iabn's passes against the memory-bandwidth floor, measured in the same process
-// and run, on the same buffers, with the same thread count, interleaved so that the noise of a
-// shared machine hits both alike. Reports medians, GB/s and the ratio to the floor, as a table
-// and as JSON.
+// iabn-bench: times iabn's passes against the memory-bandwidth floor and against oneDNN, measured
+// in the same process and run, on the same data, with the same thread count, interleaved so that
+// the noise of a shared machine hits all of them alike. Reports medians as a table, a JSON file
+// and a chart (README.md here says what is measured and how).
 //
-//   iabn-bench [--threads 2] [--repeats 11] [--quick] [--json iabn-bench.json]
+//   iabn-bench [--threads 2] [--repeats 11] [--quick] [--f32-only] [--no-onednn]
+//              [--json iabn-bench.json] [--png iabn-bench.png]
 //
 // Floors (DESIGN.md, "Performance model"), in passes over the tensor:
 //   forward (training):          nchw 2 (read x, write z); channels-last 3 (+ a read for the statistics)
 //   forward (global statistics): 2
 //   backward (training):         nchw 3 (read z and dz, write dx); channels-last 5 (+ reads of z and dz)
 #include "floor.h"
+#include "onednn.h"
+#include "report.h"
+#include "timing.h"
 
 #include <iabn/iabn.h>
 
 #include <omp.h>
+#include <unistd.h>
 
-#include <algorithm>
-#include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <stdexcept>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <random>
 #include <string>
-#include <unistd.h>
+#include <type_traits>
 #include <vector>
 
 namespace {
+
+using bench::Row;
 
 struct Shape {
     std::string name;
@@ -42,14 +50,11 @@ const std::vector<Shape> kShapes = {
     {"rank 2", {4096, 1024}},               {"rank 5", {8, 32, 16, 32, 32}},
 };
 
-double now() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-}
+struct Settings {
+    int threads = 2, repeats = 11;
+    bool quick = false, f64 = true, onednn = true;
+    std::string json = "iabn-bench.json", png = "iabn-bench.png";
+};
 
 std::string shape_text(const std::vector<int64_t>& s) {
     std::string out = "[";
@@ -65,25 +70,228 @@ std::string cpu_model() {
     return "unknown";
 }
 
-struct Row {
-    std::string shape_name, shape, layout, op;
-    double iabn_ms, floor_ms, floor_passes, bytes_per_pass;
-};
+// The same tensor with channels last: logical (n, c, s) goes to (n, s, c).
+template <typename T>
+std::vector<T> to_channels_last(const std::vector<T>& nchw, int64_t n, int64_t c, int64_t s) {
+    std::vector<T> out(nchw.size());
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < c; j++)
+            for (int64_t k = 0; k < s; k++) out[(i * s + k) * c + j] = nchw[(i * c + j) * s + k];
+    return out;
+}
 
-// Evicts the tensors from the caches between timed runs (the largest L3 here is 32 MB).
-struct CacheFlush {
-    std::vector<float> junk = std::vector<float>(size_t{64} << 20 >> 2, 1.0f);
-    void operator()() {
-#pragma omp parallel for simd schedule(static)
-        for (size_t i = 0; i < junk.size(); i++) junk[i] += 1.0f;
+// The comparison is only fair if oneDNN computes what iabn computes: checked once per shape
+// (max |difference| relative to max |value|). Returns the relative difference.
+double relative_difference(const std::vector<float>& dnnl_nchw, const std::vector<float>& iabn_nchw) {
+    double diff = 0, scale = 0;
+    for (size_t i = 0; i < iabn_nchw.size(); i++) {
+        diff = std::max(diff, std::abs(double(dnnl_nchw[i]) - iabn_nchw[i]));
+        scale = std::max(scale, std::abs(double(iabn_nchw[i])));
     }
-};
+    return diff / scale;
+}
+
+// Times one shape in one layout and dtype: iabn's three passes, their floors and (f32 training
+// passes) oneDNN, interleaved, `repeats` samples each after a warm-up round.
+template <typename T>
+std::vector<Row> run_shape(const Shape& sh, iabn::Layout layout, const Settings& set, std::mt19937& rng,
+                           bench::CacheFlush& flush) {
+    constexpr bool is_f32 = std::is_same<T, float>::value;
+    const iabn::DType dtype = is_f32 ? iabn::DType::f32 : iabn::DType::f64;
+    const int64_t channels = sh.nchw[1];
+    int64_t spatial = 1;
+    for (size_t i = 2; i < sh.nchw.size(); i++) spatial *= sh.nchw[i];
+    std::vector<int64_t> shape = sh.nchw;
+    if (layout == iabn::Layout::nhwc) {  // the same tensor, channels last
+        shape.erase(shape.begin() + 1);
+        shape.push_back(channels);
+    }
+    // Rank 2 is channels-last whatever the declared layout.
+    const bool channels_last = layout == iabn::Layout::nhwc || sh.nchw.size() == 2;
+    const size_t n = static_cast<size_t>(sh.nchw[0] * channels * spatial);
+
+    std::normal_distribution<T> normal(0, 1);
+    std::vector<T> x_nchw(n), dz_nchw(n);
+    for (size_t i = 0; i < n; i++) {
+        x_nchw[i] = T(0.5) + normal(rng);
+        dz_nchw[i] = normal(rng);
+    }
+    const std::vector<T> x0 = layout == iabn::Layout::nhwc ? to_channels_last(x_nchw, sh.nchw[0], channels, spatial)
+                                                           : x_nchw;
+    const std::vector<T> dz0 = layout == iabn::Layout::nhwc
+                                   ? to_channels_last(dz_nchw, sh.nchw[0], channels, spatial)
+                                   : dz_nchw;
+    std::vector<T> x(n), dz(n), z(n), w(channels, 1), b(channels, 0), rm(channels, 0), rv(channels, 1), sm(channels),
+        si(channels), wg(channels), bg(channels);
+    auto ch = [&](std::vector<T>& v) { return iabn::TensorRef{v.data(), dtype, {channels}}; };
+    const iabn::ChannelState state{ch(w), ch(b), ch(rm), ch(rv), ch(sm), ch(si)};
+    const iabn::ParamGrads grads{ch(wg), ch(bg)};
+    iabn::Options train;
+    train.activation = iabn::Activation::leaky_relu;
+    train.activation_param = 0.01;
+    train.layout = layout;
+    iabn::Options global = train;
+    global.training = false;
+    const iabn::TensorRef tx{x.data(), dtype, shape}, tdz{dz.data(), dtype, shape};
+
+    // oneDNN, f32 only (its CPU batch normalization has no f64): the same layout, and for nchw its
+    // blocked nChw16c too (rank 2 has no blocked format).
+    std::unique_ptr<bench::DnnlBnLeakyRelu> dnnl, dnnl_blocked;
+    if (is_f32 && set.onednn) {
+        const bench::DnnlFormat format = layout == iabn::Layout::nhwc ? bench::DnnlFormat::nhwc : bench::DnnlFormat::nchw;
+        dnnl = std::make_unique<bench::DnnlBnLeakyRelu>(sh.nchw, format, 0.01f);
+        dnnl->load(reinterpret_cast<const float*>(x_nchw.data()), reinterpret_cast<const float*>(dz_nchw.data()));
+        if (layout == iabn::Layout::nchw && sh.nchw.size() > 2) {
+            dnnl_blocked = std::make_unique<bench::DnnlBnLeakyRelu>(sh.nchw, bench::DnnlFormat::blocked16c, 0.01f);
+            dnnl_blocked->load(reinterpret_cast<const float*>(x_nchw.data()),
+                               reinterpret_cast<const float*>(dz_nchw.data()));
+        }
+    }
+
+    // One timed run of `run` after `prepare` and a cache flush (neither timed).
+    auto timed = [&](const std::function<void()>& prepare, const std::function<void()>& run) {
+        prepare();
+        flush();
+        const double start = bench::now();
+        run();
+        return bench::now() - start;
+    };
+    auto restore_x = [&] { std::memcpy(x.data(), x0.data(), n * sizeof(T)); };
+    auto restore_z_dz = [&] {
+        std::memcpy(x.data(), z.data(), n * sizeof(T));
+        std::memcpy(dz.data(), dz0.data(), n * sizeof(T));
+    };
+    // z and the saved statistics for the backward.
+    restore_x();
+    iabn::forward(tx, state, train);
+    z = x;
+
+    // x = z and dz = dx from iabn, against oneDNN's output and input gradient.
+    if (dnnl) {
+        restore_z_dz();
+        iabn::backward(tx, tdz, state, grads, train);
+        auto logical = [&](const std::vector<T>& v) {
+            std::vector<float> out(n);
+            for (int64_t i = 0; i < sh.nchw[0]; i++)
+                for (int64_t c = 0; c < channels; c++)
+                    for (int64_t k = 0; k < spatial; k++) {
+                        const int64_t at = layout == iabn::Layout::nhwc ? (i * spatial + k) * channels + c
+                                                                        : (i * channels + c) * spatial + k;
+                        out[(i * channels + c) * spatial + k] = static_cast<float>(v[at]);
+                    }
+            return out;
+        };
+        const std::vector<float> z_nchw = logical(x), dx_nchw = logical(dz);
+        for (bench::DnnlBnLeakyRelu* d : {dnnl.get(), dnnl_blocked.get()}) {
+            if (d == nullptr) continue;
+            d->restore_forward();
+            d->forward();
+            d->restore_backward();
+            d->backward();
+            // A different forward output means a different problem: stop. oneDNN 2.6's backward
+            // is off by O(1) on some shapes (e.g. [24,256,56,56]; iabn matches the float64
+            // reference there): report it, and still time it (it does the same work).
+            const double fwd_diff = relative_difference(d->output_nchw(), z_nchw);
+            if (!(fwd_diff <= 1e-3)) {
+                throw std::runtime_error("oneDNN and iabn disagree on the forward output: max relative difference " +
+                                         std::to_string(fwd_diff));
+            }
+            const double bwd_diff = relative_difference(d->grad_input_nchw(), dx_nchw);
+            if (!(bwd_diff <= 1e-3)) {
+                std::printf("note: oneDNN (%s) input gradient differs from iabn's by %.2g of its max |value| here\n",
+                            bench::to_string(d == dnnl.get() && layout == iabn::Layout::nhwc
+                                                 ? bench::DnnlFormat::nhwc
+                                                 : d == dnnl.get() ? bench::DnnlFormat::nchw
+                                                                   : bench::DnnlFormat::blocked16c),
+                            bwd_diff);
+            }
+        }
+    }
+
+    double sink = 0;
+    std::vector<double> fwd, fwd_floor, glob, glob_floor, bwd, bwd_floor, dn_fwd, dn_bwd, dnb_fwd, dnb_bwd;
+    for (int r = 0; r < set.repeats + 1; r++) {
+        const bool keep = r > 0;  // round 0 warms up
+        auto sample = [&](std::vector<double>& into, double t) {
+            if (keep) into.push_back(t);
+        };
+        sample(fwd, timed(restore_x, [&] { iabn::forward(tx, state, train); }));
+        sample(fwd_floor, timed(restore_x, [&] {
+                   if (channels_last) sink += bench::floor_read(x.data(), n);
+                   bench::floor_scale(x.data(), n);
+               }));
+        sample(glob, timed(restore_x, [&] { iabn::forward(tx, state, global); }));
+        sample(glob_floor, timed(restore_x, [&] { bench::floor_scale(x.data(), n); }));
+        sample(bwd, timed(restore_z_dz, [&] { iabn::backward(tx, tdz, state, grads, train); }));
+        sample(bwd_floor, timed(restore_z_dz, [&] {
+                   if (channels_last) sink += bench::floor_read(x.data(), n) + bench::floor_read(dz.data(), n);
+                   bench::floor_combine(dz.data(), x.data(), n);
+               }));
+        for (auto [d, f, bw] : {std::make_tuple(dnnl.get(), &dn_fwd, &dn_bwd),
+                                std::make_tuple(dnnl_blocked.get(), &dnb_fwd, &dnb_bwd)}) {
+            if (d == nullptr) continue;
+            sample(*f, timed([&] { d->restore_forward(); }, [&] { d->forward(); }));
+            sample(*bw, timed([&] { d->restore_backward(); }, [&] { d->backward(); }));
+        }
+    }
+    if (sink == 12345.678) std::printf(" ");  // keeps the floor reads alive
+
+    const std::string layout_name = sh.nchw.size() == 2 ? "rank2" : iabn::to_string(layout);
+    std::vector<Row> rows;
+    auto add = [&](const char* pass, const std::vector<double>& t, const std::vector<double>& t_floor, double passes,
+                   const std::vector<double>& t_dnnl, const std::vector<double>& t_blocked) {
+        Row row;
+        row.shape_name = sh.name;
+        row.shape = shape_text(shape);
+        row.layout = layout_name;
+        row.dtype = is_f32 ? "f32" : "f64";
+        row.pass = pass;
+        row.iabn_ms = bench::median(t) * 1e3;
+        row.floor_ms = bench::median(t_floor) * 1e3;
+        row.floor_passes = passes;
+        row.tensor_bytes = double(n) * sizeof(T);
+        row.onednn_ms = bench::median(t_dnnl) * 1e3;
+        row.onednn_blocked_ms = bench::median(t_blocked) * 1e3;
+        bench::print_row(row);
+        rows.push_back(row);
+    };
+    add("fwd-train", fwd, fwd_floor, channels_last ? 3 : 2, dn_fwd, dnb_fwd);
+    add("fwd-global", glob, glob_floor, 2, {}, {});
+    add("bwd-train", bwd, bwd_floor, channels_last ? 5 : 3, dn_bwd, dnb_bwd);
+    return rows;
+}
+
+Settings parse(int argc, char** argv) {
+    Settings set;
+    for (int i = 1; i < argc; i++) {
+        const std::string a = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) throw std::runtime_error("missing value after " + a);
+            return argv[++i];
+        };
+        if (a == "--threads") set.threads = std::stoi(value());
+        else if (a == "--repeats") set.repeats = std::max(3, std::stoi(value()));
+        else if (a == "--quick") set.quick = true;
+        else if (a == "--f32-only") set.f64 = false;
+        else if (a == "--no-onednn") set.onednn = false;
+        else if (a == "--json") set.json = value();
+        else if (a == "--png") set.png = value();
+        else {
+            std::fprintf(stderr,
+                         "usage: iabn-bench [--threads 2] [--repeats 11] [--quick] [--f32-only] [--no-onednn]\n"
+                         "                  [--json iabn-bench.json] [--png iabn-bench.png]\n");
+            std::exit(a == "--help" ? 0 : 2);
+        }
+    }
+    if (set.quick) set.repeats = 3;
+    return set;
+}
 
 }  // namespace
 
 int main(int argc, char** argv) try {
-    // OpenMP's idle threads spin after each parallel region by default (the floor and the cache
-    // flush are OpenMP loops): on a 2-core machine they would take the cores from iabn's threads
+    // OpenMP's idle threads spin after each parallel region by default (the floor, the cache flush
+    // and oneDNN run on OpenMP): on a 2-core machine they would take the cores from iabn's threads
     // in the run that follows (measured: 1.4x -> 2.1x on the nchw forward). libgomp reads
     // OMP_WAIT_POLICY once, at load time, so set it and start again.
     if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
@@ -92,149 +300,40 @@ int main(int argc, char** argv) try {
         std::perror("iabn-bench: re-exec with OMP_WAIT_POLICY=passive");
         return 1;
     }
-    int threads = 2, repeats = 11;
-    bool quick = false;
-    std::string json_path = "iabn-bench.json";
-    for (int i = 1; i < argc; i++) {
-        const std::string a = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) throw std::runtime_error("missing value after " + a);
-            return argv[++i];
-        };
-        if (a == "--threads") threads = std::stoi(value());
-        else if (a == "--repeats") repeats = std::max(3, std::stoi(value()));
-        else if (a == "--quick") quick = true;
-        else if (a == "--json") json_path = value();
-        else {
-            std::fprintf(stderr, "usage: iabn-bench [--threads 2] [--repeats 11] [--quick] [--json FILE]\n");
-            return a == "--help" ? 0 : 2;
-        }
-    }
-    if (quick) repeats = 3;
-    iabn::set_num_threads(threads);
-    omp_set_num_threads(threads);
+    const Settings set = parse(argc, argv);
+    iabn::set_num_threads(set.threads);
+    omp_set_num_threads(set.threads);
 
+    bench::RunInfo info;
     char date[32];
     const std::time_t t = std::time(nullptr);
     std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&t));
-    std::string command;
-    for (int i = 0; i < argc; i++) command += (i ? " " : "") + std::string(argv[i]);
-    std::printf("iabn-bench  %s  %s, %d threads, kernels %s\ncommand: %s\n", date, cpu_model().c_str(), threads,
-                iabn::kernel_target().c_str(), command.c_str());
-    std::printf("f32, leaky_relu(0.01); medians of %d interleaved runs, caches flushed before each\n\n", repeats);
-    std::printf("%-16s %-22s %-6s %-10s %9s %9s %7s %8s\n", "shape", "", "layout", "pass", "iabn ms", "floor ms", "ratio",
-                "GB/s");
+    info.date = date;
+    info.cpu = cpu_model();
+    info.kernel_target = iabn::kernel_target();
+    info.threads = set.threads;
+    info.repeats = set.repeats;
+    for (int i = 0; i < argc; i++) info.command += (i ? " " : "") + std::string(argv[i]);
+    bench::print_header(info);
 
-    CacheFlush flush;
-    std::vector<Row> rows;
+    bench::CacheFlush flush;
     std::mt19937 rng(12345);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    const std::vector<Shape> shapes = quick ? std::vector<Shape>{kShapes[1], kShapes[6]} : kShapes;
-    for (const Shape& sh : shapes) {
-        for (iabn::Layout layout : {iabn::Layout::nchw, iabn::Layout::nhwc}) {
-            std::vector<int64_t> shape = sh.nchw;
-            if (layout == iabn::Layout::nhwc) {  // the same tensor, channels last
-                shape.erase(shape.begin() + 1);
-                shape.push_back(sh.nchw[1]);
+    std::vector<Row> rows;
+    const std::vector<Shape> shapes = set.quick ? std::vector<Shape>{kShapes[1], kShapes[6]} : kShapes;
+    for (bool f64 : {false, true}) {
+        if (f64 && !set.f64) continue;
+        for (const Shape& sh : shapes) {
+            for (iabn::Layout layout : {iabn::Layout::nchw, iabn::Layout::nhwc}) {
+                if (sh.nchw.size() == 2 && layout == iabn::Layout::nhwc) continue;  // rank 2: one run
+                std::vector<Row> r = f64 ? run_shape<double>(sh, layout, set, rng, flush)
+                                         : run_shape<float>(sh, layout, set, rng, flush);
+                rows.insert(rows.end(), r.begin(), r.end());
             }
-            const int64_t channels = sh.nchw[1];
-            // Rank 2 is channels-last whatever the declared layout: one run of it is enough.
-            const bool channels_last = layout == iabn::Layout::nhwc || sh.nchw.size() == 2;
-            if (sh.nchw.size() == 2 && layout == iabn::Layout::nhwc) continue;
-            size_t n = 1;
-            for (int64_t d : shape) n *= static_cast<size_t>(d);
-            const double bytes = double(n) * sizeof(float);
-
-            std::vector<float> x0(n), x(n), dz0(n), dz(n), w(channels, 1.0f), b(channels, 0.0f), rm(channels, 0.0f),
-                rv(channels, 1.0f), sm(channels), si(channels), wg(channels), bg(channels);
-            for (size_t i = 0; i < n; i++) {
-                x0[i] = 0.5f + normal(rng);
-                dz0[i] = normal(rng);
-            }
-            auto ch = [&](std::vector<float>& v) { return iabn::TensorRef{v.data(), iabn::DType::f32, {channels}}; };
-            const iabn::ChannelState state{ch(w), ch(b), ch(rm), ch(rv), ch(sm), ch(si)};
-            const iabn::ParamGrads grads{ch(wg), ch(bg)};
-            iabn::Options train;
-            train.activation = iabn::Activation::leaky_relu;
-            train.activation_param = 0.01;
-            train.layout = layout;
-            iabn::Options global = train;
-            global.training = false;
-            const iabn::TensorRef tx{x.data(), iabn::DType::f32, shape}, tdz{dz.data(), iabn::DType::f32, shape};
-
-            // One timed run of `f`, after restoring the tensors and flushing the caches (not timed).
-            auto timed = [&](const std::function<void()>& f) {
-                std::memcpy(x.data(), x0.data(), n * sizeof(float));
-                std::memcpy(dz.data(), dz0.data(), n * sizeof(float));
-                flush();
-                const double start = now();
-                f();
-                return now() - start;
-            };
-            double sink = 0;
-            std::vector<double> fwd, fwd_floor, glob, glob_floor, bwd, bwd_floor;
-            for (int r = 0; r < repeats + 1; r++) {
-                const double a = timed([&] { iabn::forward(tx, state, train); });
-                const double a_floor = timed([&] {
-                    if (channels_last) sink += bench::floor_read(x.data(), n);
-                    bench::floor_scale(x.data(), n);
-                });
-                const double g = timed([&] { iabn::forward(tx, state, global); });
-                const double g_floor = timed([&] { bench::floor_scale(x.data(), n); });
-                iabn::forward(tx, state, train);  // z and the saved statistics for the backward
-                const std::vector<float> z = x;
-                // The backward reads z (not x0): restore it by hand rather than through timed().
-                std::memcpy(x.data(), z.data(), n * sizeof(float));
-                std::memcpy(dz.data(), dz0.data(), n * sizeof(float));
-                flush();
-                double start = now();
-                iabn::backward(tx, tdz, state, grads, train);
-                const double bd = now() - start;
-                std::memcpy(dz.data(), dz0.data(), n * sizeof(float));
-                flush();
-                start = now();
-                if (channels_last) sink += bench::floor_read(x.data(), n) + bench::floor_read(dz.data(), n);
-                bench::floor_combine(dz.data(), x.data(), n);
-                const double bd_floor = now() - start;
-                if (r == 0) continue;  // warm-up
-                fwd.push_back(a);
-                fwd_floor.push_back(a_floor);
-                glob.push_back(g);
-                glob_floor.push_back(g_floor);
-                bwd.push_back(bd);
-                bwd_floor.push_back(bd_floor);
-            }
-            if (sink == 12345.678) std::printf(" ");  // keeps the floor reads alive
-            const std::string layout_name = sh.nchw.size() == 2 ? "rank2" : iabn::to_string(layout);
-            auto add = [&](const char* op, const std::vector<double>& t_iabn, const std::vector<double>& t_floor,
-                           double passes) {
-                Row row{sh.name, shape_text(shape), layout_name, op, median(t_iabn) * 1e3, median(t_floor) * 1e3, passes,
-                        bytes};
-                std::printf("%-16s %-22s %-6s %-10s %9.3f %9.3f %7.2f %8.1f\n", row.shape_name.c_str(), row.shape.c_str(),
-                            row.layout.c_str(), row.op.c_str(), row.iabn_ms, row.floor_ms, row.iabn_ms / row.floor_ms,
-                            passes * bytes / (row.iabn_ms * 1e-3) / 1e9);
-                rows.push_back(row);
-            };
-            add("fwd-train", fwd, fwd_floor, channels_last ? 3 : 2);
-            add("fwd-global", glob, glob_floor, 2);
-            add("bwd-train", bwd, bwd_floor, channels_last ? 5 : 3);
-            std::fflush(stdout);
         }
     }
-
-    std::ofstream json(json_path);
-    json << "{\n  \"date\": \"" << date << "\",\n  \"cpu\": \"" << cpu_model() << "\",\n  \"threads\": " << threads
-         << ",\n  \"kernel_target\": \"" << iabn::kernel_target() << "\",\n  \"command\": \"" << command
-         << "\",\n  \"repeats\": " << repeats << ",\n  \"rows\": [\n";
-    for (size_t i = 0; i < rows.size(); i++) {
-        const Row& r = rows[i];
-        json << "    {\"shape_name\": \"" << r.shape_name << "\", \"shape\": \"" << r.shape << "\", \"layout\": \""
-             << r.layout << "\", \"pass\": \"" << r.op << "\", \"iabn_ms\": " << r.iabn_ms << ", \"floor_ms\": "
-             << r.floor_ms << ", \"floor_passes\": " << r.floor_passes << ", \"ratio\": " << r.iabn_ms / r.floor_ms
-             << ", \"tensor_bytes\": " << r.bytes_per_pass << "}" << (i + 1 < rows.size() ? "," : "") << "\n";
-    }
-    json << "  ]\n}\n";
-    std::printf("\nwrote %s\n", json_path.c_str());
+    bench::write_json(set.json, info, rows);
+    std::printf("\nwrote %s\n", set.json.c_str());
+    if (bench::write_chart(set.png, info, rows)) std::printf("wrote %s\n", set.png.c_str());
     return 0;
 } catch (const std::exception& e) {
     std::fprintf(stderr, "iabn-bench: %s\n", e.what());

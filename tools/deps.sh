@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, quietly, whatever of iabn's build and test dependencies is missing (Debian 12).
 set -euo pipefail
-packages=(cmake ninja-build g++ libgtest-dev libhalide14-0-dev)
+# libdnnl-dev and gnuplot-nox: the benchmark's oneDNN comparison and its chart (bench/).
+packages=(cmake ninja-build g++ libgtest-dev libhalide14-0-dev libdnnl-dev gnuplot-nox)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,115 @@
+#include "report.h"
+
+#include <cstdio>
+#include <fstream>
+#include <stdexcept>
+
+namespace bench {
+namespace {
+
+double gbps(const Row& r) { return r.floor_passes * r.tensor_bytes / (r.iabn_ms * 1e-3) / 1e9; }
+
+// "12.345" or "-" when not measured.
+std::string ms_or_dash(double ms, const char* format) {
+    if (ms <= 0) return "-";
+    char buf[32];
+    std::snprintf(buf, sizeof buf, format, ms);
+    return buf;
+}
+
+std::string json_number(double v) {
+    if (v <= 0) return "null";
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.6g", v);
+    return buf;
+}
+
+}  // namespace
+
+void print_header(const RunInfo& info) {
+    std::printf("iabn-bench  %s  %s, %d threads, kernels %s\ncommand: %s\n", info.date.c_str(), info.cpu.c_str(),
+                info.threads, info.kernel_target.c_str(), info.command.c_str());
+    std::printf("leaky_relu(0.01); medians of %d interleaved runs, caches flushed before each; ratio = iabn / floor; "
+                "x = oneDNN time / iabn time\n\n",
+                info.repeats);
+    std::printf("%-16s %-20s %-6s %-4s %-10s %8s %8s %6s %6s %9s %6s %9s %6s\n", "shape", "", "layout", "type", "pass",
+                "iabn ms", "floor ms", "ratio", "GB/s", "oneDNN ms", "x", "16c ms", "x");
+}
+
+void print_row(const Row& r) {
+    auto speedup = [&](double other) { return other > 0 ? ms_or_dash(other / r.iabn_ms, "%.2f") : std::string("-"); };
+    std::printf("%-16s %-20s %-6s %-4s %-10s %8.3f %8.3f %6.2f %6.1f %9s %6s %9s %6s\n", r.shape_name.c_str(),
+                r.shape.c_str(), r.layout.c_str(), r.dtype.c_str(), r.pass.c_str(), r.iabn_ms, r.floor_ms,
+                r.iabn_ms / r.floor_ms, gbps(r), ms_or_dash(r.onednn_ms, "%.3f").c_str(), speedup(r.onednn_ms).c_str(),
+                ms_or_dash(r.onednn_blocked_ms, "%.3f").c_str(), speedup(r.onednn_blocked_ms).c_str());
+    std::fflush(stdout);
+}
+
+void write_json(const std::string& path, const RunInfo& info, const std::vector<Row>& rows) {
+    std::ofstream json(path);
+    if (!json) throw std::runtime_error("cannot write " + path);
+    json << "{\n  \"date\": \"" << info.date << "\",\n  \"cpu\": \"" << info.cpu << "\",\n  \"threads\": " << info.threads
+         << ",\n  \"kernel_target\": \"" << info.kernel_target << "\",\n  \"command\": \"" << info.command
+         << "\",\n  \"repeats\": " << info.repeats << ",\n  \"rows\": [\n";
+    for (size_t i = 0; i < rows.size(); i++) {
+        const Row& r = rows[i];
+        json << "    {\"shape_name\": \"" << r.shape_name << "\", \"shape\": \"" << r.shape << "\", \"layout\": \""
+             << r.layout << "\", \"dtype\": \"" << r.dtype << "\", \"pass\": \"" << r.pass
+             << "\", \"iabn_ms\": " << json_number(r.iabn_ms) << ", \"floor_ms\": " << json_number(r.floor_ms)
+             << ", \"floor_passes\": " << r.floor_passes << ", \"ratio\": " << json_number(r.iabn_ms / r.floor_ms)
+             << ", \"tensor_bytes\": " << r.tensor_bytes << ", \"onednn_ms\": " << json_number(r.onednn_ms)
+             << ", \"onednn_nchw16c_ms\": " << json_number(r.onednn_blocked_ms) << "}"
+             << (i + 1 < rows.size() ? "," : "") << "\n";
+    }
+    json << "  ]\n}\n";
+}
+
+bool write_chart(const std::string& png, const RunInfo& info, const std::vector<Row>& rows) {
+    // One data line per f32 (shape, layout): the ratios to the floor of the two training passes.
+    const std::string dat = png + ".dat";
+    {
+        std::ofstream out(dat);
+        out << "# label iabn_fwd onednn_fwd onednn16c_fwd iabn_bwd onednn_bwd onednn16c_bwd\n";
+        for (size_t i = 0; i < rows.size(); i++) {
+            const Row& f = rows[i];
+            if (f.dtype != "f32" || f.pass != "fwd-train") continue;
+            const Row* b = nullptr;
+            for (const Row& r : rows) {
+                if (r.dtype == f.dtype && r.shape == f.shape && r.layout == f.layout && r.pass == "bwd-train") b = &r;
+            }
+            if (b == nullptr) continue;
+            auto ratio = [](double ms, double floor_ms) { return ms > 0 ? std::to_string(ms / floor_ms) : "?"; };
+            out << "\"" << f.shape << " " << f.layout << "\" " << ratio(f.iabn_ms, f.floor_ms) << " "
+                << ratio(f.onednn_ms, f.floor_ms) << " " << ratio(f.onednn_blocked_ms, f.floor_ms) << " "
+                << ratio(b->iabn_ms, b->floor_ms) << " " << ratio(b->onednn_ms, b->floor_ms) << " "
+                << ratio(b->onednn_blocked_ms, b->floor_ms) << "\n";
+        }
+    }
+    FILE* gp = popen("gnuplot 2>&1", "w");
+    if (gp == nullptr) {
+        std::fprintf(stderr, "iabn-bench: cannot run gnuplot (apt-get install gnuplot-nox): no chart\n");
+        return false;
+    }
+    std::fprintf(gp,
+                 "set terminal pngcairo size 1400,900 font ',10'\nset output '%s'\n"
+                 "set datafile missing '?'\nset style data histograms\nset style histogram clustered gap 1\n"
+                 "set style fill solid 0.8 border -1\nset boxwidth 0.9\nset grid ytics\nset logscale y 2\nset yrange [0.5:*]\n"
+                 "set xtics rotate by -30 left\nset key top left\nset ylabel 'time / memory-bandwidth floor (log scale)'\n"
+                 "set multiplot layout 2,1 title 'iabn-bench %s, %s, %d threads, f32 (1 = floor)'\n"
+                 "set title 'forward (training)'\n"
+                 "plot '%s' using 2:xtic(1) title 'iabn', '' using 3 title 'oneDNN bn + eltwise (same layout)', "
+                 "'' using 4 title 'oneDNN nChw16c', 1 with lines lw 2 lc 'black' notitle\n"
+                 "set title 'backward (training)'\n"
+                 "plot '%s' using 5:xtic(1) title 'iabn', '' using 6 title 'oneDNN bn + eltwise (same layout)', "
+                 "'' using 7 title 'oneDNN nChw16c', 1 with lines lw 2 lc 'black' notitle\n"
+                 "unset multiplot\n",
+                 png.c_str(), info.date.c_str(), info.cpu.c_str(), info.threads, dat.c_str(), dat.c_str());
+    const int status = pclose(gp);
+    if (status != 0) {
+        std::fprintf(stderr, "iabn-bench: gnuplot failed (status %d): no chart\n", status);
+        return false;
+    }
+    return true;
+}
+
+}  // namespace bench

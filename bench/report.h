@@ -1,0 +1,29 @@
+// What iabn-bench prints and writes: the table, the JSON file and the chart.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace bench {
+
+// One pass of one shape: iabn against its floor and, where measured (f32 training passes),
+// oneDNN in the same memory format and in its blocked nChw16c format. 0 ms = not measured.
+struct Row {
+    std::string shape_name, shape, layout, dtype, pass;
+    double iabn_ms = 0, floor_ms = 0, floor_passes = 0, tensor_bytes = 0;
+    double onednn_ms = 0, onednn_blocked_ms = 0;
+};
+
+struct RunInfo {
+    std::string date, cpu, kernel_target, command;
+    int threads = 0, repeats = 0;
+};
+
+void print_header(const RunInfo& info);
+void print_row(const Row& row);
+void write_json(const std::string& path, const RunInfo& info, const std::vector<Row>& rows);
+// Ratio to the floor per shape, iabn against oneDNN (f32 training passes), drawn by gnuplot
+// into `png`. Returns false (after saying why) when gnuplot is missing or fails.
+bool write_chart(const std::string& png, const RunInfo& info, const std::vector<Row>& rows);
+
+}  // namespace bench
