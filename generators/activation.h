@@ -41,8 +41,9 @@ inline Halide::Expr inverse_activation(const Halide::Expr& z, const Halide::Expr
     Type t = z.type();
     Expr one_step = t.bits() == 64 ? Expr(std::numeric_limits<double>::epsilon() / 2)
                                    : Expr(std::numeric_limits<float>::epsilon() / 2);
-    Expr u = max(z / a, cast(t, -1) + cast(t, one_step));
-    Expr negative = select(act == activation_code(Activation::leaky_relu), z / a, log1p_accurate(u));
+    Expr z_over_a = z * (1 / a);  // a multiply, not a divide, per element: 1 / a is loop-invariant
+    Expr u = max(z_over_a, cast(t, -1) + cast(t, one_step));
+    Expr negative = select(act == activation_code(Activation::leaky_relu), z_over_a, log1p_accurate(u));
     return select(act == activation_code(Activation::identity) || z >= 0, z, negative);
 }
 
@@ -53,7 +54,7 @@ inline Halide::Expr derivative_factor(const Halide::Expr& z, const Halide::Expr&
     using namespace Halide;
     using iabn::Activation;
     Type t = z.type();
-    Expr saturated = z / a <= cast(t, -1);
+    Expr saturated = z * (1 / a) <= cast(t, -1);  // the same quotient inverse_activation() clamps
     Expr elu_factor = select(saturated, cast(t, 0), z + a);
     Expr negative = select(act == activation_code(Activation::leaky_relu), a, elu_factor);
     return select(act == activation_code(Activation::identity) || z >= 0, cast(t, 1), negative);

@@ -46,10 +46,6 @@ struct GradCoefficients {
     Halide::Expr scale, mean_dy, mean_dy_xhat;
 };
 
-}  // namespace iabn_gen
-
-namespace iabn_gen {
-
 // Per-channel coefficients of the backward apply; with global statistics the gradient does not
 // flow through the mean and variance, so only the scale term remains.
 inline GradCoefficients grad_coefficients(const Halide::Expr& g, const Halide::Expr& invstd,

@@ -13,15 +13,12 @@ void init_halide_runtime();
 int kernel_threads();
 void set_kernel_threads(int n);
 
-// Runs one kernel call; a non-zero Halide status becomes an iabn::Error naming the kernel and
-// carrying Halide's message.
-template <typename Call>
-void run_kernel(const char* kernel, Call&& call);
-
 void throw_kernel_error(const char* kernel, int status);
 void begin_kernel_call();
 void end_kernel_call();
 
+// Runs one kernel call; a non-zero Halide status becomes an iabn::Error naming the kernel and
+// carrying Halide's message.
 template <typename Call>
 void run_kernel(const char* kernel, Call&& call) {
     begin_kernel_call();
