@@ -80,15 +80,18 @@ std::vector<T> to_channels_last(const std::vector<T>& nchw, int64_t n, int64_t c
     return out;
 }
 
-// The comparison is only fair if oneDNN computes what iabn computes: checked once per shape
-// (max |difference| relative to max |value|). Returns the relative difference.
+// The comparison is only fair if oneDNN computes what iabn computes: checked once per shape,
+// norm-wise (||a - b|| / ||b||). Not element-wise: an element whose BN output rounds to the kink
+// (0) can take the other slope of leaky_relu in one library, which changes its gradient by O(1)
+// and is equally right.
 double relative_difference(const std::vector<float>& dnnl_nchw, const std::vector<float>& iabn_nchw) {
-    double diff = 0, scale = 0;
+    double diff = 0, norm = 0;
     for (size_t i = 0; i < iabn_nchw.size(); i++) {
-        diff = std::max(diff, std::abs(double(dnnl_nchw[i]) - iabn_nchw[i]));
-        scale = std::max(scale, std::abs(double(iabn_nchw[i])));
+        const double d = double(dnnl_nchw[i]) - iabn_nchw[i];
+        diff += d * d;
+        norm += double(iabn_nchw[i]) * iabn_nchw[i];
     }
-    return diff / scale;
+    return std::sqrt(diff / norm);
 }
 
 // Times one shape in one layout and dtype: iabn's three passes, their floors and (f32 training
@@ -188,22 +191,13 @@ std::vector<Row> run_shape(const Shape& sh, iabn::Layout layout, const Settings&
             d->forward();
             d->restore_backward();
             d->backward();
-            // A different forward output means a different problem: stop. oneDNN 2.6's backward
-            // is off by O(1) on some shapes (e.g. [24,256,56,56]; iabn matches the float64
-            // reference there): report it, and still time it (it does the same work).
-            const double fwd_diff = relative_difference(d->output_nchw(), z_nchw);
-            if (!(fwd_diff <= 1e-3)) {
-                throw std::runtime_error("oneDNN and iabn disagree on the forward output: max relative difference " +
-                                         std::to_string(fwd_diff));
-            }
-            const double bwd_diff = relative_difference(d->grad_input_nchw(), dx_nchw);
-            if (!(bwd_diff <= 1e-3)) {
-                std::printf("note: oneDNN (%s) input gradient differs from iabn's by %.2g of its max |value| here\n",
-                            bench::to_string(d == dnnl.get() && layout == iabn::Layout::nhwc
-                                                 ? bench::DnnlFormat::nhwc
-                                                 : d == dnnl.get() ? bench::DnnlFormat::nchw
-                                                                   : bench::DnnlFormat::blocked16c),
-                            bwd_diff);
+            for (auto [what, diff] : {std::make_pair("forward output", relative_difference(d->output_nchw(), z_nchw)),
+                                      std::make_pair("input gradient",
+                                                     relative_difference(d->grad_input_nchw(), dx_nchw))}) {
+                if (!(diff <= 1e-2)) {
+                    throw std::runtime_error(std::string("oneDNN and iabn disagree on the ") + what +
+                                             ": norm-wise relative difference " + std::to_string(diff));
+                }
             }
         }
     }
