@@ -4,6 +4,7 @@
 // and a chart (README.md here says what is measured and how).
 //
 //   iabn-bench [--threads 2] [--repeats 11] [--quick] [--f32-only] [--no-onednn]
+//              [--shape NAME|DIMS]... [--layout nchw|nhwc]
 //              [--json iabn-bench.json] [--png iabn-bench.png]
 //
 // Floors (DESIGN.md, "Performance model"), in passes over the tensor:
@@ -20,6 +21,7 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
@@ -53,6 +55,8 @@ const std::vector<Shape> kShapes = {
 struct Settings {
     int threads = 2, repeats = 11;
     bool quick = false, f64 = true, onednn = true;
+    std::vector<std::string> shapes;  // --shape: names or dims to run (all when empty)
+    std::string layout;               // --layout: nchw or nhwc only (both when empty)
     std::string json = "iabn-bench.json", png = "iabn-bench.png";
 };
 
@@ -60,6 +64,13 @@ std::string shape_text(const std::vector<int64_t>& s) {
     std::string out = "[";
     for (size_t i = 0; i < s.size(); i++) out += (i ? "," : "") + std::to_string(s[i]);
     return out + "]";
+}
+
+// --shape W picks a shape whose name is W ("resnet50 stage1") or whose dims are W ("32x256x56x56").
+bool selects(const std::string& want, const Shape& sh) {
+    std::string dims;
+    for (size_t i = 0; i < sh.nchw.size(); i++) dims += (i ? "x" : "") + std::to_string(sh.nchw[i]);
+    return want == sh.name || want == dims;
 }
 
 std::string cpu_model() {
@@ -255,6 +266,32 @@ std::vector<Row> run_shape(const Shape& sh, iabn::Layout layout, const Settings&
     return rows;
 }
 
+// The two stream rates of this machine (RunInfo::read_gbs, read_write_gbs), medians of the same
+// repeats as the shapes, on 128 MB: more than any cache here.
+void measure_memory(bench::RunInfo& info, const Settings& set, bench::CacheFlush& flush) {
+    const size_t n = size_t{128} << 20 >> 2;
+    std::vector<float> buf(n, 1.0f);
+    std::vector<double> read, read_write;
+    double sink = 0;
+    for (int r = 0; r < set.repeats + 1; r++) {
+        flush();
+        double start = bench::now();
+        sink += bench::floor_read(buf.data(), n);
+        const double t_read = bench::now() - start;
+        flush();
+        start = bench::now();
+        bench::floor_scale(buf.data(), n);
+        const double t_read_write = bench::now() - start;
+        if (r == 0) continue;  // warm-up
+        read.push_back(t_read);
+        read_write.push_back(t_read_write);
+    }
+    if (sink == 12345.678) std::printf(" ");  // keeps the reads alive
+    const double bytes = double(n) * sizeof(float);
+    info.read_gbs = bytes / bench::median(read) / 1e9;
+    info.read_write_gbs = 2 * bytes / bench::median(read_write) / 1e9;
+}
+
 Settings parse(int argc, char** argv) {
     Settings set;
     for (int i = 1; i < argc; i++) {
@@ -268,16 +305,25 @@ Settings parse(int argc, char** argv) {
         else if (a == "--quick") set.quick = true;
         else if (a == "--f32-only") set.f64 = false;
         else if (a == "--no-onednn") set.onednn = false;
+        else if (a == "--shape") set.shapes.push_back(value());
+        else if (a == "--layout") set.layout = value();
         else if (a == "--json") set.json = value();
         else if (a == "--png") set.png = value();
         else {
             std::fprintf(stderr,
                          "usage: iabn-bench [--threads 2] [--repeats 11] [--quick] [--f32-only] [--no-onednn]\n"
+                         "                  [--shape NAME|DIMS]... [--layout nchw|nhwc]\n"
                          "                  [--json iabn-bench.json] [--png iabn-bench.png]\n");
             std::exit(a == "--help" ? 0 : 2);
         }
     }
     if (set.quick) set.repeats = 3;
+    if (!set.layout.empty() && set.layout != "nchw" && set.layout != "nhwc")
+        throw std::runtime_error("--layout takes nchw or nhwc, not '" + set.layout + "'");
+    for (const std::string& want : set.shapes) {
+        if (std::none_of(kShapes.begin(), kShapes.end(), [&](const Shape& sh) { return selects(want, sh); }))
+            throw std::runtime_error("--shape '" + want + "' names none of the benchmark's shapes");
+    }
     return set;
 }
 
@@ -308,17 +354,26 @@ int main(int argc, char** argv) try {
     info.threads = set.threads;
     info.repeats = set.repeats;
     for (int i = 0; i < argc; i++) info.command += (i ? " " : "") + std::string(argv[i]);
+    bench::CacheFlush flush;
+    measure_memory(info, set, flush);
     bench::print_header(info);
 
-    bench::CacheFlush flush;
     std::mt19937 rng(12345);
     std::vector<Row> rows;
-    const std::vector<Shape> shapes = set.quick ? std::vector<Shape>{kShapes[1], kShapes[6]} : kShapes;
+    std::vector<Shape> shapes = set.quick ? std::vector<Shape>{kShapes[1], kShapes[6]} : kShapes;
+    if (!set.shapes.empty()) {
+        std::vector<Shape> picked;
+        for (const Shape& sh : kShapes)
+            if (std::any_of(set.shapes.begin(), set.shapes.end(), [&](const std::string& w) { return selects(w, sh); }))
+                picked.push_back(sh);
+        shapes = picked;
+    }
     for (bool f64 : {false, true}) {
         if (f64 && !set.f64) continue;
         for (const Shape& sh : shapes) {
             for (iabn::Layout layout : {iabn::Layout::nchw, iabn::Layout::nhwc}) {
                 if (sh.nchw.size() == 2 && layout == iabn::Layout::nhwc) continue;  // rank 2: one run
+                if (!set.layout.empty() && set.layout != iabn::to_string(layout)) continue;
                 std::vector<Row> r = f64 ? run_shape<double>(sh, layout, set, rng, flush)
                                          : run_shape<float>(sh, layout, set, rng, flush);
                 rows.insert(rows.end(), r.begin(), r.end());

@@ -30,8 +30,11 @@ void print_header(const RunInfo& info) {
     std::printf("iabn-bench  %s  %s, %d threads, kernels %s\ncommand: %s\n", info.date.c_str(), info.cpu.c_str(),
                 info.threads, info.kernel_target.c_str(), info.command.c_str());
     std::printf("leaky_relu(0.01); medians of %d interleaved runs, caches flushed before each; ratio = iabn / floor; "
-                "x = oneDNN time / iabn time\n\n",
+                "x = oneDNN time / iabn time\n",
                 info.repeats);
+    std::printf("memory, 128 MB: read-only pass %.1f GB/s, in-place read+write pass %.1f GB/s (bytes read and "
+                "written)\n\n",
+                info.read_gbs, info.read_write_gbs);
     std::printf("%-16s %-20s %-6s %-4s %-10s %8s %8s %6s %6s %9s %6s %9s %6s\n", "shape", "", "layout", "type", "pass",
                 "iabn ms", "floor ms", "ratio", "GB/s", "oneDNN ms", "x", "16c ms", "x");
 }
@@ -50,7 +53,8 @@ void write_json(const std::string& path, const RunInfo& info, const std::vector<
     if (!json) throw std::runtime_error("cannot write " + path);
     json << "{\n  \"date\": \"" << info.date << "\",\n  \"cpu\": \"" << info.cpu << "\",\n  \"threads\": " << info.threads
          << ",\n  \"kernel_target\": \"" << info.kernel_target << "\",\n  \"command\": \"" << info.command
-         << "\",\n  \"repeats\": " << info.repeats << ",\n  \"rows\": [\n";
+         << "\",\n  \"repeats\": " << info.repeats << ",\n  \"read_gbs\": " << json_number(info.read_gbs)
+         << ",\n  \"read_write_gbs\": " << json_number(info.read_write_gbs) << ",\n  \"rows\": [\n";
     for (size_t i = 0; i < rows.size(); i++) {
         const Row& r = rows[i];
         json << "    {\"shape_name\": \"" << r.shape_name << "\", \"shape\": \"" << r.shape << "\", \"layout\": \""

@@ -17,6 +17,10 @@ struct Row {
 struct RunInfo {
     std::string date, cpu, kernel_target, command;
     int threads = 0, repeats = 0;
+    // The memory system, measured before the shapes: GB/s of a read-only pass and of an in-place
+    // read+write pass over the same 128 MB (one-pass nchw kernels read a block, then rewrite it
+    // from cache: their read phase runs at the first rate, the floor at the second).
+    double read_gbs = 0, read_write_gbs = 0;
 };
 
 void print_header(const RunInfo& info);
