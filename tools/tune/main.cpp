@@ -278,7 +278,7 @@ const std::vector<std::pair<std::string, std::vector<int>>>& space() {
         {"rows", {8, 16, 32, 64, 128, 256, 512, 1024}},
         {"vectors", {1, 2, 4}},
         {"tasks_per_thread", {2, 4, 8, 16}},
-        {"channels", {1, 2, 4, 8, 16}},
+        {"channels", {1, 2, 4, 8, 16, 32, 64, 128}},
     };
     return s;
 }
