@@ -1,4 +1,5 @@
-// CPU schedules (x86 now; ARM reuses them with its own vector width and tuned numbers).
+// CPU schedules, x86 and ARM alike: each target brings its vector width (natural_vector_size), and
+// the numbers come from schedules/<arch>.params (x86.params, arm.params).
 //
 // Two shapes of work exist in iabn, and each has one schedule here:
 //  * channel reductions: per-channel sums over the (s, n) dims of the tensor view;

@@ -2,7 +2,8 @@
 # Installs, quietly, whatever of iabn's build and test dependencies is missing (Debian 12).
 set -euo pipefail
 # libdnnl-dev and gnuplot-nox: the benchmark's oneDNN comparison and its chart (bench/).
-packages=(cmake ninja-build g++ libgtest-dev libhalide14-0-dev libdnnl-dev gnuplot-nox)
+# g++-aarch64-linux-gnu and qemu-user: the aarch64 cross build and its tests (tools/cross-aarch64.sh).
+packages=(cmake ninja-build g++ libgtest-dev libhalide14-0-dev libdnnl-dev gnuplot-nox g++-aarch64-linux-gnu qemu-user)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
