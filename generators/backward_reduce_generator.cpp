@@ -81,7 +81,7 @@ public:
             iabn_sched::require_cpu(get_target());
             channel.compute_root();
             iabn_sched::schedule_channel_reduction(gs.sums, gs.r, view(), cpu_params(), get_target(), threads,
-                                                   activation_specializations(activation));
+                                                   z.dim(1).extent(), activation_specializations(activation));
         }
     }
 };

@@ -66,7 +66,8 @@ public:
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
         if (!auto_schedule) {
             iabn_sched::require_cpu(get_target());
-            iabn_sched::schedule_channel_reduction(st.sums, st.r, view(), cpu_params(), get_target(), threads, {});
+            iabn_sched::schedule_channel_reduction(st.sums, st.r, view(), cpu_params(), get_target(), threads,
+                                                   x.dim(1).extent(), {});
             st.moments.compute_root();
             st.pivot.compute_root();
         }

@@ -19,6 +19,8 @@ public:
     Halide::GeneratorParam<int> vectors{"vectors", 1};
     Halide::GeneratorParam<int> tasks_per_thread{"tasks_per_thread", 8};
     Halide::GeneratorParam<int> channels{"channels", 4};
+    Halide::GeneratorParam<int> unroll{"unroll", 4};
+    Halide::GeneratorParam<int> unroll_channels{"unroll_channels", 1024};
 
 protected:
     ElementTypes types() const { return element_types(dtype); }
@@ -30,6 +32,8 @@ protected:
         p.vectors = vectors;
         p.tasks_per_thread = tasks_per_thread;
         p.channels = channels;
+        p.unroll = unroll;
+        p.unroll_channels = unroll_channels;
         return p;
     }
     // Estimates for the autoschedulers (the manual schedules do not read them): a

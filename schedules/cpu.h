@@ -25,6 +25,11 @@ struct CpuParams {
     int vectors = 1;   // reductions: independent vector accumulators per sum (hides the add latency)
     int tasks_per_thread = 8;  // reductions: at most threads * tasks_per_thread partial sums per channel
     int channels = 4;  // one-pass kernels: at most this many adjacent channels per task
+    // channels-last reductions over at least `unroll_channels` channels: the per-task partial
+    // sums of a row (C x 2 sums, in f64) no longer fit L1 beside the stream, so `unroll` rows are
+    // added in registers per load and store of them (below that, the plain loop is faster here).
+    int unroll = 4;
+    int unroll_channels = 1024;
 };
 
 // Lanes of a reduction's accumulators: `vectors` native vectors, i.e. that many independent
@@ -65,9 +70,10 @@ inline void specialize_all(Halide::Stage stage, const std::vector<Halide::Expr>&
 // Partial sums are formed per task, in parallel, vectorized across lanes, at most
 // threads * tasks_per_thread tasks per channel (so their storage is O(C x threads)); they are
 // combined in a fixed order, so results do not depend on the thread count or timing.
+// `channels` is the view's channel count (dim 1).
 inline void schedule_channel_reduction(Halide::Func sums, const Halide::RDom& r, ViewLayout layout,
                                        const CpuParams& p, const Halide::Target& target,
-                                       const Halide::Expr& threads,
+                                       const Halide::Expr& threads, const Halide::Expr& channels,
                                        const std::vector<Halide::Expr>& specializations) {
     using namespace Halide;
     const Var c = sums.args()[0];
@@ -97,12 +103,23 @@ inline void schedule_channel_reduction(Halide::Func sums, const Halide::RDom& r,
         const Expr rows = block_size(r.x.extent(), p.rows, max_tasks, 1);
         Func part = sums.update().split(r.x, rxo, rxi, rows, TailStrategy::GuardWithIf).rfactor({{rxo, k}, {r.y, j}});
         part.compute_root().vectorize(c, lanes, TailStrategy::GuardWithIf);
-        part.update()
-            .reorder(c, rxi, k, j)
-            .vectorize(c, lanes, TailStrategy::GuardWithIf)
-            .fuse(k, j, task)
-            .parallel(task);
-        specialize_all(part.update(), specializations);
+        Stage each_row = part.update();
+        if (p.unroll > 1) {
+            // Wide rows: `unroll` rows per pass over the partial sums, which stay in registers.
+            Var co("co"), cv("cv");
+            RVar rxio("rxio"), rxii("rxii");
+            Stage wide = each_row.specialize(channels >= p.unroll_channels);
+            wide.split(c, co, cv, lanes, TailStrategy::GuardWithIf)
+                .split(rxi, rxio, rxii, p.unroll, TailStrategy::GuardWithIf)
+                .reorder(cv, rxii, co, rxio, k, j)
+                .vectorize(cv)
+                .unroll(rxii)
+                .fuse(k, j, task)
+                .parallel(task);
+            specialize_all(wide, specializations);
+        }
+        each_row.reorder(c, rxi, k, j).vectorize(c, lanes, TailStrategy::GuardWithIf).fuse(k, j, task).parallel(task);
+        specialize_all(each_row, specializations);
         sums.update().reorder(c, rxo, r.y).vectorize(c, lanes, TailStrategy::GuardWithIf);
     }
 }

@@ -20,7 +20,8 @@ using Halide::Type;
 using Halide::Internal::Parameter;
 
 std::vector<std::pair<std::string, std::string>> ordered(const ParamValues& p) {
-    static const std::vector<std::string> order = {"block", "rows", "vectors", "tasks_per_thread", "channels"};
+    static const std::vector<std::string> order = {"block", "rows", "vectors", "tasks_per_thread", "channels", "unroll",
+                                                       "unroll_channels"};
     std::vector<std::pair<std::string, std::string>> out;
     for (const std::string& k : order) {
         if (auto it = p.find(k); it != p.end()) out.push_back(*it);

@@ -279,6 +279,8 @@ const std::vector<std::pair<std::string, std::vector<int>>>& space() {
         {"vectors", {1, 2, 4}},
         {"tasks_per_thread", {2, 4, 8, 16}},
         {"channels", {1, 2, 4, 8, 16, 32, 64, 128}},
+        {"unroll", {1, 2, 4, 8}},
+        {"unroll_channels", {256, 512, 1024, 2048}},
     };
     return s;
 }
