@@ -1,10 +1,13 @@
 # Instantiates the iabn generators for many parameter sets and collects what they emit.
 #
-#   iabn_add_kernel(GENERATOR <name> DTYPE <f32|f64> LAYOUT <nchw|nhwc>)
+#   iabn_add_kernel(GENERATOR <name> DTYPE <f32|f64> LAYOUT <nchw|nhwc> [DEVICE cuda])
 #     runs iabn_<name> for every target in IABN_KERNEL_TARGETS (multi-target dispatch), with the
 #     tuned numbers from schedules/${IABN_SCHEDULE_ARCH}.params, against one shared Halide runtime,
 #     and records the objects in the global property IABN_KERNEL_OBJECTS and an entry
 #     IABN_KERNEL(<name>, <dtype>, <layout>) in IABN_KERNEL_TABLE (for the runtime's dispatch).
+#     DEVICE cuda: the GPU variant instead, iabn_<name>_<dtype>_<layout>_cuda, for IABN_CUDA_TARGET
+#     (schedules/gpu.h), entry IABN_CUDA_KERNEL(...); its objects also go to IABN_CUDA_OBJECTS
+#     (the ptxas test reads the PTX embedded in them).
 
 # Tuned GeneratorParams for (generator, layout, dtype): the first matching line of the params file.
 function(iabn_schedule_params out generator layout dtype)
@@ -39,15 +42,29 @@ function(iabn_add_target_probe)
 endfunction()
 
 function(iabn_add_kernel)
-    cmake_parse_arguments(K "" "GENERATOR;DTYPE;LAYOUT" "" ${ARGN})
+    cmake_parse_arguments(K "" "GENERATOR;DTYPE;LAYOUT;DEVICE" "" ${ARGN})
     set(name "iabn_${K_GENERATOR}_${K_DTYPE}_${K_LAYOUT}")
-    iabn_schedule_params(tuned ${K_GENERATOR} ${K_LAYOUT} ${K_DTYPE})
+    if (K_DEVICE STREQUAL "cuda")
+        string(APPEND name "_cuda")
+        set(targets ${IABN_CUDA_TARGET})
+        set(tuned "")  # the GPU schedules' numbers are named constants in schedules/gpu.h
+        set(entry "IABN_CUDA_KERNEL")
+    else ()
+        set(targets ${IABN_KERNEL_TARGETS})
+        iabn_schedule_params(tuned ${K_GENERATOR} ${K_LAYOUT} ${K_DTYPE})
+        set(entry "IABN_KERNEL")
+    endif ()
     add_halide_library(${name} FROM iabn_generators GENERATOR iabn_${K_GENERATOR}
-                       TARGETS ${IABN_KERNEL_TARGETS} FEATURES ${IABN_KERNEL_FEATURES}
+                       TARGETS ${targets} FEATURES ${IABN_KERNEL_FEATURES}
                        USE_RUNTIME iabn_target_probe.runtime
                        PARAMS dtype=${K_DTYPE} layout=${K_LAYOUT} ${tuned}
                        ${IABN_KERNEL_EXTRA_OUTPUTS})
     _iabn_collect_objects(${name})
+    if (K_DEVICE STREQUAL "cuda")
+        get_target_property(sources ${name} SOURCES)
+        list(TRANSFORM sources PREPEND "${CMAKE_CURRENT_BINARY_DIR}/")
+        set_property(GLOBAL APPEND PROPERTY IABN_CUDA_OBJECTS ${sources})
+    endif ()
     set_property(GLOBAL APPEND_STRING PROPERTY IABN_KERNEL_TABLE
-                 "IABN_KERNEL(${K_GENERATOR}, ${K_DTYPE}, ${K_LAYOUT})\n")
+                 "${entry}(${K_GENERATOR}, ${K_DTYPE}, ${K_LAYOUT})\n")
 endfunction()

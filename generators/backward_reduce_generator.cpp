@@ -77,8 +77,14 @@ public:
         threads.set_estimate(8);
 
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
-        if (!auto_schedule) {
-            iabn_sched::require_cpu(get_target());
+        if (!auto_schedule && get_target().has_gpu_feature()) {
+            channel.compute_root();
+            iabn_sched::schedule_gpu_channel_reduction(gs.sums, gs.r, view(), activation_specializations(activation));
+            for (Func f : {channel, Func(weight_grad), Func(bias_grad), Func(grad_scale), Func(grad_mean_dy),
+                           Func(grad_mean_dy_xhat), Func(xhat_bias), Func(xhat_inv_g)}) {
+                iabn_sched::schedule_gpu_per_channel(f);
+            }
+        } else if (!auto_schedule) {
             channel.compute_root();
             iabn_sched::schedule_channel_reduction(gs.sums, gs.r, view(), cpu_params(), get_target(), threads,
                                                    z.dim(1).extent(), activation_specializations(activation));

@@ -40,8 +40,9 @@ public:
         activation_param.set_estimate(0.01);
 
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
-        if (!auto_schedule) {
-            iabn_sched::require_cpu(get_target());
+        if (!auto_schedule && get_target().has_gpu_feature()) {
+            iabn_sched::schedule_gpu_inplace_update(z, view(), activation_specializations(activation));
+        } else if (!auto_schedule) {
             iabn_sched::schedule_inplace_update(z, view(), cpu_params(), get_target(),
                                                 activation_specializations(activation));
         }

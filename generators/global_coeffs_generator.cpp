@@ -45,8 +45,14 @@ public:
         grad_scale(c) = grad_coefficients(g, invstd, zero, zero, 1, Internal::const_false(), t.compute).scale;
         xhat_bias(c) = cast(t.compute, b);
         xhat_inv_g(c) = cast(t.compute, 1 / g);
-        /* THE SCHEDULE: O(C) work, Halide's default (serial, root) is right. */
-        iabn_sched::require_cpu(get_target());
+        /* THE SCHEDULE: O(C) work: on a CPU Halide's default (serial, root) is right; on a GPU, a
+           thread per channel. */
+        if (get_target().has_gpu_feature()) {
+            for (Func f : {Func(apply_pivot), Func(apply_scale), Func(apply_shift), Func(grad_scale), Func(xhat_bias),
+                           Func(xhat_inv_g)}) {
+                iabn_sched::schedule_gpu_per_channel(f);
+            }
+        }
     }
 };
 

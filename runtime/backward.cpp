@@ -1,8 +1,11 @@
 // iabn::backward: validate, pick the kernels, wrap the buffers, call.
+#include "cuda.h"
 #include "halide_glue.h"
 #include "kernels.h"
 #include "scratch.h"
 #include "validate.h"
+
+#include <optional>
 
 namespace iabn {
 
@@ -10,12 +13,14 @@ void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state
               const Options& options) {
     detail::init_halide_runtime();
     const detail::Checked ck = detail::validate_backward(z, dz, state, grads, options);
-    const detail::Kernels& k = detail::kernels_for(z.dtype, ck.view.kernel_layout);
+    const detail::Kernels& k = detail::kernels_for(z.dtype, ck.view.kernel_layout, z.device);
     const int64_t channels = ck.view.c;
-    detail::Scratch scratch(channels, ck.channel_dtype);
+    detail::Scratch scratch(channels, ck.channel_dtype, z.device);
+    std::optional<detail::CudaSession> cuda;  // after `scratch`: waits for the GPU before it frees
+    if (z.device == Device::cuda) cuda.emplace(options.cuda_stream);
 
-    auto zv = detail::tensor_buffer(z.data, z.dtype, ck.view);
-    auto dzv = detail::tensor_buffer(dz.data, dz.dtype, ck.view);
+    auto zv = detail::tensor_buffer(z.data, z.dtype, ck.view, z.device);
+    auto dzv = detail::tensor_buffer(dz.data, dz.dtype, ck.view, dz.device);
     auto weight = scratch.or_filled(state.weight, 1.0);
     // A missing weight means g = 1: the |weight| + epsilon convention applies to a given weight.
     const bool abs_weight = options.abs_weight && state.weight.data;
@@ -57,6 +62,7 @@ void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state
         return k.backward_apply(zv, grad_scale, mean_dy, mean_dy_xhat, xhat_bias, xhat_inv_g, ck.batch_stats, act,
                                 options.activation_param, dzv);
     });
+    if (cuda) cuda->finish();
 }
 
 }  // namespace iabn

@@ -1,20 +1,25 @@
 // iabn::forward: validate, pick the kernels, wrap the buffers, call.
+#include "cuda.h"
 #include "halide_glue.h"
 #include "kernels.h"
 #include "scratch.h"
 #include "validate.h"
+
+#include <optional>
 
 namespace iabn {
 
 void forward(const TensorRef& x, const ChannelState& state, const Options& options) {
     detail::init_halide_runtime();
     const detail::Checked ck = detail::validate_forward(x, state, options);
-    const detail::Kernels& k = detail::kernels_for(x.dtype, ck.view.kernel_layout);
+    const detail::Kernels& k = detail::kernels_for(x.dtype, ck.view.kernel_layout, x.device);
     const int64_t channels = ck.view.c;
-    detail::Scratch scratch(channels, ck.channel_dtype);
-    auto given = [&](const TensorRef& t) { return detail::channel_buffer(t.data, t.dtype, channels); };
+    detail::Scratch scratch(channels, ck.channel_dtype, x.device);
+    std::optional<detail::CudaSession> cuda;  // after `scratch`: waits for the GPU before it frees
+    if (x.device == Device::cuda) cuda.emplace(options.cuda_stream);
+    auto given = [&](const TensorRef& t) { return detail::channel_buffer(t.data, t.dtype, channels, t.device); };
 
-    auto xv = detail::tensor_buffer(x.data, x.dtype, ck.view);
+    auto xv = detail::tensor_buffer(x.data, x.dtype, ck.view, x.device);
     auto weight = scratch.or_filled(state.weight, 1.0);
     // A missing weight means g = 1: the |weight| + epsilon convention applies to a given weight.
     const bool abs_weight = options.abs_weight && state.weight.data;
@@ -31,7 +36,7 @@ void forward(const TensorRef& x, const ChannelState& state, const Options& optio
                                    abs_weight, act, options.activation_param, xv, saved_mean, saved_invstd,
                                    running_mean, running_var);
         });
-        return;
+        return;  // (one-pass kernels are CPU only)
     }
     auto pivot = scratch.filled(0), scale = scratch.filled(0), shift = scratch.filled(0);
 
@@ -51,6 +56,7 @@ void forward(const TensorRef& x, const ChannelState& state, const Options& optio
     detail::run_kernel("forward_apply", [&] {
         return k.forward_apply(pivot, scale, shift, act, options.activation_param, xv);
     });
+    if (cuda) cuda->finish();
 }
 
 }  // namespace iabn

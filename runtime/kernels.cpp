@@ -5,12 +5,13 @@
 #include <cstdlib>
 #include <map>
 #include <string>
+#include <tuple>
 #include <utility>
 
 namespace iabn::detail {
 namespace {
 
-using Key = std::pair<DType, Layout>;
+using Key = std::tuple<DType, Layout, Device>;
 
 std::map<Key, Kernels> build_table() {
     std::map<Key, Kernels> table;
@@ -20,10 +21,15 @@ std::map<Key, Kernels> build_table() {
 #define IABN_LAYOUTS_any {Layout::nchw, Layout::nhwc}
 #define IABN_KERNEL(gen, dt, lay)                                          \
     for (Layout l : std::initializer_list<Layout> IABN_LAYOUTS_##lay) {     \
-        table[{DType::dt, l}].gen = &iabn_##gen##_##dt##_##lay;            \
+        table[{DType::dt, l, Device::cpu}].gen = &iabn_##gen##_##dt##_##lay; \
+    }
+#define IABN_CUDA_KERNEL(gen, dt, lay)                                          \
+    for (Layout l : std::initializer_list<Layout> IABN_LAYOUTS_##lay) {          \
+        table[{DType::dt, l, Device::cuda}].gen = &iabn_##gen##_##dt##_##lay##_cuda; \
     }
 #include "iabn_kernel_table.inc"  // generated
 #undef IABN_KERNEL
+#undef IABN_CUDA_KERNEL
     return table;
 }
 
@@ -36,21 +42,26 @@ bool complete(const Kernels& k) {
     return k.forward_stats && k.forward_apply && k.backward_reduce && k.backward_apply && k.global_coeffs;
 }
 
-std::string built_dtypes() {
+std::string built_dtypes(Device device) {
     std::string out;
     for (const auto& [key, k] : table()) {
-        if (key.second == Layout::nchw && complete(k)) out += (out.empty() ? "" : ", ") + std::string(to_string(key.first));
+        const auto& [dtype, layout, dev] = key;
+        if (dev == device && layout == Layout::nchw && complete(k)) {
+            out += (out.empty() ? "" : ", ") + std::string(to_string(dtype));
+        }
     }
-    return out;
+    return out.empty() ? "none" : out;
 }
 
 }  // namespace
 
-const Kernels& kernels_for(DType dtype, Layout kernel_layout) {
-    auto it = table().find({dtype, kernel_layout});
+const Kernels& kernels_for(DType dtype, Layout kernel_layout, Device device) {
+    auto it = table().find({dtype, kernel_layout, device});
     if (it == table().end() || !complete(it->second)) {
-        throw Error(std::string("dtype: expected a dtype this build has kernels for (") + built_dtypes() + "), got " +
-                    to_string(dtype) + " with " + to_string(kernel_layout) + " layout");
+        const std::string where = device == Device::cuda ? " CUDA" : "";
+        throw Error(std::string("dtype: expected a dtype this build has") + where + " kernels for (" +
+                    built_dtypes(device) + "), got " + to_string(dtype) + " with " + to_string(kernel_layout) +
+                    " layout");
     }
     return it->second;
 }

@@ -19,8 +19,10 @@ struct Kernels {
     decltype(&iabn_backward_fused_f32_nchw) backward_fused = nullptr;
 };
 
-// The kernels for a tensor dtype and a view layout; throws iabn::Error if this build has none.
-const Kernels& kernels_for(DType dtype, Layout kernel_layout);
+// The kernels for a tensor dtype, a view layout and a device; throws iabn::Error if this build
+// has none. (The CUDA kernels have no one-pass variants: a GPU spreads each channel's reduction
+// over many blocks instead.)
+const Kernels& kernels_for(DType dtype, Layout kernel_layout, Device device = Device::cpu);
 
 // One pass per channel keeps every thread busy only with at least one channel per thread; with
 // fewer channels the two-pass kernels, which also split channels into blocks, are faster.

@@ -1,5 +1,6 @@
 #include "scratch.h"
 
+#include "cuda.h"
 #include "view.h"
 
 namespace iabn::detail {
@@ -13,11 +14,16 @@ Halide::Runtime::Buffer<void> Scratch::filled(double value) {
         float* f = reinterpret_cast<float*>(v.data());
         std::fill(f, f + channels_, static_cast<float>(value));
     }
-    return channel_buffer(v.data(), dtype_, channels_);
+    Halide::Runtime::Buffer<void> b = channel_buffer(v.data(), dtype_, channels_);
+    if (device_ == Device::cuda) {
+        copy_to_device(b);
+        device_copies_.push_back(b);
+    }
+    return b;
 }
 
 Halide::Runtime::Buffer<void> Scratch::or_filled(const TensorRef& t, double fallback) {
-    return t.data ? channel_buffer(t.data, t.dtype, channels_) : filled(fallback);
+    return t.data ? channel_buffer(t.data, t.dtype, channels_, t.device) : filled(fallback);
 }
 
 }  // namespace iabn::detail

@@ -1,6 +1,7 @@
 // Per-channel scratch of one call: the coefficients that pass from the per-channel kernels to the
 // element-wise ones, and stand-ins for buffers the caller left empty (weight 1, bias 0, unwanted
-// gradients). O(C) bytes, the only memory iabn allocates.
+// gradients). O(C) bytes, the only memory iabn allocates; for a Device::cuda call, device memory
+// (filled from the host), freed when the Scratch is destroyed.
 #pragma once
 
 #include "iabn/iabn.h"
@@ -13,7 +14,8 @@ namespace iabn::detail {
 
 class Scratch {
 public:
-    Scratch(int64_t channels, DType channel_dtype) : channels_(channels), dtype_(channel_dtype) {}
+    Scratch(int64_t channels, DType channel_dtype, Device device = Device::cpu)
+        : channels_(channels), dtype_(channel_dtype), device_(device) {}
 
     // A new [C] buffer of the channel dtype filled with `value`.
     Halide::Runtime::Buffer<void> filled(double value);
@@ -23,7 +25,9 @@ public:
 private:
     int64_t channels_;
     DType dtype_;
+    Device device_;
     std::vector<std::vector<double>> storage_;  // doubles: aligned and large enough for f32 too
+    std::vector<Halide::Runtime::Buffer<void>> device_copies_;  // own the device allocations
 };
 
 }  // namespace iabn::detail

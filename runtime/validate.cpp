@@ -1,5 +1,6 @@
 #include "validate.h"
 
+#include "cuda.h"
 #include "kernels.h"
 
 #include <cmath>
@@ -36,11 +37,16 @@ public:
         }
     }
 
-    // The activation tensor (x, z or dz); returns its view.
-    View tensor(const TensorRef& t, const std::string& name, Layout layout) const {
-        if (t.device != Device::cpu) {
-            fail(name, "a host tensor (Device::cpu)", "Device::cuda: this build of iabn has no CUDA kernels");
+    // The activation tensor (x, z or dz); returns its view. Every buffer of the call must be on
+    // the device of the first tensor checked.
+    View tensor(const TensorRef& t, const std::string& name, Layout layout) {
+        if (t.device != Device::cpu && t.device != Device::cuda) {
+            fail(name + ".device", "Device::cpu or Device::cuda", "enum value " + std::to_string(static_cast<int>(t.device)));
         }
+        if (t.device == Device::cuda && !cuda_built()) {
+            fail(name, "a host tensor (Device::cpu)", "Device::cuda: this build of iabn has no CUDA kernels (IABN_CUDA=OFF)");
+        }
+        same_device(t, name);
         if (!t.data) fail(name, "a data pointer", "nullptr");
         const size_t rank = t.shape.size();
         if (rank < 2 || rank > 5) fail(name, "rank 2..5", "rank " + std::to_string(rank) + " " + shape(t.shape));
@@ -59,14 +65,12 @@ public:
     }
 
     // A per-channel buffer: required ones must have data; any given one must be [C] of `dtype`.
-    void channel(const TensorRef& t, const std::string& name, int64_t channels, DType dtype, bool required) const {
+    void channel(const TensorRef& t, const std::string& name, int64_t channels, DType dtype, bool required) {
         if (!t.data) {
             if (required) fail(name, "a data pointer to " + std::to_string(channels) + " values", "nullptr");
             return;
         }
-        if (t.device != Device::cpu) {
-            fail(name, "a host buffer (Device::cpu)", "Device::cuda: this build of iabn has no CUDA kernels");
-        }
+        same_device(t, name);
         if (t.shape != std::vector<int64_t>{channels}) {
             fail(name, "shape [" + std::to_string(channels) + "] (one value per channel)", "shape " + shape(t.shape));
         }
@@ -82,6 +86,20 @@ public:
                  std::to_string(v.per_channel()) + " (use global statistics, or a larger batch)");
         }
     }
+
+    void same_device(const TensorRef& t, const std::string& name) {
+        if (!device_set_) {
+            device_ = t.device;
+            device_set_ = true;
+        } else if (t.device != device_) {
+            fail(name + ".device", std::string("the device of the tensor, ") + device_name(device_),
+                 device_name(t.device) + " (every buffer of a call is on one device)");
+        }
+    }
+
+    Device device() const { return device_; }
+
+    static std::string device_name(Device d) { return d == Device::cuda ? "Device::cuda" : "Device::cpu"; }
 
     static std::string shape(const std::vector<int64_t>& s) {
         std::ostringstream out;
@@ -99,6 +117,8 @@ public:
 
 private:
     const char* function_;
+    Device device_ = Device::cpu;
+    bool device_set_ = false;
 };
 
 size_t byte_size(const TensorRef& t) {
@@ -107,10 +127,9 @@ size_t byte_size(const TensorRef& t) {
     return n;
 }
 
-template <typename T>
-void check_nonzero_scale(const Checker& check, const T* w, int64_t channels, const Options& o) {
-    for (int64_t c = 0; c < channels; c++) {
-        const double g = o.abs_weight ? std::abs(static_cast<double>(w[c])) + o.epsilon : static_cast<double>(w[c]);
+void check_nonzero_scale(const Checker& check, const std::vector<double>& w, const Options& o) {
+    for (size_t c = 0; c < w.size(); c++) {
+        const double g = o.abs_weight ? std::abs(w[c]) + o.epsilon : w[c];
         if (g == 0) {
             check.fail("weight", "a non-zero effective scale in every channel (backward divides by it)",
                        "0 at channel " + std::to_string(c));
@@ -124,8 +143,19 @@ bool uses_batch_stats(const Options& o) { return o.training && !o.use_global_sta
 
 DType channel_dtype_for(DType tensor_dtype) { return tensor_dtype == DType::f64 ? DType::f64 : DType::f32; }
 
+// The weights as doubles, from the host or (Device::cuda, C values) from the device.
+std::vector<double> channel_values(const TensorRef& t, int64_t channels, const Options& o) {
+    if (t.device == Device::cuda) return read_device_channel(t, o.cuda_stream);
+    std::vector<double> out(static_cast<size_t>(channels));
+    for (int64_t c = 0; c < channels; c++) {
+        out[c] = t.dtype == DType::f64 ? static_cast<const double*>(t.data)[c]
+                                       : static_cast<double>(static_cast<const float*>(t.data)[c]);
+    }
+    return out;
+}
+
 Checked validate_forward(const TensorRef& x, const ChannelState& s, const Options& o) {
-    const Checker check("forward");
+    Checker check("forward");
     check.options(o);
     const View v = check.tensor(x, "x", o.layout);
     const bool batch = uses_batch_stats(o);
@@ -137,13 +167,13 @@ Checked validate_forward(const TensorRef& x, const ChannelState& s, const Option
     check.channel(s.saved_mean, "saved_mean", v.c, cd, batch);
     check.channel(s.saved_invstd, "saved_invstd", v.c, cd, batch);
     if (batch) check.enough_elements(v, "x");
-    kernels_for(x.dtype, v.kernel_layout);
+    kernels_for(x.dtype, v.kernel_layout, x.device);
     return {v, batch, cd};
 }
 
 Checked validate_backward(const TensorRef& z, const TensorRef& dz, const ChannelState& s, const ParamGrads& g,
                           const Options& o) {
-    const Checker check("backward");
+    Checker check("backward");
     check.options(o);
     const View v = check.tensor(z, "z", o.layout);
     check.tensor(dz, "dz", o.layout);
@@ -163,14 +193,9 @@ Checked validate_backward(const TensorRef& z, const TensorRef& dz, const Channel
     check.channel(g.weight_grad, "weight_grad", v.c, cd, false);
     check.channel(g.bias_grad, "bias_grad", v.c, cd, false);
     if (batch) check.enough_elements(v, "z");
-    if (s.weight.data) {
-        if (cd == DType::f64) {
-            check_nonzero_scale(check, static_cast<const double*>(s.weight.data), v.c, o);
-        } else {
-            check_nonzero_scale(check, static_cast<const float*>(s.weight.data), v.c, o);
-        }
-    }  // a missing weight means g = 1: never 0
-    kernels_for(z.dtype, v.kernel_layout);
+    kernels_for(z.dtype, v.kernel_layout, z.device);
+    if (s.weight.data) check_nonzero_scale(check, channel_values(s.weight, v.c, o), o);
+    // (a missing weight means g = 1: never 0)
     return {v, batch, cd};
 }
 

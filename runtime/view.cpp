@@ -1,5 +1,7 @@
 #include "view.h"
 
+#include "cuda.h"
+
 #include <numeric>
 
 namespace iabn::detail {
@@ -28,18 +30,28 @@ View make_view(const std::vector<int64_t>& shape, Layout layout) {
     return {Layout::nhwc, m, c, 1, c, 1, 0};  // n has extent 1: its stride is never used
 }
 
-Halide::Runtime::Buffer<void> tensor_buffer(void* data, DType dtype, const View& v) {
+namespace {
+Halide::Runtime::Buffer<void> describe(void* data, DType dtype, int dims, const halide_dimension_t* shape,
+                                       Device device) {
+    if (device == Device::cpu) return Halide::Runtime::Buffer<void>(halide_type(dtype), data, dims, shape);
+    Halide::Runtime::Buffer<void> b(halide_type(dtype), nullptr, dims, shape);
+    wrap_device_memory(b, data);
+    return b;
+}
+}  // namespace
+
+Halide::Runtime::Buffer<void> tensor_buffer(void* data, DType dtype, const View& v, Device device) {
     halide_dimension_t dims[3] = {
         {0, static_cast<int32_t>(v.s), static_cast<int32_t>(v.stride_s), 0},
         {0, static_cast<int32_t>(v.c), static_cast<int32_t>(v.stride_c), 0},
         {0, static_cast<int32_t>(v.n), static_cast<int32_t>(v.stride_n), 0},
     };
-    return Halide::Runtime::Buffer<void>(halide_type(dtype), data, 3, dims);
+    return describe(data, dtype, 3, dims, device);
 }
 
-Halide::Runtime::Buffer<void> channel_buffer(void* data, DType dtype, int64_t channels) {
+Halide::Runtime::Buffer<void> channel_buffer(void* data, DType dtype, int64_t channels, Device device) {
     halide_dimension_t dim = {0, static_cast<int32_t>(channels), 1, 0};
-    return Halide::Runtime::Buffer<void>(halide_type(dtype), data, 1, &dim);
+    return describe(data, dtype, 1, &dim, device);
 }
 
 }  // namespace iabn::detail

@@ -19,7 +19,8 @@ struct View {
 // run on the channels-last kernels whatever the declared layout.
 View make_view(const std::vector<int64_t>& shape, Layout layout);
 
-Halide::Runtime::Buffer<void> tensor_buffer(void* data, DType dtype, const View& v);
-Halide::Runtime::Buffer<void> channel_buffer(void* data, DType dtype, int64_t channels);
+// Device::cuda: `data` is a device pointer; the buffer describes it without host memory.
+Halide::Runtime::Buffer<void> tensor_buffer(void* data, DType dtype, const View& v, Device device = Device::cpu);
+Halide::Runtime::Buffer<void> channel_buffer(void* data, DType dtype, int64_t channels, Device device = Device::cpu);
 
 }  // namespace iabn::detail

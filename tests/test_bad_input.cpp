@@ -320,14 +320,18 @@ std::vector<BadCase> bad_cases() {
                   },
                   {"x"}, ""});
     cs.push_back({"zero_size_backward", B, [](World& w) { w.zr.shape = w.dzr.shape = {4, World::C, 0}; }, zdz, ""});
-    // Device::cuda views: this build has no CUDA kernels.
-    cs.push_back({"cuda_x_forward", F, [](World& w) { w.xr.device = iabn::Device::cuda; }, {"x"}, ""});
+    // One buffer marked Device::cuda among host ones: with CUDA kernels built, buffers on two
+    // devices (the message names the first that differs from the tensor); without, no CUDA kernels.
+    // Either way nothing is read through the (host) pointers as device memory.
+    cs.push_back({"cuda_x_forward", F, [](World& w) { w.xr.device = iabn::Device::cuda; }, {"x", "weight"}, "Device::"});
     cs.push_back({"cuda_running_var_forward", F, [](World& w) { w.st.running_var.device = iabn::Device::cuda; },
-                  {"running_var"}, ""});
-    cs.push_back({"cuda_z_backward", B, [](World& w) { w.zr.device = iabn::Device::cuda; }, {"z"}, ""});
-    cs.push_back({"cuda_dz_backward", B, [](World& w) { w.dzr.device = iabn::Device::cuda; }, {"dz"}, ""});
+                  {"running_var"}, "Device::"});
+    cs.push_back({"cuda_z_backward", B, [](World& w) { w.zr.device = iabn::Device::cuda; }, {"z", "dz"}, "Device::"});
+    cs.push_back({"cuda_dz_backward", B, [](World& w) { w.dzr.device = iabn::Device::cuda; }, {"dz"}, "Device::"});
     cs.push_back({"cuda_weight_grad_backward", B, [](World& w) { w.gr.weight_grad.device = iabn::Device::cuda; },
-                  {"weight_grad"}, ""});
+                  {"weight_grad"}, "Device::"});
+    cs.push_back({"bad_device_forward", F, [](World& w) { w.xr.device = static_cast<iabn::Device>(7); }, {"x"},
+                  "Device::cpu or Device::cuda"});
     return cs;
 }
 

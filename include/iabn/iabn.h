@@ -36,6 +36,9 @@ struct Options {
     bool use_global_stats = false;
     bool unbiased_running_var = false;  // running_var uses var * M / (M - 1)
     bool abs_weight = false;            // effective scale |weight| + epsilon (mapillary convention)
+    // Device::cuda tensors: the CUstream (cudaStream_t) the kernels run on, in the calling
+    // thread's current CUDA context; nullptr is the default stream.
+    void* cuda_stream = nullptr;
 };
 
 // Per-channel buffers, each of shape [C]; f64 for f64 tensors, f32 otherwise.
@@ -71,6 +74,12 @@ void set_num_threads(int n);
 
 // The compiled target the dispatcher runs on this machine, e.g. "x86-64-linux-avx2-fma-f16c-sse41".
 std::string kernel_target();
+
+// Whether this build has CUDA kernels (CMake option IABN_CUDA). Device::cuda tensors then take
+// device pointers (every tensor and per-channel buffer of a call on the same device); the calls
+// run in the calling thread's current CUDA context, on Options::cuda_stream, and return when the
+// kernels are done. The CUDA driver (libcuda.so.1) is loaded at the first such call.
+bool has_cuda_kernels();
 
 // Paddle's activation names: "identity" or "", "leaky_relu", "elu". "relu" is rejected because it
 // cannot be inverted.

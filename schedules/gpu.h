@@ -1,0 +1,103 @@
+// GPU (CUDA) schedules: the same two shapes of work as cpu.h, for a target with a GPU feature.
+//
+//  * channel reductions: two stages, both deterministic (no atomics, a fixed order of additions,
+//    so repeated runs give the same bits): many blocks form partial sums with coalesced reads,
+//    then one thread per channel (nhwc) or per channel and lane (nchw) adds the partials;
+//  * element-wise in-place updates: the tensor flattened to one dimension (contiguous in both
+//    layouts), one element per thread, 256 threads per block;
+//  * per-channel Funcs (coefficients, saved and running statistics): one thread per channel.
+//
+// The tunable numbers are named constants here (GPU tuning needs a GPU; the tuner is CPU-only).
+#pragma once
+
+#include "Halide.h"
+#include "tensor_view.h"
+
+#include <vector>
+
+namespace iabn_sched {
+
+using iabn_gen::ViewLayout;
+
+struct GpuParams {
+    int threads = 256;          // threads per block of element-wise and nchw reduction kernels
+    int channel_threads = 32;   // nhwc reductions: channels per block (one warp, coalesced reads)
+    int rows_per_block = 256;   // nhwc reductions: rows each block sums
+    int channel_block = 64;     // per-channel Funcs: channels per block
+};
+
+// One thread per channel for a Func over c, every stage of it.
+inline void schedule_gpu_per_channel(Halide::Func f, const GpuParams& p = GpuParams()) {
+    using namespace Halide;
+    const Var c = f.args()[0];
+    Var cb("cb"), ci("ci");
+    f.gpu_tile(c, cb, ci, p.channel_block, TailStrategy::GuardWithIf);
+    for (int i = 0; i < f.num_update_definitions(); i++) {
+        f.update(i).gpu_tile(c, cb, ci, p.channel_block, TailStrategy::GuardWithIf);
+    }
+}
+
+inline void specialize_all_gpu(Halide::Stage stage, const std::vector<Halide::Expr>& conditions) {
+    for (const Halide::Expr& cond : conditions) stage.specialize(cond);
+}
+
+// sums(c): a (Tuple-valued) reduction over RDom r = [0, S) x [0, N) of the view x(s, c, n).
+inline void schedule_gpu_channel_reduction(Halide::Func sums, const Halide::RDom& r, ViewLayout layout,
+                                           const std::vector<Halide::Expr>& specializations,
+                                           const GpuParams& p = GpuParams()) {
+    using namespace Halide;
+    const Var c = sums.args()[0];
+    Var t("t"), j("j"), k("k"), cb("cb"), ci("ci");
+    RVar rxo("rxo"), rxi("rxi");
+    sums.compute_root();
+    if (layout == ViewLayout::nchw) {
+        // Stage 1, a block per (channel, batch row), `threads` lanes: lane t sums the elements
+        // t, t + threads, ... of the row, so a warp reads consecutive addresses.
+        Func part = sums.update()
+                        .split(r.x, rxo, rxi, p.threads, TailStrategy::GuardWithIf)
+                        .rfactor({{rxi, t}, {r.y, j}});
+        part.compute_root().reorder(t, c, j).gpu_blocks(c, j).gpu_threads(t);
+        part.update().reorder(rxo, t, c, j).gpu_blocks(c, j).gpu_threads(t);
+        specialize_all_gpu(part.update(), specializations);
+        // Stage 2, a thread per (channel, lane) adds its lane over the batch rows; the combine
+        // left in `sums` then adds the lanes of a channel (one thread per channel).
+        Func lanes = sums.update().rfactor(rxi, k);
+        lanes.compute_root().gpu_tile(k, c, cb, ci, p.threads, 1, TailStrategy::GuardWithIf);
+        lanes.update().gpu_tile(k, c, cb, ci, p.threads, 1, TailStrategy::GuardWithIf);
+    } else {
+        // Stage 1, a block per (32 channels, `rows_per_block` rows): a thread per channel walks
+        // the rows, so a warp reads 32 consecutive channels of a row.
+        Func part = sums.update()
+                        .split(r.x, rxo, rxi, p.rows_per_block, TailStrategy::GuardWithIf)
+                        .rfactor({{rxo, k}, {r.y, j}});
+        part.compute_root().gpu_tile(c, k, cb, ci, p.channel_threads, 1, TailStrategy::GuardWithIf);
+        part.update()
+            .split(c, cb, ci, p.channel_threads, TailStrategy::GuardWithIf)
+            .reorder(rxi, ci, cb, k, j)
+            .gpu_blocks(cb, k, j)
+            .gpu_threads(ci);
+        specialize_all_gpu(part.update(), specializations);
+    }
+    schedule_gpu_per_channel(sums, p);  // after the rfactors, which would inherit it
+}
+
+// out(s, c, n) = undef; out(s, c, n) = f(out(s, c, n), ...): in place, one element per thread.
+// Flattened, the view is contiguous in both layouts (s, c, n for nchw; c, s for channels-last),
+// so consecutive threads touch consecutive elements.
+inline void schedule_gpu_inplace_update(Halide::Func out, ViewLayout layout,
+                                        const std::vector<Halide::Expr>& specializations,
+                                        const GpuParams& p = GpuParams()) {
+    using namespace Halide;
+    const Var s = out.args()[0], c = out.args()[1], n = out.args()[2];
+    Var inner("inner"), flat("flat"), fb("fb"), fi("fi");
+    Stage update = out.update();
+    if (layout == ViewLayout::nchw) {
+        update.fuse(s, c, inner).fuse(inner, n, flat);
+    } else {
+        update.reorder(c, s, n).fuse(c, s, inner).fuse(inner, n, flat);  // the view's stride 1 is on c
+    }
+    update.gpu_tile(flat, fb, fi, p.threads, TailStrategy::GuardWithIf);
+    specialize_all_gpu(update, specializations);
+}
+
+}  // namespace iabn_sched
