@@ -1,5 +1,7 @@
 #include "case_runner.h"
 
+#include "cuda_device.h"
+
 #include <cmath>
 #include <sstream>
 
@@ -16,6 +18,7 @@ iabn::Options Case::options() const {
     o.abs_weight = abs_weight;
     o.momentum = 0.9;
     o.epsilon = 1e-5;
+    o.cuda_stream = cuda_stream;
     return o;
 }
 
@@ -36,6 +39,7 @@ std::string act_name(iabn::Activation act, double param) {
 
 std::string Case::name() const {
     std::ostringstream out;
+    if (device == iabn::Device::cuda) out << "cuda_";
     out << (dtype == iabn::DType::f64 ? "f64" : "f32") << "_" << (layout == iabn::Layout::nchw ? "nchw" : "nhwc");
     for (int64_t d : shape) out << "_" << d;
     out << "_" << act_name(act, param);
@@ -154,6 +158,12 @@ struct ChannelBuffers {
 
 }  // namespace
 
+bool skip_without_device(const Case& c) {
+    if (c.device != iabn::Device::cuda) return false;
+    if (!iabn::has_cuda_kernels()) return true;
+    return CudaDevice::get() == nullptr;
+}
+
 void check_forward(const Case& c) {
     SCOPED_TRACE("case " + c.name());
     Rng rng;
@@ -177,7 +187,11 @@ void check_forward(const Case& c) {
 
     const ref::ForwardResult r = ref::forward(in.x, c.shape, in.weight, in.bias, in.running_mean, in.running_var, o);
 
-    ASSERT_NO_THROW(iabn::forward(x.ref(), cb.state(), o));
+    {
+        DeviceMirror on(c.device);  // a Device::cuda case runs on device copies, read back here
+        ASSERT_NO_THROW(iabn::forward(x.ref(), cb.state(), o));
+        on.download();
+    }
 
     // In place: the caller's x buffer now holds z.
     EXPECT_LE(rel_err(x.get(), r.z), tol) << "z (read back from the x buffer)";
@@ -240,7 +254,11 @@ void check_backward(const Case& c) {
     const ref::BackwardResult r =
         ref::backward(z_stored, dz_stored, c.shape, in.weight, in.bias, si_stored, rv_stored, o);
 
-    ASSERT_NO_THROW(iabn::backward(z.ref(), dz.ref(), cb.state(), cb.grads(), o));
+    {
+        DeviceMirror on(c.device);
+        ASSERT_NO_THROW(iabn::backward(z.ref(), dz.ref(), cb.state(), cb.grads(), o));
+        on.download();
+    }
 
     // In place: the dz buffer now holds dx. Floor at 0.1 of the operand magnitudes (test_util.h).
     const std::vector<double> dx = dz.get();

@@ -29,6 +29,8 @@ struct Case {
     bool abs_weight = false;  // g = |w| + eps; the data then contain negative weights
     bool unbiased = false;    // unbiased running variance
     bool grads = true;        // request weight_grad / bias_grad in backward
+    iabn::Device device = iabn::Device::cpu;  // cuda: the same case on device copies (cuda_device.h)
+    void* cuda_stream = nullptr;              // Options::cuda_stream of a Device::cuda case
 
     iabn::Options options() const;
     std::string name() const;  // gtest-safe: [A-Za-z0-9_]
@@ -57,6 +59,9 @@ std::vector<double> make_dz(const Case& c, const Inputs& in, Rng& rng);
 
 // Rounds every value to the tensor dtype (f32 or f64).
 std::vector<double> round_to(iabn::DType dtype, std::vector<double> v);
+
+// Device::cuda cases skip (GTEST_SKIP, from the test body) without CUDA kernels or a CUDA device.
+bool skip_without_device(const Case& c);
 
 // Forward: in-place z, saved statistics, running statistics (or, with global statistics, that
 // nothing but x was written). Uses EXPECT_*; call from a test body.

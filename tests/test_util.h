@@ -128,11 +128,16 @@ public:
     unsigned char* raw() { return reinterpret_cast<unsigned char*>(storage_.data()); }
     const unsigned char* raw() const { return reinterpret_cast<const unsigned char*>(storage_.data()); }
 
-    iabn::TensorRef ref() {
+    // The buffer as a host tensor; while a DeviceMirror (cuda_device.h) is active, as a device
+    // tensor holding a copy of it.
+    iabn::TensorRef ref();
+    // This buffer's dtype and shape over other memory (the mirror's device copy).
+    iabn::TensorRef host_ref_on(iabn::Device device, void* memory) const {
         iabn::TensorRef t;
-        t.data = data();
+        t.data = memory;
         t.dtype = dtype_;
         t.shape = shape_;
+        t.device = device;
         return t;
     }
 

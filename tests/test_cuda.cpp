@@ -1,0 +1,126 @@
+// The correctness suite on the GPU: the standard cases (forward and backward against the float64
+// reference, in-place results, untouched inputs) with Device::cuda tensors, a case on a
+// non-default stream, and bit-identical repeated runs. Without CUDA kernels in the build or
+// without a CUDA device, every test here skips and says why.
+#include "case_runner.h"
+#include "cuda_device.h"
+
+namespace iabn_test {
+namespace {
+
+std::string skip_reason() {
+    if (!iabn::has_cuda_kernels()) return "no CUDA kernels in this build (IABN_CUDA=OFF)";
+    return CudaDevice::why();
+}
+
+std::vector<Case> cuda_cases() {
+    std::vector<Case> cases = standard_cases();
+    for (Case& c : cases) c.device = iabn::Device::cuda;
+    return cases;
+}
+
+class CudaForward : public ::testing::TestWithParam<Case> {};
+TEST_P(CudaForward, MatchesReference) {
+    if (skip_without_device(GetParam())) GTEST_SKIP() << skip_reason();
+    IABN_TRACE_SEED();
+    check_forward(GetParam());
+}
+INSTANTIATE_TEST_SUITE_P(Cuda, CudaForward, ::testing::ValuesIn(cuda_cases()), CaseName());
+
+class CudaBackward : public ::testing::TestWithParam<Case> {};
+TEST_P(CudaBackward, MatchesReference) {
+    if (skip_without_device(GetParam())) GTEST_SKIP() << skip_reason();
+    IABN_TRACE_SEED();
+    check_backward(GetParam());
+}
+INSTANTIATE_TEST_SUITE_P(Cuda, CudaBackward, ::testing::ValuesIn(cuda_cases()), CaseName());
+
+Case stream_case() {
+    Case c;
+    c.device = iabn::Device::cuda;
+    c.shape = {4, 6, 9, 7};
+    c.act = iabn::Activation::leaky_relu;
+    c.param = 0.01;
+    return c;
+}
+
+TEST(CudaStream, ForwardAndBackwardOnANonDefaultStream) {
+    if (skip_without_device(stream_case())) GTEST_SKIP() << skip_reason();
+    IABN_TRACE_SEED();
+    CudaDevice* dev = CudaDevice::get();
+    Case c = stream_case();
+    c.cuda_stream = dev->create_stream();
+    check_forward(c);
+    check_backward(c);
+    dev->destroy_stream(c.cuda_stream);
+}
+
+// Two forwards and backwards of the same inputs on the GPU give the same bytes: the GPU
+// reductions add in a fixed order (no atomics).
+TEST(CudaDeterminism, RepeatedRunsAreBitIdentical) {
+    Case c = stream_case();
+    c.shape = {8, 16, 33, 17};
+    if (skip_without_device(c)) GTEST_SKIP() << skip_reason();
+    IABN_TRACE_SEED();
+    Rng rng;
+    const Inputs in = make_inputs(c, rng);
+    const std::vector<double> dz_values = make_dz(c, in, rng);
+    const iabn::DType cd = channel_dtype(c.dtype);
+    auto run = [&] {
+        Buffer x(c.dtype, c.shape), dz(c.dtype, c.shape), w(cd, {in.channels}), b(cd, {in.channels}),
+            rm(cd, {in.channels}), rv(cd, {in.channels}), sm(cd, {in.channels}), si(cd, {in.channels}),
+            wg(cd, {in.channels}), bg(cd, {in.channels});
+        x.set(in.x);
+        dz.set(dz_values);
+        w.set(in.weight);
+        b.set(in.bias);
+        rm.set(in.running_mean);
+        rv.set(in.running_var);
+        {
+            DeviceMirror on(iabn::Device::cuda);
+            const iabn::ChannelState st{w.ref(), b.ref(), rm.ref(), rv.ref(), sm.ref(), si.ref()};
+            iabn::forward(x.ref(), st, c.options());
+            iabn::backward(x.ref(), dz.ref(), st, {wg.ref(), bg.ref()}, c.options());
+            on.download();
+        }
+        return std::vector<Bytes>{x.snapshot(), dz.snapshot(), sm.snapshot(), si.snapshot(),
+                                  rm.snapshot(), rv.snapshot(), wg.snapshot(), bg.snapshot()};
+    };
+    EXPECT_TRUE(run() == run()) << "two GPU runs of the same inputs differ";
+}
+
+}  // namespace
+}  // namespace iabn_test
+
+namespace iabn_test {
+namespace {
+
+// A build with CUDA kernels on a machine without the driver: a Device::cuda call is an
+// iabn::Error that says so, and writes nothing (the pointers are host memory here; iabn never
+// touches them before it has the driver).
+TEST(CudaWithoutDriver, DeviceCallIsAnErrorThatWritesNothing) {
+    if (!iabn::has_cuda_kernels()) GTEST_SKIP() << "no CUDA kernels in this build (IABN_CUDA=OFF)";
+    if (CudaDevice::get() != nullptr) GTEST_SKIP() << "this machine has a CUDA device";
+    Buffer x(iabn::DType::f32, {2, 3, 4, 5}), rm(iabn::DType::f32, {3}), rv(iabn::DType::f32, {3}),
+        sm(iabn::DType::f32, {3}), si(iabn::DType::f32, {3});
+    x.poison();
+    rm.poison();
+    rv.poison();
+    const Bytes before = x.snapshot();
+    auto on_device = [](Buffer& b) { return b.host_ref_on(iabn::Device::cuda, b.data()); };
+    iabn::ChannelState st;
+    st.running_mean = on_device(rm);
+    st.running_var = on_device(rv);
+    st.saved_mean = on_device(sm);
+    st.saved_invstd = on_device(si);
+    try {
+        iabn::forward(on_device(x), st, iabn::Options());
+        ADD_FAILURE() << "no iabn::Error without a CUDA driver";
+    } catch (const iabn::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("CUDA"), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(x.same_bytes(before));
+}
+
+}  // namespace
+}  // namespace iabn_test
