@@ -2,6 +2,7 @@
 // per-channel outputs (no order-dependent parallel reductions). And the thread count changes
 // results at most by rounding (both runs stay within tolerance of the reference).
 #include "case_runner.h"
+#include "cuda_device.h"
 
 #include <cstring>
 
@@ -29,8 +30,11 @@ RunOutputs run_once(const Case& c, const Inputs& in, const std::vector<double>& 
     si.poison();
     wg.poison();
     bg.poison();
-    const iabn::ChannelState st{w.ref(), b.ref(), rm.ref(), rv.ref(), sm.ref(), si.ref()};
-    iabn::forward(x.ref(), st, o);
+    {
+        DeviceMirror on(c.device);  // Device::cuda cases: on device copies, read back after the call
+        iabn::forward(x.ref(), {w.ref(), b.ref(), rm.ref(), rv.ref(), sm.ref(), si.ref()}, o);
+        on.download();
+    }
     RunOutputs out;
     out.z = x.snapshot();
     out.saved_mean = sm.snapshot();
@@ -38,7 +42,12 @@ RunOutputs run_once(const Case& c, const Inputs& in, const std::vector<double>& 
     out.running_mean = rm.snapshot();
     out.running_var = rv.snapshot();
     rv.set(in.running_var);  // the global-stats backward reads what the forward read
-    iabn::backward(x.ref(), dz.ref(), st, {wg.ref(), bg.ref()}, o);
+    {
+        DeviceMirror on(c.device);
+        iabn::backward(x.ref(), dz.ref(), {w.ref(), b.ref(), rm.ref(), rv.ref(), sm.ref(), si.ref()},
+                       {wg.ref(), bg.ref()}, o);
+        on.download();
+    }
     out.dx = dz.snapshot();
     out.weight_grad = wg.snapshot();
     out.bias_grad = bg.snapshot();
@@ -48,8 +57,9 @@ RunOutputs run_once(const Case& c, const Inputs& in, const std::vector<double>& 
 class Determinism : public ::testing::TestWithParam<Case> {};
 
 TEST_P(Determinism, TwoRunsWithTwoThreadsAreBitIdentical) {
-    IABN_TRACE_SEED();
     const Case c = GetParam();
+    if (skip_without_device(c)) GTEST_SKIP() << "no CUDA device or no CUDA kernels in this build";
+    IABN_TRACE_SEED();
     Rng rng;
     const Inputs in = make_inputs(c, rng);
     const std::vector<double> dzv = make_dz(c, in, rng);
@@ -69,8 +79,9 @@ TEST_P(Determinism, TwoRunsWithTwoThreadsAreBitIdentical) {
 
 // Results with 1 and with 2 threads are both close to the reference (not necessarily identical).
 TEST_P(Determinism, OneAndTwoThreadsBothMatchReference) {
-    IABN_TRACE_SEED();
     const Case c = GetParam();
+    if (skip_without_device(c)) GTEST_SKIP() << "no CUDA device or no CUDA kernels in this build";
+    IABN_TRACE_SEED();
     Rng rng;
     const Inputs in = make_inputs(c, rng);
     const iabn::Options o = c.options();
@@ -108,6 +119,8 @@ std::vector<Case> determinism_cases() {
                 c.stats = st;
                 c.act = iabn::Activation::elu;
                 c.param = 0.5;
+                out.push_back(c);
+                c.device = iabn::Device::cuda;  // the GPU reductions add in a fixed order too
                 out.push_back(c);
             }
         }
