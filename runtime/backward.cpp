@@ -39,8 +39,8 @@ void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state
         });
         return;
     }
-    auto grad_scale = scratch.filled(0), mean_dy = scratch.filled(0), mean_dy_xhat = scratch.filled(0);
-    auto xhat_bias = scratch.filled(0), xhat_inv_g = scratch.filled(0);
+    auto grad_scale = scratch.output(), mean_dy = scratch.output(), mean_dy_xhat = scratch.output();
+    auto xhat_bias = scratch.output(), xhat_inv_g = scratch.output();
 
     // The sums over the tensor are needed for batch statistics, or for parameter gradients.
     if (ck.batch_stats || grads.weight_grad.data || grads.bias_grad.data) {
@@ -52,7 +52,7 @@ void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state
         });
     } else {
         auto running_mean = scratch.filled(0);  // not needed by the backward coefficients
-        auto unused_pivot = scratch.filled(0), unused_scale = scratch.filled(0), unused_shift = scratch.filled(0);
+        auto unused_pivot = scratch.output(), unused_scale = scratch.output(), unused_shift = scratch.output();
         detail::run_kernel("global_coeffs", [&] {
             return k.global_coeffs(running_mean, running_var, weight, bias, options.epsilon, abs_weight,
                                    unused_pivot, unused_scale, unused_shift, grad_scale, xhat_bias, xhat_inv_g);

@@ -27,6 +27,7 @@ CudaSession::~CudaSession() = default;
 void CudaSession::finish() { no_cuda(); }
 void wrap_device_memory(Halide::Runtime::Buffer<void>&, void*) { no_cuda(); }
 void copy_to_device(Halide::Runtime::Buffer<void>&) { no_cuda(); }
+void allocate_on_device(Halide::Runtime::Buffer<void>&) { no_cuda(); }
 std::vector<double> read_device_channel(const TensorRef&, void*) { no_cuda(); }
 
 #else
@@ -103,6 +104,9 @@ void install_hooks() {
         halide_set_cuda_acquire_context(acquire_context);
         halide_set_cuda_release_context(release_context);
         halide_set_cuda_get_stream(get_stream);
+        // The per-channel scratch of a call goes back to Halide's cache when the call returns
+        // (after its stream is done) and serves the next call: no cuMemAlloc/cuMemFree per call.
+        halide_reuse_device_allocations(nullptr, true);
     });
 }
 
@@ -138,6 +142,10 @@ void wrap_device_memory(Halide::Runtime::Buffer<void>& b, void* device_ptr) {
 void copy_to_device(Halide::Runtime::Buffer<void>& b) {
     b.set_host_dirty(true);
     run_kernel("copy_to_device", [&] { return b.copy_to_device(halide_cuda_device_interface()); });
+}
+
+void allocate_on_device(Halide::Runtime::Buffer<void>& b) {
+    run_kernel("device_malloc", [&] { return b.device_malloc(halide_cuda_device_interface()); });
 }
 
 std::vector<double> read_device_channel(const TensorRef& t, void* stream) {

@@ -35,6 +35,8 @@ private:
 void wrap_device_memory(Halide::Runtime::Buffer<void>& b, void* device_ptr);
 // Copies `b`'s host values into a new device allocation that `b` owns.
 void copy_to_device(Halide::Runtime::Buffer<void>& b);
+// A device allocation for `b`, owned by it, left unset.
+void allocate_on_device(Halide::Runtime::Buffer<void>& b);
 // The values of a [C] Device::cuda buffer, copied on `stream` (validation reads the weights).
 std::vector<double> read_device_channel(const TensorRef& t, void* stream);
 

@@ -38,7 +38,7 @@ void forward(const TensorRef& x, const ChannelState& state, const Options& optio
         });
         return;  // (one-pass kernels are CPU only)
     }
-    auto pivot = scratch.filled(0), scale = scratch.filled(0), shift = scratch.filled(0);
+    auto pivot = scratch.output(), scale = scratch.output(), shift = scratch.output();
 
     if (ck.batch_stats) {
         detail::run_kernel("forward_stats", [&] {
@@ -47,7 +47,7 @@ void forward(const TensorRef& x, const ChannelState& state, const Options& optio
                                    running_var, pivot, scale, shift);
         });
     } else {
-        auto unused_scale = scratch.filled(0), unused_bias = scratch.filled(0), unused_inv_g = scratch.filled(0);
+        auto unused_scale = scratch.output(), unused_bias = scratch.output(), unused_inv_g = scratch.output();
         detail::run_kernel("global_coeffs", [&] {
             return k.global_coeffs(running_mean, running_var, weight, bias, options.epsilon, abs_weight,
                                    pivot, scale, shift, unused_scale, unused_bias, unused_inv_g);

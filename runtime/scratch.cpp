@@ -22,6 +22,15 @@ Halide::Runtime::Buffer<void> Scratch::filled(double value) {
     return b;
 }
 
+Halide::Runtime::Buffer<void> Scratch::output() {
+    if (device_ == Device::cpu) return filled(0);
+    storage_.emplace_back(static_cast<size_t>(channels_));  // a host shape for the descriptor only
+    Halide::Runtime::Buffer<void> b = channel_buffer(storage_.back().data(), dtype_, channels_);
+    allocate_on_device(b);
+    device_copies_.push_back(b);
+    return b;
+}
+
 Halide::Runtime::Buffer<void> Scratch::or_filled(const TensorRef& t, double fallback) {
     return t.data ? channel_buffer(t.data, t.dtype, channels_, t.device) : filled(fallback);
 }

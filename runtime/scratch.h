@@ -19,6 +19,8 @@ public:
 
     // A new [C] buffer of the channel dtype filled with `value`.
     Halide::Runtime::Buffer<void> filled(double value);
+    // A new [C] buffer that a kernel will write in full (on a device: not filled first).
+    Halide::Runtime::Buffer<void> output();
     // The caller's buffer if it has data, else a new one filled with `fallback`.
     Halide::Runtime::Buffer<void> or_filled(const TensorRef& t, double fallback);
 

@@ -1,8 +1,8 @@
-// The test suite's own access to a CUDA GPU, through the driver API loaded at run time (the suite
-// builds and runs where there is no driver): memory to hand to iabn as Device::cuda tensors, and
-// a mirror that runs a host-buffer test case on the device.
+// Running a host-buffer test case on the GPU: a mirror that hands iabn device copies of the
+// test's buffers (through the driver wrapper in cuda_driver.h) and reads them back.
 #pragma once
 
+#include "cuda_driver.h"
 #include "test_util.h"
 
 #include <string>
@@ -10,21 +10,6 @@
 
 namespace iabn_test {
 
-// The first GPU, with its primary context made current on the calling thread; nullptr when this
-// machine has no usable CUDA device (why() says why).
-class CudaDevice {
-public:
-    static CudaDevice* get();
-    static const std::string& why();
-
-    void* alloc(size_t bytes);
-    void free(void* ptr);
-    void upload(void* device, const void* host, size_t bytes);
-    void download(void* host, const void* device, size_t bytes);
-    void* create_stream();  // a non-blocking stream
-    void destroy_stream(void* stream);
-    void make_current();  // on the calling thread (each test thread must)
-};
 
 // While alive, Buffer::ref() of any test Buffer returns a Device::cuda view of a device copy of
 // the buffer; download() copies every such copy back to its host buffer (call it after the iabn
