@@ -80,10 +80,9 @@ public:
         if (!auto_schedule && get_target().has_gpu_feature()) {
             channel.compute_root();
             iabn_sched::schedule_gpu_channel_reduction(gs.sums, gs.r, view(), activation_specializations(activation));
-            for (Func f : {channel, Func(weight_grad), Func(bias_grad), Func(grad_scale), Func(grad_mean_dy),
-                           Func(grad_mean_dy_xhat), Func(xhat_bias), Func(xhat_inv_g)}) {
-                iabn_sched::schedule_gpu_per_channel(f);
-            }
+            iabn_sched::schedule_gpu_per_channel(channel);
+            iabn_sched::schedule_gpu_channel_outputs({weight_grad, bias_grad, grad_scale, grad_mean_dy, grad_mean_dy_xhat,
+                                                      xhat_bias, xhat_inv_g});
         } else if (!auto_schedule) {
             channel.compute_root();
             iabn_sched::schedule_channel_reduction(gs.sums, gs.r, view(), cpu_params(), get_target(), threads,

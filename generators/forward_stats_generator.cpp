@@ -65,13 +65,12 @@ public:
 
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
         if (!auto_schedule && get_target().has_gpu_feature()) {
+            // (moments stay inline: a few flops per channel, recomputed beats a launch)
             iabn_sched::schedule_gpu_channel_reduction(st.sums, st.r, view(), {});
-            st.moments.compute_root();
             st.pivot.compute_root();
-            for (Func f : {st.pivot, st.moments, Func(saved_mean), Func(saved_invstd), Func(running_mean),
-                           Func(running_var), Func(apply_pivot), Func(apply_scale), Func(apply_shift)}) {
-                iabn_sched::schedule_gpu_per_channel(f);
-            }
+            iabn_sched::schedule_gpu_per_channel(st.pivot);
+            iabn_sched::schedule_gpu_channel_outputs({saved_mean, saved_invstd, running_mean, running_var, apply_pivot,
+                                                      apply_scale, apply_shift});
         } else if (!auto_schedule) {
             iabn_sched::schedule_channel_reduction(st.sums, st.r, view(), cpu_params(), get_target(), threads,
                                                    x.dim(1).extent(), {});

@@ -48,10 +48,8 @@ public:
         /* THE SCHEDULE: O(C) work: on a CPU Halide's default (serial, root) is right; on a GPU, a
            thread per channel. */
         if (get_target().has_gpu_feature()) {
-            for (Func f : {Func(apply_pivot), Func(apply_scale), Func(apply_shift), Func(grad_scale), Func(xhat_bias),
-                           Func(xhat_inv_g)}) {
-                iabn_sched::schedule_gpu_per_channel(f);
-            }
+            iabn_sched::schedule_gpu_channel_outputs({apply_pivot, apply_scale, apply_shift, grad_scale, xhat_bias,
+                                                      xhat_inv_g});
         }
     }
 };

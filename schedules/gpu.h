@@ -21,6 +21,7 @@ using iabn_gen::ViewLayout;
 
 struct GpuParams {
     int threads = 256;          // threads per block of element-wise and nchw reduction kernels
+    int chunk_steps = 64;       // nchw reductions: a block sums threads * chunk_steps elements of a row
     int channel_threads = 32;   // nhwc reductions: channels per block (one warp, coalesced reads)
     int rows_per_block = 256;   // nhwc reductions: rows each block sums
     int channel_block = 64;     // per-channel Funcs: channels per block
@@ -34,6 +35,20 @@ inline void schedule_gpu_per_channel(Halide::Func f, const GpuParams& p = GpuPar
     f.gpu_tile(c, cb, ci, p.channel_block, TailStrategy::GuardWithIf);
     for (int i = 0; i < f.num_update_definitions(); i++) {
         f.update(i).gpu_tile(c, cb, ci, p.channel_block, TailStrategy::GuardWithIf);
+    }
+}
+
+// Several Funcs over c computed in one kernel (one launch instead of one each): the last stage
+// of each, a thread per channel, fused with compute_with; earlier stages (an in-place Output's
+// `undef`) have no work.
+inline void schedule_gpu_channel_outputs(const std::vector<Halide::Func>& funcs, const GpuParams& p = GpuParams()) {
+    using namespace Halide;
+    Var cb("cb"), ci("ci");
+    auto last = [](Func f) { return f.has_update_definition() ? f.update(f.num_update_definitions() - 1) : Stage(f); };
+    for (size_t i = 0; i < funcs.size(); i++) {
+        Stage s = last(funcs[i]);
+        s.split(funcs[i].args()[0], cb, ci, p.channel_block, TailStrategy::GuardWithIf).gpu_blocks(cb).gpu_threads(ci);
+        if (i > 0) s.compute_with(last(funcs[0]), cb);
     }
 }
 
@@ -51,16 +66,21 @@ inline void schedule_gpu_channel_reduction(Halide::Func sums, const Halide::RDom
     RVar rxo("rxo"), rxi("rxi");
     sums.compute_root();
     if (layout == ViewLayout::nchw) {
-        // Stage 1, a block per (channel, batch row), `threads` lanes: lane t sums the elements
-        // t, t + threads, ... of the row, so a warp reads consecutive addresses.
+        // Stage 1, a block per (channel, chunk of a batch row, batch row), `threads` lanes: lane
+        // t sums the elements t, t + threads, ... of its chunk, so a warp reads consecutive
+        // addresses; chunks of `threads * chunk_steps` elements give long rows (large M, few
+        // channels) many blocks.
+        RVar rko("rko"), rkr("rkr");
+        Var chunk("chunk");
         Func part = sums.update()
-                        .split(r.x, rxo, rxi, p.threads, TailStrategy::GuardWithIf)
-                        .rfactor({{rxi, t}, {r.y, j}});
-        part.compute_root().reorder(t, c, j).gpu_blocks(c, j).gpu_threads(t);
-        part.update().reorder(rxo, t, c, j).gpu_blocks(c, j).gpu_threads(t);
+                        .split(r.x, rko, rkr, p.threads * p.chunk_steps, TailStrategy::GuardWithIf)
+                        .split(rkr, rxo, rxi, p.threads, TailStrategy::GuardWithIf)
+                        .rfactor({{rxi, t}, {rko, chunk}, {r.y, j}});
+        part.compute_root().reorder(t, c, chunk, j).gpu_blocks(c, chunk, j).gpu_threads(t);
+        part.update().reorder(rxo, t, c, chunk, j).gpu_blocks(c, chunk, j).gpu_threads(t);
         specialize_all_gpu(part.update(), specializations);
-        // Stage 2, a thread per (channel, lane) adds its lane over the batch rows; the combine
-        // left in `sums` then adds the lanes of a channel (one thread per channel).
+        // Stage 2, a thread per (channel, lane) adds its lane over the chunks and batch rows; the
+        // combine left in `sums` then adds the lanes of a channel (one thread per channel).
         Func lanes = sums.update().rfactor(rxi, k);
         lanes.compute_root().gpu_tile(k, c, cb, ci, p.threads, 1, TailStrategy::GuardWithIf);
         lanes.update().gpu_tile(k, c, cb, ci, p.threads, 1, TailStrategy::GuardWithIf);
