@@ -11,7 +11,7 @@ const char* to_string(DnnlFormat f) {
     switch (f) {
         case DnnlFormat::nchw: return "nchw";
         case DnnlFormat::nhwc: return "nhwc";
-        case DnnlFormat::blocked16c: return "nChw16c";
+        case DnnlFormat::blocked16c: return "blocked 16c (nCw16c / nChw16c / nCdhw16c by rank)";
     }
     return "?";
 }
@@ -40,7 +40,8 @@ struct DnnlBnLeakyRelu::Impl {
     memory::dims dims;
     memory::desc data, plain, channel;
     // x: BN input (kept for the BN backward); y: BN output, activated in place; dz: incoming
-    // gradient, turned into the BN's diff_dst in place by the eltwise backward; dx: BN diff_src.
+    // gradient; dy: the eltwise backward's output (a separate buffer), the BN's diff_dst;
+    // dx: BN diff_src.
     memory x, y, dz, dy, dx, x_saved, dz_saved, mean, var, scale, shift, diff_scale, diff_shift;
     dnnl::batch_normalization_forward bn_forward;
     dnnl::eltwise_forward act_forward;

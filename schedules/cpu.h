@@ -8,14 +8,9 @@
 // runtime conditions to specialize the hot loop on (the activation code).
 #pragma once
 
-#include "Halide.h"
-#include "tensor_view.h"
-
-#include <vector>
+#include "common.h"
 
 namespace iabn_sched {
-
-using iabn_gen::ViewLayout;
 
 // The tunable numbers, named as the generators' GeneratorParams and written by the tuner into
 // schedules/<arch>.params, which the build reads.
@@ -60,10 +55,6 @@ inline Halide::Expr block_size(const Halide::Expr& extent, int min_block, const 
 
 inline Halide::Expr balanced_block(const Halide::Expr& extent, int block, int lanes) {
     return block_size(extent, block, Halide::Int(32).max(), lanes);
-}
-
-inline void specialize_all(Halide::Stage stage, const std::vector<Halide::Expr>& conditions) {
-    for (const Halide::Expr& cond : conditions) stage.specialize(cond);
 }
 
 // sums(c) is a (Tuple-valued) reduction over RDom r = [0, S) x [0, N) of the view x(s, c, n).

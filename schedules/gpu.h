@@ -10,14 +10,9 @@
 // The tunable numbers are named constants here (GPU tuning needs a GPU; the tuner is CPU-only).
 #pragma once
 
-#include "Halide.h"
-#include "tensor_view.h"
-
-#include <vector>
+#include "common.h"
 
 namespace iabn_sched {
-
-using iabn_gen::ViewLayout;
 
 struct GpuParams {
     int threads = 256;          // threads per block of element-wise and nchw reduction kernels
@@ -52,10 +47,6 @@ inline void schedule_gpu_channel_outputs(const std::vector<Halide::Func>& funcs,
     }
 }
 
-inline void specialize_all_gpu(Halide::Stage stage, const std::vector<Halide::Expr>& conditions) {
-    for (const Halide::Expr& cond : conditions) stage.specialize(cond);
-}
-
 // sums(c): a (Tuple-valued) reduction over RDom r = [0, S) x [0, N) of the view x(s, c, n).
 inline void schedule_gpu_channel_reduction(Halide::Func sums, const Halide::RDom& r, ViewLayout layout,
                                            const std::vector<Halide::Expr>& specializations,
@@ -78,7 +69,7 @@ inline void schedule_gpu_channel_reduction(Halide::Func sums, const Halide::RDom
                         .rfactor({{rxi, t}, {rko, chunk}, {r.y, j}});
         part.compute_root().reorder(t, c, chunk, j).gpu_blocks(c, chunk, j).gpu_threads(t);
         part.update().reorder(rxo, t, c, chunk, j).gpu_blocks(c, chunk, j).gpu_threads(t);
-        specialize_all_gpu(part.update(), specializations);
+        specialize_all(part.update(), specializations);
         // Stage 2, a thread per (channel, lane) adds its lane over the chunks and batch rows; the
         // combine left in `sums` then adds the lanes of a channel (one thread per channel).
         Func lanes = sums.update().rfactor(rxi, k);
@@ -96,7 +87,7 @@ inline void schedule_gpu_channel_reduction(Halide::Func sums, const Halide::RDom
             .reorder(rxi, ci, cb, k, j)
             .gpu_blocks(cb, k, j)
             .gpu_threads(ci);
-        specialize_all_gpu(part.update(), specializations);
+        specialize_all(part.update(), specializations);
     }
     schedule_gpu_per_channel(sums, p);  // after the rfactors, which would inherit it
 }
@@ -117,7 +108,7 @@ inline void schedule_gpu_inplace_update(Halide::Func out, ViewLayout layout,
         update.reorder(c, s, n).fuse(c, s, inner).fuse(inner, n, flat);  // the view's stride 1 is on c
     }
     update.gpu_tile(flat, fb, fi, p.threads, TailStrategy::GuardWithIf);
-    specialize_all_gpu(update, specializations);
+    specialize_all(update, specializations);
 }
 
 }  // namespace iabn_sched
