@@ -2,7 +2,7 @@
 //
 //  * channel reductions: two stages, both deterministic (no atomics, a fixed order of additions,
 //    so repeated runs give the same bits): many blocks form partial sums with coalesced reads,
-//    then one thread per channel (nhwc) or per channel and lane (nchw) adds the partials;
+//    then a thread per channel and lane adds them, and a thread per channel adds the lanes;
 //  * element-wise in-place updates: the tensor flattened to one dimension (contiguous in both
 //    layouts), one element per thread, 256 threads per block;
 //  * per-channel Funcs (coefficients, saved and running statistics): one thread per channel.
@@ -19,6 +19,7 @@ struct GpuParams {
     int chunk_steps = 64;       // nchw reductions: a block sums threads * chunk_steps elements of a row
     int channel_threads = 32;   // nhwc reductions: channels per block (one warp, coalesced reads)
     int rows_per_block = 256;   // nhwc reductions: rows each block sums
+    int row_lanes = 8;          // nhwc reductions: threads per channel in a block (rows interleaved)
     int channel_block = 64;     // per-channel Funcs: channels per block
 };
 
@@ -76,18 +77,31 @@ inline void schedule_gpu_channel_reduction(Halide::Func sums, const Halide::RDom
         lanes.compute_root().gpu_tile(k, c, cb, ci, p.threads, 1, TailStrategy::GuardWithIf);
         lanes.update().gpu_tile(k, c, cb, ci, p.threads, 1, TailStrategy::GuardWithIf);
     } else {
-        // Stage 1, a block per (32 channels, `rows_per_block` rows): a thread per channel walks
-        // the rows, so a warp reads 32 consecutive channels of a row.
+        // Stage 1, a block per (32 channels, `rows_per_block` rows) of 32 x `row_lanes` threads:
+        // thread (ci, u) sums rows u, u + row_lanes, ... of the block in its channel, so a warp
+        // (32 consecutive ci) reads 32 consecutive channels of a row.
+        RVar rko("rko"), rkr("rkr");
+        Var u("u"), lane("lane");
         Func part = sums.update()
-                        .split(r.x, rxo, rxi, p.rows_per_block, TailStrategy::GuardWithIf)
-                        .rfactor({{rxo, k}, {r.y, j}});
-        part.compute_root().gpu_tile(c, k, cb, ci, p.channel_threads, 1, TailStrategy::GuardWithIf);
+                        .split(r.x, rko, rkr, p.rows_per_block, TailStrategy::GuardWithIf)
+                        .split(rkr, rxo, rxi, p.row_lanes, TailStrategy::GuardWithIf)
+                        .rfactor({{rko, k}, {rxi, u}, {r.y, j}});
+        part.compute_root()
+            .split(c, cb, ci, p.channel_threads, TailStrategy::GuardWithIf)
+            .reorder(ci, u, cb, k, j)
+            .gpu_blocks(cb, k, j)
+            .gpu_threads(ci, u);
         part.update()
             .split(c, cb, ci, p.channel_threads, TailStrategy::GuardWithIf)
-            .reorder(rxi, ci, cb, k, j)
+            .reorder(rxo, ci, u, cb, k, j)
             .gpu_blocks(cb, k, j)
-            .gpu_threads(ci);
+            .gpu_threads(ci, u);
         specialize_all(part.update(), specializations);
+        // Stage 2, a thread per (channel, row lane) adds its lane over the row blocks; the combine
+        // left in `sums` then adds the lanes of a channel (one thread per channel).
+        Func lanes = sums.update().rfactor(rxi, lane);
+        lanes.compute_root().gpu_tile(c, lane, cb, ci, p.channel_threads, p.row_lanes, TailStrategy::GuardWithIf);
+        lanes.update().gpu_tile(c, lane, cb, ci, p.channel_threads, p.row_lanes, TailStrategy::GuardWithIf);
     }
     schedule_gpu_per_channel(sums, p);  // after the rfactors, which would inherit it
 }
