@@ -25,11 +25,14 @@ function(iabn_schedule_params out generator layout dtype)
     set(${out} "" PARENT_SCOPE)
 endfunction()
 
-# Adds the objects of a Halide library target (kernels or runtime) to the iabn archive.
+# Adds the objects of a Halide library target (kernels or runtime) to the iabn archive, and to
+# the global properties named after it, if any.
 function(_iabn_collect_objects halide_target)
     get_target_property(sources ${halide_target} SOURCES)
     list(TRANSFORM sources PREPEND "${CMAKE_CURRENT_BINARY_DIR}/")
-    set_property(GLOBAL APPEND PROPERTY IABN_KERNEL_OBJECTS ${sources})
+    foreach (property IABN_KERNEL_OBJECTS ${ARGN})
+        set_property(GLOBAL APPEND PROPERTY ${property} ${sources})
+    endforeach ()
     set_property(TARGET ${halide_target} PROPERTY EXCLUDE_FROM_ALL ON)
 endfunction()
 
@@ -49,22 +52,19 @@ function(iabn_add_kernel)
         set(targets ${IABN_CUDA_TARGET})
         set(tuned "")  # the GPU schedules' numbers are named constants in schedules/gpu.h
         set(entry "IABN_CUDA_KERNEL")
+        set(also IABN_CUDA_OBJECTS)
     else ()
         set(targets ${IABN_KERNEL_TARGETS})
         iabn_schedule_params(tuned ${K_GENERATOR} ${K_LAYOUT} ${K_DTYPE})
         set(entry "IABN_KERNEL")
+        set(also "")
     endif ()
     add_halide_library(${name} FROM iabn_generators GENERATOR iabn_${K_GENERATOR}
                        TARGETS ${targets} FEATURES ${IABN_KERNEL_FEATURES}
                        USE_RUNTIME iabn_target_probe.runtime
                        PARAMS dtype=${K_DTYPE} layout=${K_LAYOUT} ${tuned}
                        ${IABN_KERNEL_EXTRA_OUTPUTS})
-    _iabn_collect_objects(${name})
-    if (K_DEVICE STREQUAL "cuda")
-        get_target_property(sources ${name} SOURCES)
-        list(TRANSFORM sources PREPEND "${CMAKE_CURRENT_BINARY_DIR}/")
-        set_property(GLOBAL APPEND PROPERTY IABN_CUDA_OBJECTS ${sources})
-    endif ()
+    _iabn_collect_objects(${name} ${also})
     set_property(GLOBAL APPEND_STRING PROPERTY IABN_KERNEL_TABLE
                  "${entry}(${K_GENERATOR}, ${K_DTYPE}, ${K_LAYOUT})\n")
 endfunction()

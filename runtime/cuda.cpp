@@ -28,7 +28,7 @@ void CudaSession::finish() { no_cuda(); }
 void wrap_device_memory(Halide::Runtime::Buffer<void>&, void*) { no_cuda(); }
 void copy_to_device(Halide::Runtime::Buffer<void>&) { no_cuda(); }
 void allocate_on_device(Halide::Runtime::Buffer<void>&) { no_cuda(); }
-std::vector<double> read_device_channel(const TensorRef&, void*) { no_cuda(); }
+void copy_to_host(void*, const void*, size_t, void*) { no_cuda(); }
 
 #else
 
@@ -148,20 +148,10 @@ void allocate_on_device(Halide::Runtime::Buffer<void>& b) {
     run_kernel("device_malloc", [&] { return b.device_malloc(halide_cuda_device_interface()); });
 }
 
-std::vector<double> read_device_channel(const TensorRef& t, void* stream) {
-    const size_t n = static_cast<size_t>(t.shape.at(0));
-    const size_t bytes = n * dtype_size(t.dtype);
-    std::vector<unsigned char> raw(bytes);
+void copy_to_host(void* host, const void* device, size_t bytes, void* stream) {
     const Driver& d = driver();
-    check(d.memcpy_dtoh_async(raw.data(), reinterpret_cast<unsigned long long>(t.data), bytes, stream),
-          "cuMemcpyDtoHAsync");
+    check(d.memcpy_dtoh_async(host, reinterpret_cast<unsigned long long>(device), bytes, stream), "cuMemcpyDtoHAsync");
     check(d.stream_synchronize(stream), "cuStreamSynchronize");
-    std::vector<double> out(n);
-    for (size_t i = 0; i < n; i++) {
-        out[i] = t.dtype == DType::f64 ? reinterpret_cast<const double*>(raw.data())[i]
-                                       : static_cast<double>(reinterpret_cast<const float*>(raw.data())[i]);
-    }
-    return out;
 }
 
 #endif

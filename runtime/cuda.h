@@ -37,7 +37,7 @@ void wrap_device_memory(Halide::Runtime::Buffer<void>& b, void* device_ptr);
 void copy_to_device(Halide::Runtime::Buffer<void>& b);
 // A device allocation for `b`, owned by it, left unset.
 void allocate_on_device(Halide::Runtime::Buffer<void>& b);
-// The values of a [C] Device::cuda buffer, copied on `stream` (validation reads the weights).
-std::vector<double> read_device_channel(const TensorRef& t, void* stream);
+// Copies `bytes` from device memory to the host, on `stream`, and waits for them.
+void copy_to_host(void* host, const void* device, size_t bytes, void* stream);
 
 }  // namespace iabn::detail

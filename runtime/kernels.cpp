@@ -19,17 +19,16 @@ std::map<Key, Kernels> build_table() {
 #define IABN_LAYOUTS_nchw {Layout::nchw}
 #define IABN_LAYOUTS_nhwc {Layout::nhwc}
 #define IABN_LAYOUTS_any {Layout::nchw, Layout::nhwc}
-#define IABN_KERNEL(gen, dt, lay)                                          \
-    for (Layout l : std::initializer_list<Layout> IABN_LAYOUTS_##lay) {     \
-        table[{DType::dt, l, Device::cpu}].gen = &iabn_##gen##_##dt##_##lay; \
+#define IABN_ADD_KERNEL(gen, dt, lay, device, function)                 \
+    for (Layout l : std::initializer_list<Layout> IABN_LAYOUTS_##lay) { \
+        table[{DType::dt, l, Device::device}].gen = &function;         \
     }
-#define IABN_CUDA_KERNEL(gen, dt, lay)                                          \
-    for (Layout l : std::initializer_list<Layout> IABN_LAYOUTS_##lay) {          \
-        table[{DType::dt, l, Device::cuda}].gen = &iabn_##gen##_##dt##_##lay##_cuda; \
-    }
+#define IABN_KERNEL(gen, dt, lay) IABN_ADD_KERNEL(gen, dt, lay, cpu, iabn_##gen##_##dt##_##lay)
+#define IABN_CUDA_KERNEL(gen, dt, lay) IABN_ADD_KERNEL(gen, dt, lay, cuda, iabn_##gen##_##dt##_##lay##_cuda)
 #include "iabn_kernel_table.inc"  // generated
 #undef IABN_KERNEL
 #undef IABN_CUDA_KERNEL
+#undef IABN_ADD_KERNEL
     return table;
 }
 

@@ -24,8 +24,7 @@ Halide::Runtime::Buffer<void> Scratch::filled(double value) {
 
 Halide::Runtime::Buffer<void> Scratch::output() {
     if (device_ == Device::cpu) return filled(0);
-    storage_.emplace_back(static_cast<size_t>(channels_));  // a host shape for the descriptor only
-    Halide::Runtime::Buffer<void> b = channel_buffer(storage_.back().data(), dtype_, channels_);
+    Halide::Runtime::Buffer<void> b = channel_buffer(nullptr, dtype_, channels_);  // no host memory
     allocate_on_device(b);
     device_copies_.push_back(b);
     return b;

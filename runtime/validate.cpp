@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <sstream>
 
 namespace iabn::detail {
@@ -88,16 +89,13 @@ public:
     }
 
     void same_device(const TensorRef& t, const std::string& name) {
-        if (!device_set_) {
+        if (!device_) {
             device_ = t.device;
-            device_set_ = true;
-        } else if (t.device != device_) {
-            fail(name + ".device", std::string("the device of the tensor, ") + device_name(device_),
+        } else if (t.device != *device_) {
+            fail(name + ".device", std::string("the device of the tensor, ") + device_name(*device_),
                  device_name(t.device) + " (every buffer of a call is on one device)");
         }
     }
-
-    Device device() const { return device_; }
 
     static std::string device_name(Device d) { return d == Device::cuda ? "Device::cuda" : "Device::cpu"; }
 
@@ -117,8 +115,7 @@ public:
 
 private:
     const char* function_;
-    Device device_ = Device::cpu;
-    bool device_set_ = false;
+    std::optional<Device> device_;  // of the first buffer checked
 };
 
 size_t byte_size(const TensorRef& t) {
@@ -143,13 +140,19 @@ bool uses_batch_stats(const Options& o) { return o.training && !o.use_global_sta
 
 DType channel_dtype_for(DType tensor_dtype) { return tensor_dtype == DType::f64 ? DType::f64 : DType::f32; }
 
-// The weights as doubles, from the host or (Device::cuda, C values) from the device.
+// The values of a [C] buffer as doubles; a Device::cuda buffer is copied to the host first.
 std::vector<double> channel_values(const TensorRef& t, int64_t channels, const Options& o) {
-    if (t.device == Device::cuda) return read_device_channel(t, o.cuda_stream);
+    std::vector<unsigned char> device_copy;
+    const void* data = t.data;
+    if (t.device == Device::cuda) {
+        device_copy.resize(byte_size(t));
+        copy_to_host(device_copy.data(), t.data, device_copy.size(), o.cuda_stream);
+        data = device_copy.data();
+    }
     std::vector<double> out(static_cast<size_t>(channels));
     for (int64_t c = 0; c < channels; c++) {
-        out[c] = t.dtype == DType::f64 ? static_cast<const double*>(t.data)[c]
-                                       : static_cast<double>(static_cast<const float*>(t.data)[c]);
+        out[c] = t.dtype == DType::f64 ? static_cast<const double*>(data)[c]
+                                       : static_cast<double>(static_cast<const float*>(data)[c]);
     }
     return out;
 }
