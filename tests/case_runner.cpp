@@ -158,10 +158,10 @@ struct ChannelBuffers {
 
 }  // namespace
 
-bool skip_without_device(const Case& c) {
-    if (c.device != iabn::Device::cuda) return false;
-    if (!iabn::has_cuda_kernels()) return true;
-    return CudaDevice::get() == nullptr;
+std::string device_skip_reason(const Case& c) {
+    if (c.device != iabn::Device::cuda) return "";
+    if (!iabn::has_cuda_kernels()) return "no CUDA kernels in this build (IABN_CUDA=OFF)";
+    return CudaDevice::get() ? "" : CudaDevice::why();
 }
 
 void check_forward(const Case& c) {

@@ -60,8 +60,9 @@ std::vector<double> make_dz(const Case& c, const Inputs& in, Rng& rng);
 // Rounds every value to the tensor dtype (f32 or f64).
 std::vector<double> round_to(iabn::DType dtype, std::vector<double> v);
 
-// Device::cuda cases skip (GTEST_SKIP, from the test body) without CUDA kernels or a CUDA device.
-bool skip_without_device(const Case& c);
+// Why a Device::cuda case cannot run here (no CUDA kernels in the build, no CUDA device), or ""
+// when it can: the test body then skips with it (GTEST_SKIP).
+std::string device_skip_reason(const Case& c);
 
 // Forward: in-place z, saved statistics, running statistics (or, with global statistics, that
 // nothing but x was written). Uses EXPECT_*; call from a test body.

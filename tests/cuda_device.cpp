@@ -24,25 +24,21 @@ DeviceMirror* DeviceMirror::active() { return t_mirror; }
 
 iabn::TensorRef DeviceMirror::ref(Buffer& b) {
     for (const Copy& c : copies_) {
-        if (c.host == &b) return b.host_ref_on(iabn::Device::cuda, c.device);
+        if (c.host == &b) return b.ref_on(iabn::Device::cuda, c.device);
     }
     void* d = CudaDevice::get()->alloc(b.bytes());
     CudaDevice::get()->upload(d, b.data(), b.bytes());
     copies_.push_back({&b, d});
-    return b.host_ref_on(iabn::Device::cuda, d);
+    return b.ref_on(iabn::Device::cuda, d);
 }
 
 void DeviceMirror::download() {
     for (const Copy& c : copies_) CudaDevice::get()->download(c.host->data(), c.device, c.host->bytes());
 }
 
-}  // namespace iabn_test
-
-namespace iabn_test {
-
 iabn::TensorRef Buffer::ref() {
     if (DeviceMirror* m = DeviceMirror::active()) return m->ref(*this);
-    return host_ref_on(iabn::Device::cpu, data());
+    return ref_on(iabn::Device::cpu, data());
 }
 
 }  // namespace iabn_test

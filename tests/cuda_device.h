@@ -5,11 +5,9 @@
 #include "cuda_driver.h"
 #include "test_util.h"
 
-#include <string>
 #include <vector>
 
 namespace iabn_test {
-
 
 // While alive, Buffer::ref() of any test Buffer returns a Device::cuda view of a device copy of
 // the buffer; download() copies every such copy back to its host buffer (call it after the iabn

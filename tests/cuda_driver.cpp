@@ -23,7 +23,6 @@ struct Api {
     int (*memcpy_dtod_async)(unsigned long long, unsigned long long, size_t, void*) = nullptr;
     int (*stream_create)(void**, unsigned) = nullptr;
     int (*stream_destroy)(void*) = nullptr;
-    int (*stream_synchronize)(void*) = nullptr;
     int (*event_create)(void**, unsigned) = nullptr;
     int (*event_destroy)(void*) = nullptr;
     int (*event_record)(void*, void*) = nullptr;
@@ -61,7 +60,6 @@ Api* load() {
         get(api.memcpy_dtod_async, "cuMemcpyDtoDAsync_v2");
         get(api.stream_create, "cuStreamCreate");
         get(api.stream_destroy, "cuStreamDestroy_v2");
-        get(api.stream_synchronize, "cuStreamSynchronize");
         get(api.event_create, "cuEventCreate");
         get(api.event_destroy, "cuEventDestroy_v2");
         get(api.event_record, "cuEventRecord");
@@ -135,7 +133,6 @@ void* CudaDevice::create_stream() {
 }
 
 void CudaDevice::destroy_stream(void* stream) { check(load()->stream_destroy(stream), "cuStreamDestroy"); }
-void CudaDevice::synchronize(void* stream) { check(load()->stream_synchronize(stream), "cuStreamSynchronize"); }
 
 void* CudaDevice::create_event() {
     void* e = nullptr;

@@ -22,7 +22,6 @@ public:
     void copy_async(void* dst, const void* src, size_t bytes, void* stream);  // device to device
     void* create_stream();  // non-blocking
     void destroy_stream(void* stream);
-    void synchronize(void* stream);
     void* create_event();
     void destroy_event(void* event);
     void record(void* event, void* stream);

@@ -8,58 +8,42 @@
 namespace iabn_test {
 namespace {
 
-std::string skip_reason() {
-    if (!iabn::has_cuda_kernels()) return "no CUDA kernels in this build (IABN_CUDA=OFF)";
-    return CudaDevice::why();
-}
-
 std::vector<Case> cuda_cases() {
     std::vector<Case> cases = standard_cases();
     for (Case& c : cases) c.device = iabn::Device::cuda;
     return cases;
 }
 
-class CudaForward : public ::testing::TestWithParam<Case> {};
-TEST_P(CudaForward, MatchesReference) {
-    if (skip_without_device(GetParam())) GTEST_SKIP() << skip_reason();
+class CudaCase : public ::testing::TestWithParam<Case> {};
+
+TEST_P(CudaCase, ForwardMatchesReference) {
+    if (const std::string why = device_skip_reason(GetParam()); !why.empty()) GTEST_SKIP() << why;
     IABN_TRACE_SEED();
     check_forward(GetParam());
 }
-INSTANTIATE_TEST_SUITE_P(Cuda, CudaForward, ::testing::ValuesIn(cuda_cases()), CaseName());
 
-class CudaBackward : public ::testing::TestWithParam<Case> {};
-TEST_P(CudaBackward, MatchesReference) {
-    if (skip_without_device(GetParam())) GTEST_SKIP() << skip_reason();
+TEST_P(CudaCase, BackwardMatchesReference) {
+    if (const std::string why = device_skip_reason(GetParam()); !why.empty()) GTEST_SKIP() << why;
     IABN_TRACE_SEED();
     check_backward(GetParam());
 }
-INSTANTIATE_TEST_SUITE_P(Cuda, CudaBackward, ::testing::ValuesIn(cuda_cases()), CaseName());
 
-Case stream_case() {
+INSTANTIATE_TEST_SUITE_P(Cuda, CudaCase, ::testing::ValuesIn(cuda_cases()), CaseName());
+
+TEST(CudaStream, ForwardAndBackwardOnANonDefaultStream) {
     Case c;
     c.device = iabn::Device::cuda;
     c.shape = {4, 6, 9, 7};
     c.act = iabn::Activation::leaky_relu;
     c.param = 0.01;
-    return c;
-}
-
-TEST(CudaStream, ForwardAndBackwardOnANonDefaultStream) {
-    if (skip_without_device(stream_case())) GTEST_SKIP() << skip_reason();
+    if (const std::string why = device_skip_reason(c); !why.empty()) GTEST_SKIP() << why;
     IABN_TRACE_SEED();
     CudaDevice* dev = CudaDevice::get();
-    Case c = stream_case();
     c.cuda_stream = dev->create_stream();
     check_forward(c);
     check_backward(c);
     dev->destroy_stream(c.cuda_stream);
 }
-
-}  // namespace
-}  // namespace iabn_test
-
-namespace iabn_test {
-namespace {
 
 // A build with CUDA kernels on a machine without the driver: a Device::cuda call is an
 // iabn::Error that says so, and writes nothing (the pointers are host memory here; iabn never
@@ -73,7 +57,7 @@ TEST(CudaWithoutDriver, DeviceCallIsAnErrorThatWritesNothing) {
     rm.poison();
     rv.poison();
     const Bytes before = x.snapshot();
-    auto on_device = [](Buffer& b) { return b.host_ref_on(iabn::Device::cuda, b.data()); };
+    auto on_device = [](Buffer& b) { return b.ref_on(iabn::Device::cuda, b.data()); };
     iabn::ChannelState st;
     st.running_mean = on_device(rm);
     st.running_var = on_device(rv);

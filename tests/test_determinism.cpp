@@ -58,7 +58,7 @@ class Determinism : public ::testing::TestWithParam<Case> {};
 
 TEST_P(Determinism, TwoRunsWithTwoThreadsAreBitIdentical) {
     const Case c = GetParam();
-    if (skip_without_device(c)) GTEST_SKIP() << "no CUDA device or no CUDA kernels in this build";
+    if (const std::string why = device_skip_reason(c); !why.empty()) GTEST_SKIP() << why;
     IABN_TRACE_SEED();
     Rng rng;
     const Inputs in = make_inputs(c, rng);
@@ -80,7 +80,7 @@ TEST_P(Determinism, TwoRunsWithTwoThreadsAreBitIdentical) {
 // Results with 1 and with 2 threads are both close to the reference (not necessarily identical).
 TEST_P(Determinism, OneAndTwoThreadsBothMatchReference) {
     const Case c = GetParam();
-    if (skip_without_device(c)) GTEST_SKIP() << "no CUDA device or no CUDA kernels in this build";
+    if (const std::string why = device_skip_reason(c); !why.empty()) GTEST_SKIP() << why;
     IABN_TRACE_SEED();
     Rng rng;
     const Inputs in = make_inputs(c, rng);

@@ -132,7 +132,7 @@ public:
     // tensor holding a copy of it.
     iabn::TensorRef ref();
     // This buffer's dtype and shape over other memory (the mirror's device copy).
-    iabn::TensorRef host_ref_on(iabn::Device device, void* memory) const {
+    iabn::TensorRef ref_on(iabn::Device device, void* memory) const {
         iabn::TensorRef t;
         t.data = memory;
         t.dtype = dtype_;

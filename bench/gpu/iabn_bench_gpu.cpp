@@ -8,6 +8,7 @@
 // forward (training) 3 passes = 1.5 copies, backward (training) 5 passes = 2.5 copies
 // (DESIGN.md: on a GPU both layouts run the two-pass kernels, whose floors are these).
 #include "cuda_driver.h"
+#include "timing.h"  // bench::median
 
 #include <iabn/iabn.h>
 
@@ -39,11 +40,6 @@ std::string dims(const std::vector<int64_t>& s) {
     std::string out;
     for (size_t i = 0; i < s.size(); i++) out += (i ? "x" : "") + std::to_string(s[i]);
     return out;
-}
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
 }
 
 // torch_bench.py's lines: "<dims> <layout> <pass> <ms>".
@@ -148,10 +144,10 @@ int main(int argc, char** argv) try {
                 bwd.push_back(t_bwd);
                 copy.push_back(t_copy);
             }
-            const double floor_copy = median(copy);
+            const double floor_copy = bench::median(copy);
             const std::string key = dims(shape) + " " + iabn::to_string(layout);
-            for (auto [pass, t, copies] : {std::make_tuple("fwd-train", median(fwd), 1.5),
-                                           std::make_tuple("bwd-train", median(bwd), 2.5)}) {
+            for (auto [pass, t, copies] : {std::make_tuple("fwd-train", bench::median(fwd), 1.5),
+                                           std::make_tuple("bwd-train", bench::median(bwd), 2.5)}) {
                 const double floor_ms = floor_copy * copies;
                 const double gbs = 2 * copies * bytes / (t * 1e-3) / 1e9;
                 auto it = torch.find(key + " " + pass);
