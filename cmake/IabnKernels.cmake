@@ -39,7 +39,7 @@ endfunction()
 # The target probe comes first: it creates the Halide runtime that every kernel then shares.
 function(iabn_add_target_probe)
     add_halide_library(iabn_target_probe FROM iabn_generators GENERATOR iabn_target_probe
-                       TARGETS ${IABN_KERNEL_TARGETS} FEATURES ${IABN_KERNEL_FEATURES})
+                       TARGETS ${IABN_KERNEL_TARGETS} FEATURES ${IABN_KERNEL_FEATURES} user_context)
     _iabn_collect_objects(iabn_target_probe)
     _iabn_collect_objects(iabn_target_probe.runtime)
 endfunction()
@@ -60,7 +60,7 @@ function(iabn_add_kernel)
         set(also "")
     endif ()
     add_halide_library(${name} FROM iabn_generators GENERATOR iabn_${K_GENERATOR}
-                       TARGETS ${targets} FEATURES ${IABN_KERNEL_FEATURES}
+                       TARGETS ${targets} FEATURES ${IABN_KERNEL_FEATURES} user_context
                        USE_RUNTIME iabn_target_probe.runtime
                        PARAMS dtype=${K_DTYPE} layout=${K_LAYOUT} ${tuned}
                        ${IABN_KERNEL_EXTRA_OUTPUTS})

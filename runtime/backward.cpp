@@ -33,8 +33,8 @@ void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state
     auto bias_grad = scratch.or_filled(grads.bias_grad, 0.0);
 
     if (detail::use_fused(k, channels)) {
-        detail::run_kernel("backward_fused", [&] {
-            return k.backward_fused(zv, dzv, weight, bias, invstd, running_var, options.epsilon, abs_weight,
+        detail::run_kernel("backward_fused", [&](void* uc) {
+            return k.backward_fused(uc, zv, dzv, weight, bias, invstd, running_var, options.epsilon, abs_weight,
                                     ck.batch_stats, act, options.activation_param, dzv, weight_grad, bias_grad);
         });
         return;
@@ -44,8 +44,8 @@ void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state
 
     // The sums over the tensor are needed for batch statistics, or for parameter gradients.
     if (ck.batch_stats || grads.weight_grad.data || grads.bias_grad.data) {
-        detail::run_kernel("backward_reduce", [&] {
-            return k.backward_reduce(zv, dzv, weight, bias, invstd, running_var, options.epsilon, abs_weight,
+        detail::run_kernel("backward_reduce", [&](void* uc) {
+            return k.backward_reduce(uc, zv, dzv, weight, bias, invstd, running_var, options.epsilon, abs_weight,
                                      ck.batch_stats, act, options.activation_param, detail::kernel_threads(),
                                      weight_grad, bias_grad,
                                      grad_scale, mean_dy, mean_dy_xhat, xhat_bias, xhat_inv_g);
@@ -53,13 +53,13 @@ void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state
     } else {
         auto running_mean = scratch.filled(0);  // not needed by the backward coefficients
         auto unused_pivot = scratch.output(), unused_scale = scratch.output(), unused_shift = scratch.output();
-        detail::run_kernel("global_coeffs", [&] {
-            return k.global_coeffs(running_mean, running_var, weight, bias, options.epsilon, abs_weight,
+        detail::run_kernel("global_coeffs", [&](void* uc) {
+            return k.global_coeffs(uc, running_mean, running_var, weight, bias, options.epsilon, abs_weight,
                                    unused_pivot, unused_scale, unused_shift, grad_scale, xhat_bias, xhat_inv_g);
         });
     }
-    detail::run_kernel("backward_apply", [&] {
-        return k.backward_apply(zv, grad_scale, mean_dy, mean_dy_xhat, xhat_bias, xhat_inv_g, ck.batch_stats, act,
+    detail::run_kernel("backward_apply", [&](void* uc) {
+        return k.backward_apply(uc, zv, grad_scale, mean_dy, mean_dy_xhat, xhat_bias, xhat_inv_g, ck.batch_stats, act,
                                 options.activation_param, dzv);
     });
     if (cuda) cuda->finish();

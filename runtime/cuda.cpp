@@ -141,11 +141,11 @@ void wrap_device_memory(Halide::Runtime::Buffer<void>& b, void* device_ptr) {
 
 void copy_to_device(Halide::Runtime::Buffer<void>& b) {
     b.set_host_dirty(true);
-    run_kernel("copy_to_device", [&] { return b.copy_to_device(halide_cuda_device_interface()); });
+    run_kernel("copy_to_device", [&](void* uc) { return b.copy_to_device(halide_cuda_device_interface(), uc); });
 }
 
 void allocate_on_device(Halide::Runtime::Buffer<void>& b) {
-    run_kernel("device_malloc", [&] { return b.device_malloc(halide_cuda_device_interface()); });
+    run_kernel("device_malloc", [&](void* uc) { return b.device_malloc(halide_cuda_device_interface(), uc); });
 }
 
 void copy_to_host(void* host, const void* device, size_t bytes, void* stream) {

@@ -31,8 +31,8 @@ void forward(const TensorRef& x, const ChannelState& state, const Options& optio
     const int act = static_cast<int>(options.activation);
 
     if (ck.batch_stats && detail::use_fused(k, channels)) {
-        detail::run_kernel("forward_fused", [&] {
-            return k.forward_fused(xv, weight, bias, options.epsilon, options.momentum, options.unbiased_running_var,
+        detail::run_kernel("forward_fused", [&](void* uc) {
+            return k.forward_fused(uc, xv, weight, bias, options.epsilon, options.momentum, options.unbiased_running_var,
                                    abs_weight, act, options.activation_param, xv, saved_mean, saved_invstd,
                                    running_mean, running_var);
         });
@@ -41,20 +41,20 @@ void forward(const TensorRef& x, const ChannelState& state, const Options& optio
     auto pivot = scratch.output(), scale = scratch.output(), shift = scratch.output();
 
     if (ck.batch_stats) {
-        detail::run_kernel("forward_stats", [&] {
-            return k.forward_stats(xv, weight, bias, options.epsilon, options.momentum, options.unbiased_running_var,
+        detail::run_kernel("forward_stats", [&](void* uc) {
+            return k.forward_stats(uc, xv, weight, bias, options.epsilon, options.momentum, options.unbiased_running_var,
                                    abs_weight, detail::kernel_threads(), saved_mean, saved_invstd, running_mean,
                                    running_var, pivot, scale, shift);
         });
     } else {
         auto unused_scale = scratch.output(), unused_bias = scratch.output(), unused_inv_g = scratch.output();
-        detail::run_kernel("global_coeffs", [&] {
-            return k.global_coeffs(running_mean, running_var, weight, bias, options.epsilon, abs_weight,
+        detail::run_kernel("global_coeffs", [&](void* uc) {
+            return k.global_coeffs(uc, running_mean, running_var, weight, bias, options.epsilon, abs_weight,
                                    pivot, scale, shift, unused_scale, unused_bias, unused_inv_g);
         });
     }
-    detail::run_kernel("forward_apply", [&] {
-        return k.forward_apply(pivot, scale, shift, act, options.activation_param, xv);
+    detail::run_kernel("forward_apply", [&](void* uc) {
+        return k.forward_apply(uc, pivot, scale, shift, act, options.activation_param, xv);
     });
     if (cuda) cuda->finish();
 }

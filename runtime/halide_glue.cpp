@@ -1,6 +1,7 @@
 // Hooks into the Halide runtime, chained to whatever was installed before so that a program that
 // also runs its own Halide pipelines keeps its behaviour:
-//  * errors raised inside an iabn kernel call are captured (per thread) and rethrown as iabn::Error;
+//  * errors raised inside an iabn kernel call, on any thread of Halide's pool, are captured in
+//    the call's KernelCall and rethrown as iabn::Error by the thread that made the call;
 //  * IABN_DISPATCH_LIMIT=avx2|sse41 caps the x86 multi-target dispatch (tests and benchmarks use
 //    it to run the lower targets on a machine that has the higher ones).
 #include "halide_glue.h"
@@ -15,23 +16,33 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <unordered_set>
 
 namespace iabn::detail {
 namespace {
 
 std::atomic<int> configured_threads{0};
-thread_local bool in_kernel_call = false;
-thread_local std::string kernel_error;
 halide_error_handler_t previous_error_handler = nullptr;
 halide_can_use_target_features_t previous_can_use = nullptr;
 uint64_t denied_features[2] = {0, 0};  // bit masks over halide_target_feature_t
 
+// The live KernelCalls. A user_context found here is one of ours; anything else belongs to
+// another Halide pipeline of the process (or is null) and goes to the handler before ours.
+std::mutex calls_mutex;
+std::unordered_set<const void*>& live_calls() {
+    static std::unordered_set<const void*> calls;
+    return calls;
+}
+
 void capture_error(void* user_context, const char* message) {
-    if (in_kernel_call) {
-        kernel_error += message;
-    } else if (previous_error_handler) {
-        previous_error_handler(user_context, message);
+    {
+        std::lock_guard<std::mutex> lock(calls_mutex);
+        if (live_calls().count(user_context)) {
+            static_cast<KernelCall*>(user_context)->add_error(message);
+            return;
+        }
     }
+    if (previous_error_handler) previous_error_handler(user_context, message);
 }
 
 int can_use_target_features(int count, const uint64_t* features) {
@@ -89,16 +100,30 @@ void set_kernel_threads(int n) {
     configured_threads.store(n);
 }
 
-void begin_kernel_call() {
-    in_kernel_call = true;
-    kernel_error.clear();
+KernelCall::KernelCall() {
+    std::lock_guard<std::mutex> lock(calls_mutex);
+    live_calls().insert(this);
 }
 
-void end_kernel_call() { in_kernel_call = false; }
+KernelCall::~KernelCall() {
+    std::lock_guard<std::mutex> lock(calls_mutex);
+    live_calls().erase(this);
+}
 
-void throw_kernel_error(const char* kernel, int status) {
+void KernelCall::add_error(const char* message) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    error_ += message;
+}
+
+std::string KernelCall::error() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return error_;
+}
+
+void throw_kernel_error(const char* kernel, int status, const KernelCall& call) {
+    const std::string message = call.error();
     throw Error(std::string("kernel ") + kernel + " failed (Halide status " + std::to_string(status) +
-                "): " + (kernel_error.empty() ? "no message" : kernel_error));
+                "): " + (message.empty() ? "no message" : message));
 }
 
 }  // namespace iabn::detail

@@ -17,7 +17,7 @@ std::string kernel_target() {
     unsigned char name[128] = {};
     halide_dimension_t dim = {0, static_cast<int32_t>(sizeof(name) - 1), 1, 0};
     Halide::Runtime::Buffer<uint8_t> buffer(name, 1, &dim);
-    detail::run_kernel("target_probe", [&] { return iabn_target_probe(buffer); });
+    detail::run_kernel("target_probe", [&](void* uc) { return iabn_target_probe(uc, buffer); });
     return reinterpret_cast<const char*>(name);
 }
 

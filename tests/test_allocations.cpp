@@ -8,9 +8,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <new>
+#include <string>
+#include <thread>
 
 // The Halide runtime inside libiabn.a exports these (HalideRuntime.h is not installed with iabn).
 extern "C" {
@@ -92,6 +95,60 @@ TEST_P(Allocations, AtMostOrderChannelsTimesThreads) {
     const size_t tensor_bytes = static_cast<size_t>(numel(a.shape)) * sizeof(float);
     EXPECT_LE(halide_bytes + new_bytes, limit)
         << "halide_malloc " << halide_bytes << " B, operator new " << new_bytes << " B, tensor " << tensor_bytes << " B";
+}
+
+// An error raised on one of Halide's worker threads (here: halide_malloc failing inside the
+// parallel channel loop of a one-pass kernel) becomes an iabn::Error of the call that ran the
+// task. The error hook used to know a call only on the calling thread, and a worker's error went
+// to Halide's default handler, which aborts the process.
+std::atomic<bool> fail_worker_mallocs{false};
+std::atomic<int> refused_on_workers{0};
+std::thread::id calling_thread;
+
+void* failing_worker_malloc(void* user_context, size_t size) {
+    if (fail_worker_mallocs && std::this_thread::get_id() != calling_thread) {
+        refused_on_workers++;
+        return nullptr;
+    }
+    return default_halide_malloc(user_context, size);
+}
+
+TEST(KernelErrors, AllocationFailureOnAWorkerThreadIsAnError) {
+    IABN_TRACE_SEED();
+    const int threads = 4;  // more than the cores: workers surely run some of the tasks
+    iabn::set_num_threads(threads);
+    const std::vector<int64_t> shape{8, 1024, 8, 8};  // one-pass nchw: 1024 channels, 16+ tasks
+    Buffer x(iabn::DType::f32, shape);
+    Rng rng;
+    std::vector<double> values(static_cast<size_t>(numel(shape)));
+    for (double& v : values) v = rng.normal();
+    iabn::InPlaceABN layer(shape[1]);
+
+    default_halide_malloc = halide_set_custom_malloc(failing_worker_malloc);
+    calling_thread = std::this_thread::get_id();
+    fail_worker_mallocs = true;
+    int errors = 0;
+    std::string message;
+    for (int attempt = 0; attempt < 50 && refused_on_workers == 0; attempt++) {
+        x.set(values);
+        try {
+            layer.forward(x.ref());
+        } catch (const iabn::Error& e) {
+            errors++;
+            message = e.what();
+        }
+    }
+    fail_worker_mallocs = false;
+    halide_set_custom_malloc(default_halide_malloc);
+    iabn::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+
+    ASSERT_GT(refused_on_workers.load(), 0) << "no task allocated on a worker thread: the test proves nothing";
+    EXPECT_EQ(errors, 1) << "the call whose worker failed to allocate must throw";
+    EXPECT_NE(message.find("forward_fused"), std::string::npos) << message;
+    EXPECT_NE(message.find("emory"), std::string::npos) << "Halide's out-of-memory message: " << message;
+    // Afterwards the layer works again.
+    x.set(values);
+    EXPECT_NO_THROW(layer.forward(x.ref()));
 }
 
 INSTANTIATE_TEST_SUITE_P(
