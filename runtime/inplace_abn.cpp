@@ -3,19 +3,69 @@
 
 #include "validate.h"
 
+#include <array>
+#include <limits>
+#include <utility>
+
 namespace iabn {
 
 InPlaceABN::InPlaceABN(int64_t channels, const Options& options, DType dtype)
     : channels_(channels), dtype_(dtype), options_(options) {
-    if (channels < 1) throw Error("iabn::InPlaceABN: channels: expected >= 1, got " + std::to_string(channels));
-    state_.weight = channel_buffer(1.0);
-    state_.bias = channel_buffer(0.0);
-    state_.running_mean = channel_buffer(0.0);
-    state_.running_var = channel_buffer(1.0);
-    state_.saved_mean = channel_buffer(0.0);
-    state_.saved_invstd = channel_buffer(0.0);
-    grads_.weight_grad = channel_buffer(0.0);
-    grads_.bias_grad = channel_buffer(0.0);
+    // A channel count is a view extent of the kernels: below 2^31.
+    if (channels < 1 || channels > std::numeric_limits<int32_t>::max()) {
+        throw Error("iabn::InPlaceABN: channels: expected 1..2147483647, got " + std::to_string(channels));
+    }
+    const double initial[] = {1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0};  // in the order of buffers()
+    size_t i = 0;
+    for (TensorRef* t : buffers()) *t = channel_buffer(initial[i++]);
+}
+
+InPlaceABN::InPlaceABN(const InPlaceABN& other)
+    : channels_(other.channels_),
+      dtype_(other.dtype_),
+      options_(other.options_),
+      storage_(other.storage_),
+      state_(other.state_),
+      grads_(other.grads_) {
+    bind();
+}
+
+InPlaceABN::InPlaceABN(InPlaceABN&& other) noexcept
+    : channels_(other.channels_),
+      dtype_(other.dtype_),
+      options_(other.options_),
+      storage_(std::move(other.storage_)),
+      state_(std::move(other.state_)),
+      grads_(std::move(other.grads_)) {
+    bind();
+    other.unbind();
+}
+
+InPlaceABN& InPlaceABN::operator=(InPlaceABN other) noexcept {
+    std::swap(channels_, other.channels_);
+    std::swap(dtype_, other.dtype_);
+    std::swap(options_, other.options_);
+    std::swap(storage_, other.storage_);
+    std::swap(state_, other.state_);
+    std::swap(grads_, other.grads_);
+    bind();
+    return *this;
+}
+
+std::array<TensorRef*, 8> InPlaceABN::buffers() {
+    return {&state_.weight,     &state_.bias,         &state_.running_mean, &state_.running_var,
+            &state_.saved_mean, &state_.saved_invstd, &grads_.weight_grad,  &grads_.bias_grad};
+}
+
+void InPlaceABN::bind() {
+    size_t i = 0;
+    for (TensorRef* t : buffers()) t->data = i < storage_.size() ? storage_[i++].data() : nullptr;
+}
+
+void InPlaceABN::unbind() {
+    channels_ = 0;
+    storage_.clear();
+    bind();
 }
 
 TensorRef InPlaceABN::channel_buffer(double init) {

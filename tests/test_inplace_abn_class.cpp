@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 
 namespace iabn_test {
 namespace {
@@ -164,6 +165,89 @@ TEST(InPlaceABNErrors, WrongChannelCountThrows) {
     EXPECT_THROW(abn.forward(x.ref()), iabn::Error);
     EXPECT_TRUE(x.same_bytes(x0));
 }
+
+TEST(InPlaceABNErrors, ChannelCountOutsideTheKernelsRangeThrows) {
+    for (int64_t c : {int64_t{0}, int64_t{-3}, int64_t{1} << 31, int64_t{1} << 62}) {
+        EXPECT_THROW(iabn::InPlaceABN{c}, iabn::Error) << c;
+    }
+}
+
+// InPlaceABN is a value type: a copy owns its own per-channel buffers. The copy of a layer after
+// a training step, used after the original is gone, computes what the original would have, and
+// leaves no trace in other layers (a shallow copy wrote into freed memory).
+class InPlaceABNCopies : public ::testing::TestWithParam<iabn::DType> {};
+
+TEST_P(InPlaceABNCopies, CopiesAreDeepAndOutliveTheOriginal) {
+    IABN_TRACE_SEED();
+    const iabn::DType dt = GetParam();
+    Case c;
+    c.dtype = dt;
+    c.shape = {3, 4, 5, 6};
+    c.act = iabn::Activation::leaky_relu;
+    c.param = 0.1;
+    Rng rng;
+    const Inputs in = make_inputs(c, rng);
+    Buffer x1(dt, c.shape), x2(dt, c.shape), x3(dt, c.shape);
+    x1.set(in.x);
+    x2.set(in.x);
+    x3.set(in.x);
+
+    auto original = std::make_unique<iabn::InPlaceABN>(in.channels, c.options(), dt);
+    original->set_weight(in.weight);
+    original->set_bias(in.bias);
+    original->forward(x1.ref());  // one step: running statistics move away from (0, 1)
+    iabn::InPlaceABN twin = *original;          // copy-constructed
+    iabn::InPlaceABN assigned(1);
+    assigned = *original;                       // copy-assigned
+    const std::vector<double> rm = original->running_mean(), rv = original->running_var();
+    original->forward(x2.ref());  // a second step on the original only
+    const std::vector<double> expected_rm = original->running_mean(), expected_rv = original->running_var();
+    const Bytes expected_z = x2.snapshot();
+    original.reset();
+
+    for (iabn::InPlaceABN* layer : {&twin, &assigned}) {
+        EXPECT_EQ(layer->channels(), in.channels);
+        EXPECT_EQ(layer->running_mean(), rm) << "the copy saw the original's second step";
+        EXPECT_EQ(layer->running_var(), rv);
+        Buffer x(dt, c.shape);
+        x.set(in.x);
+        ASSERT_NO_THROW(layer->forward(x.ref()));
+        EXPECT_TRUE(x.same_bytes(expected_z)) << "z of the copy differs from the original's";
+        EXPECT_EQ(layer->running_mean(), expected_rm);
+        EXPECT_EQ(layer->running_var(), expected_rv);
+    }
+    // Each copy's buffers are its own.
+    EXPECT_NE(twin.state().running_mean.data, assigned.state().running_mean.data);
+    ASSERT_NO_THROW(twin.forward(x3.ref()));
+    EXPECT_EQ(assigned.running_mean(), expected_rm) << "a step of one copy changed the other";
+}
+
+TEST_P(InPlaceABNCopies, MovedFromLayerIsEmptyAndThrows) {
+    const iabn::DType dt = GetParam();
+    iabn::InPlaceABN a(4, iabn::Options(), dt);
+    a.set_weight({1, 2, 3, 4});
+    const void* storage = a.state().weight.data;
+    iabn::InPlaceABN b = std::move(a);
+    EXPECT_EQ(b.channels(), 4);
+    EXPECT_EQ(b.state().weight.data, storage) << "a move should not copy the buffers";
+    EXPECT_EQ(b.weight(), (std::vector<double>{1, 2, 3, 4}));
+    EXPECT_EQ(a.channels(), 0);  // NOLINT(bugprone-use-after-move): the moved-from state is specified
+    EXPECT_TRUE(a.weight().empty());
+    Buffer x(dt, {3, 4, 5});
+    for (int64_t i = 0; i < x.size(); i++) x.put(i, static_cast<double>(i % 7));
+    const Bytes x0 = x.snapshot();
+    EXPECT_THROW(a.forward(x.ref()), iabn::Error);
+    EXPECT_TRUE(x.same_bytes(x0));
+    iabn::InPlaceABN c(2, iabn::Options(), dt);
+    c = std::move(b);  // move-assigned
+    EXPECT_EQ(c.weight(), (std::vector<double>{1, 2, 3, 4}));
+    EXPECT_NO_THROW(c.forward(x.ref()));
+}
+
+INSTANTIATE_TEST_SUITE_P(DTypes, InPlaceABNCopies, ::testing::Values(iabn::DType::f32, iabn::DType::f64),
+                         [](const ::testing::TestParamInfo<iabn::DType>& i) {
+                             return std::string(i.param == iabn::DType::f64 ? "f64" : "f32");
+                         });
 
 TEST(Api, NamesAndSizes) {
     EXPECT_STREQ(iabn::to_string(iabn::Activation::identity), "identity");

@@ -6,6 +6,7 @@
 // The math contract is documented in README.md ("Semantics").
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -91,10 +92,17 @@ size_t dtype_size(DType dtype);
 
 // Owning convenience layer: holds weight (1), bias (0), running mean (0), running var (1), the
 // saved statistics and the parameter gradients, in the per-channel dtype that matches `dtype`.
+// A value type: a copy owns copies of every per-channel buffer (the two layers then train
+// independently); a moved-from layer is empty (0 channels) and its forward/backward throw.
 class InPlaceABN {
 public:
+    // channels in [1, 2^31 - 1].
     explicit InPlaceABN(int64_t channels, const Options& options = Options(),
                         DType dtype = DType::f32);
+    InPlaceABN(const InPlaceABN& other);
+    InPlaceABN(InPlaceABN&& other) noexcept;
+    InPlaceABN& operator=(InPlaceABN other) noexcept;  // copy or move, then swap
+    ~InPlaceABN() = default;
 
     void forward(const TensorRef& x);                         // x becomes z
     void backward(const TensorRef& z, const TensorRef& dz);   // dz becomes dx; fills the grads
@@ -122,6 +130,9 @@ private:
     std::vector<double> read(const TensorRef& t) const;
     void write(const TensorRef& t, const std::vector<double>& values);
     TensorRef channel_buffer(double init);
+    std::array<TensorRef*, 8> buffers();  // state_ then grads_, in the order of storage_
+    void bind();    // points every per-channel TensorRef at its storage
+    void unbind();  // leaves the layer empty: 0 channels, no buffers
 
     int64_t channels_;
     DType dtype_;
