@@ -12,6 +12,29 @@
 namespace iabn::detail {
 namespace {
 
+// The smallest normal number of the per-channel dtype: the floor of epsilon (1/sqrt(epsilon)
+// stays finite) and of a backward's effective scale (1/g stays finite).
+double smallest_normal(DType channel_dtype) {
+    return channel_dtype == DType::f64 ? std::numeric_limits<double>::min() : std::numeric_limits<float>::min();
+}
+
+// The byte size of a shape of positive dims, or nothing when it does not fit in 63 bits.
+std::optional<int64_t> checked_bytes(const std::vector<int64_t>& shape, DType dtype) {
+    int64_t bytes = static_cast<int64_t>(dtype_size(dtype));
+    for (int64_t d : shape) {
+        if (__builtin_mul_overflow(bytes, d, &bytes)) return std::nullopt;
+    }
+    return bytes;
+}
+
+// A buffer the call reads or writes, as a range of addresses (integers: comparing pointers into
+// different objects with < is undefined).
+struct Span {
+    std::string name;
+    uintptr_t begin, end;
+    bool written;
+};
+
 // Messages read "iabn::<function>: <argument>: expected <what>, got <what>".
 class Checker {
 public:
@@ -21,6 +44,7 @@ public:
         throw Error(std::string("iabn::") + function_ + ": " + argument + ": expected " + expected + ", got " + got);
     }
 
+    // Everything in Options but epsilon, whose floor depends on the dtype (epsilon() below).
     void options(const Options& o) const {
         const int act = static_cast<int>(o.activation);
         if (act < 0 || act > static_cast<int>(Activation::elu)) {
@@ -31,16 +55,27 @@ public:
                                                  " (0 would make leaky_relu a relu, which is not invertible)",
                  number(o.activation_param));
         }
-        if (!(std::isfinite(o.epsilon) && o.epsilon >= 0)) fail("options.epsilon", "a finite value >= 0", number(o.epsilon));
         if (!(o.momentum >= 0 && o.momentum <= 1)) fail("options.momentum", "a value in [0, 1]", number(o.momentum));
         if (o.layout != Layout::nchw && o.layout != Layout::nhwc) {
             fail("options.layout", "nchw or nhwc", "enum value " + std::to_string(static_cast<int>(o.layout)));
         }
     }
 
+    // epsilon >= the smallest normal number of the per-channel dtype: 0 would divide by zero on a
+    // constant channel (variance 0), and a subnormal epsilon would make 1/sqrt(epsilon) overflow.
+    void epsilon(const Options& o, DType channel_dtype) const {
+        const double floor = smallest_normal(channel_dtype);
+        if (!(std::isfinite(o.epsilon) && o.epsilon >= floor)) {
+            fail("options.epsilon",
+                 "a finite value >= " + number(floor) + " (the smallest normal " + to_string(channel_dtype) +
+                     "; 0 would divide by zero on a constant channel)",
+                 number(o.epsilon));
+        }
+    }
+
     // The activation tensor (x, z or dz); returns its view. Every buffer of the call must be on
     // the device of the first tensor checked.
-    View tensor(const TensorRef& t, const std::string& name, Layout layout) {
+    View tensor(const TensorRef& t, const std::string& name, Layout layout, bool written) {
         if (t.device != Device::cpu && t.device != Device::cuda) {
             fail(name + ".device", "Device::cpu or Device::cuda", "enum value " + std::to_string(static_cast<int>(t.device)));
         }
@@ -57,16 +92,23 @@ public:
         if (t.dtype != DType::f32 && t.dtype != DType::f64) {
             fail(name + ".dtype", "f32 or f64 (f16 and bf16 are not built yet)", to_string(t.dtype));
         }
+        const std::optional<int64_t> bytes = checked_bytes(t.shape, t.dtype);
+        if (!bytes) fail(name, "a tensor of fewer than 2^63 bytes", "shape " + shape(t.shape));
+        aligned(t, name);
         const View v = make_view(t.shape, layout);
         const int64_t limit = std::numeric_limits<int32_t>::max();
         for (int64_t e : {v.s, v.c, v.n, v.stride_s, v.stride_c, v.stride_n}) {
             if (e > limit) fail(name, "every view extent and stride < 2^31 elements", "shape " + shape(t.shape));
         }
+        add_span(t, name, *bytes, written);
         return v;
     }
 
     // A per-channel buffer: required ones must have data; any given one must be [C] of `dtype`.
-    void channel(const TensorRef& t, const std::string& name, int64_t channels, DType dtype, bool required) {
+    // `used`: the call reads or writes it (else it is only checked, e.g. saved_mean in a
+    // global-statistics forward, which ignores it).
+    void channel(const TensorRef& t, const std::string& name, int64_t channels, DType dtype, bool required,
+                 bool written, bool used = true) {
         if (!t.data) {
             if (required) fail(name, "a data pointer to " + std::to_string(channels) + " values", "nullptr");
             return;
@@ -79,12 +121,27 @@ public:
             fail(name + ".dtype", std::string(to_string(dtype)) + " (per-channel buffers are f64 for f64 tensors, f32 otherwise)",
                  to_string(t.dtype));
         }
+        aligned(t, name);
+        if (used) add_span(t, name, channels * static_cast<int64_t>(dtype_size(dtype)), written);
     }
 
     void enough_elements(const View& v, const std::string& name) const {
         if (v.per_channel() < 2) {
             fail(name, "at least 2 elements per channel for batch statistics",
                  std::to_string(v.per_channel()) + " (use global statistics, or a larger batch)");
+        }
+    }
+
+    // No buffer the call writes may share a byte with another buffer of the call: the kernels
+    // would read values they have already overwritten (or write one result over another).
+    void no_overlap() const {
+        for (const Span& w : spans_) {
+            if (!w.written) continue;
+            for (const Span& o : spans_) {
+                if (&o == &w || !(w.begin < o.end && o.begin < w.end)) continue;
+                fail(w.name, "memory that overlaps no other buffer of the call (" + w.name + " is written)",
+                     "an overlap with " + o.name);
+            }
         }
     }
 
@@ -114,38 +171,34 @@ public:
     }
 
 private:
-    const char* function_;
-    std::optional<Device> device_;  // of the first buffer checked
-};
-
-size_t byte_size(const TensorRef& t) {
-    size_t n = dtype_size(t.dtype);
-    for (int64_t d : t.shape) n *= static_cast<size_t>(d);
-    return n;
-}
-
-void check_nonzero_scale(const Checker& check, const std::vector<double>& w, const Options& o) {
-    for (size_t c = 0; c < w.size(); c++) {
-        const double g = o.abs_weight ? std::abs(w[c]) + o.epsilon : w[c];
-        if (g == 0) {
-            check.fail("weight", "a non-zero effective scale in every channel (backward divides by it)",
-                       "0 at channel " + std::to_string(c));
+    // The kernels load and store whole elements: a pointer must be a multiple of the element size.
+    void aligned(const TensorRef& t, const std::string& name) const {
+        const uintptr_t address = reinterpret_cast<uintptr_t>(t.data);
+        const size_t size = dtype_size(t.dtype);
+        if (address % size != 0) {
+            std::ostringstream got;
+            got << "address " << t.data;
+            fail(name, "a data pointer aligned to " + std::to_string(size) + " bytes (one " + to_string(t.dtype) + ")",
+                 got.str());
         }
     }
-}
 
-}  // namespace
+    void add_span(const TensorRef& t, const std::string& name, int64_t bytes, bool written) {
+        const uintptr_t begin = reinterpret_cast<uintptr_t>(t.data);
+        spans_.push_back({name, begin, begin + static_cast<uintptr_t>(bytes), written});
+    }
 
-bool uses_batch_stats(const Options& o) { return o.training && !o.use_global_stats; }
-
-DType channel_dtype_for(DType tensor_dtype) { return tensor_dtype == DType::f64 ? DType::f64 : DType::f32; }
+    const char* function_;
+    std::optional<Device> device_;  // of the first buffer checked
+    std::vector<Span> spans_;       // of the buffers the call reads or writes
+};
 
 // The values of a [C] buffer as doubles; a Device::cuda buffer is copied to the host first.
 std::vector<double> channel_values(const TensorRef& t, int64_t channels, const Options& o) {
     std::vector<unsigned char> device_copy;
     const void* data = t.data;
     if (t.device == Device::cuda) {
-        device_copy.resize(byte_size(t));
+        device_copy.resize(static_cast<size_t>(channels) * dtype_size(t.dtype));
         copy_to_host(device_copy.data(), t.data, device_copy.size(), o.cuda_stream);
         data = device_copy.data();
     }
@@ -157,20 +210,57 @@ std::vector<double> channel_values(const TensorRef& t, int64_t channels, const O
     return out;
 }
 
+// Global statistics normalize with 1/sqrt(running_var + epsilon): a negative (or NaN) running
+// variance would give NaN from finite input.
+void check_running_var(const Checker& check, const TensorRef& running_var, int64_t channels, const Options& o) {
+    const std::vector<double> v = channel_values(running_var, channels, o);
+    for (size_t c = 0; c < v.size(); c++) {
+        if (!(v[c] >= 0)) {
+            check.fail("running_var", "a variance >= 0 in every channel (global statistics normalize with it)",
+                       Checker::number(v[c]) + " at channel " + std::to_string(c));
+        }
+    }
+}
+
+// The backward recovers xhat = (y - b) * (1/g): g must be non-zero, and normal so that 1/g is finite.
+void check_backward_scale(const Checker& check, const TensorRef& weight, int64_t channels, DType channel_dtype,
+                          const Options& o) {
+    const std::vector<double> w = channel_values(weight, channels, o);
+    const double floor = smallest_normal(channel_dtype);
+    for (size_t c = 0; c < w.size(); c++) {
+        const double g = o.abs_weight ? std::abs(w[c]) + o.epsilon : w[c];
+        if (!(std::abs(g) >= floor)) {
+            check.fail("weight",
+                       "an effective scale of magnitude >= " + Checker::number(floor) +
+                           " in every channel (backward multiplies by its reciprocal, which must be finite)",
+                       Checker::number(g) + " at channel " + std::to_string(c));
+        }
+    }
+}
+
+}  // namespace
+
+bool uses_batch_stats(const Options& o) { return o.training && !o.use_global_stats; }
+
+DType channel_dtype_for(DType tensor_dtype) { return tensor_dtype == DType::f64 ? DType::f64 : DType::f32; }
+
 Checked validate_forward(const TensorRef& x, const ChannelState& s, const Options& o) {
     Checker check("forward");
     check.options(o);
-    const View v = check.tensor(x, "x", o.layout);
+    const View v = check.tensor(x, "x", o.layout, true);
     const bool batch = uses_batch_stats(o);
     const DType cd = channel_dtype_for(x.dtype);
-    check.channel(s.weight, "weight", v.c, cd, false);
-    check.channel(s.bias, "bias", v.c, cd, false);
-    check.channel(s.running_mean, "running_mean", v.c, cd, true);
-    check.channel(s.running_var, "running_var", v.c, cd, true);
-    check.channel(s.saved_mean, "saved_mean", v.c, cd, batch);
-    check.channel(s.saved_invstd, "saved_invstd", v.c, cd, batch);
+    check.epsilon(o, cd);
+    check.channel(s.weight, "weight", v.c, cd, false, false);
+    check.channel(s.bias, "bias", v.c, cd, false, false);
+    check.channel(s.running_mean, "running_mean", v.c, cd, true, batch);
+    check.channel(s.running_var, "running_var", v.c, cd, true, batch);
+    check.channel(s.saved_mean, "saved_mean", v.c, cd, batch, batch, batch);
+    check.channel(s.saved_invstd, "saved_invstd", v.c, cd, batch, batch, batch);
     if (batch) check.enough_elements(v, "x");
+    check.no_overlap();
     kernels_for(x.dtype, v.kernel_layout, x.device);
+    if (!batch) check_running_var(check, s.running_var, v.c, o);
     return {v, batch, cd};
 }
 
@@ -178,27 +268,25 @@ Checked validate_backward(const TensorRef& z, const TensorRef& dz, const Channel
                           const Options& o) {
     Checker check("backward");
     check.options(o);
-    const View v = check.tensor(z, "z", o.layout);
-    check.tensor(dz, "dz", o.layout);
+    const View v = check.tensor(z, "z", o.layout, false);
+    check.tensor(dz, "dz", o.layout, true);
     if (dz.shape != z.shape) check.fail("dz", "the shape of z " + Checker::shape(z.shape), Checker::shape(dz.shape));
     if (dz.dtype != z.dtype) check.fail("dz.dtype", std::string("the dtype of z, ") + to_string(z.dtype), to_string(dz.dtype));
-    const auto* zb = static_cast<const unsigned char*>(z.data);
-    const auto* db = static_cast<const unsigned char*>(dz.data);
-    if (zb < db + byte_size(dz) && db < zb + byte_size(z)) {
-        check.fail("dz", "memory that does not overlap z (dx is written over dz while z is read)", "overlapping buffers");
-    }
     const bool batch = uses_batch_stats(o);
     const DType cd = channel_dtype_for(z.dtype);
-    check.channel(s.weight, "weight", v.c, cd, false);
-    check.channel(s.bias, "bias", v.c, cd, false);
-    check.channel(s.saved_invstd, "saved_invstd", v.c, cd, batch);
-    check.channel(s.running_var, "running_var", v.c, cd, !batch);
-    check.channel(g.weight_grad, "weight_grad", v.c, cd, false);
-    check.channel(g.bias_grad, "bias_grad", v.c, cd, false);
+    check.epsilon(o, cd);
+    check.channel(s.weight, "weight", v.c, cd, false, false);
+    check.channel(s.bias, "bias", v.c, cd, false, false);
+    check.channel(s.saved_invstd, "saved_invstd", v.c, cd, batch, false, batch);
+    check.channel(s.running_var, "running_var", v.c, cd, !batch, false, !batch);
+    check.channel(g.weight_grad, "weight_grad", v.c, cd, false, true);
+    check.channel(g.bias_grad, "bias_grad", v.c, cd, false, true);
     if (batch) check.enough_elements(v, "z");
+    check.no_overlap();
     kernels_for(z.dtype, v.kernel_layout, z.device);
-    if (s.weight.data) check_nonzero_scale(check, channel_values(s.weight, v.c, o), o);
-    // (a missing weight means g = 1: never 0)
+    if (!batch) check_running_var(check, s.running_var, v.c, o);
+    if (s.weight.data) check_backward_scale(check, s.weight, v.c, cd, o);
+    // (a missing weight means g = 1)
     return {v, batch, cd};
 }
 

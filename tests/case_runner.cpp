@@ -124,39 +124,6 @@ std::vector<double> make_dz(const Case& c, const Inputs& in, Rng& rng) {
     return round_to(c.dtype, dz);
 }
 
-namespace {
-
-// Per-channel buffers of one call; `given` ones are filled, the others stay empty (data == nullptr).
-struct ChannelBuffers {
-    Buffer weight, bias, running_mean, running_var, saved_mean, saved_invstd, weight_grad, bias_grad;
-    bool has_weight = false, has_bias = false, has_grads = false;
-
-    ChannelBuffers(iabn::DType cd, int64_t C, bool w, bool b, bool grads)
-        : weight(cd, {C}), bias(cd, {C}), running_mean(cd, {C}), running_var(cd, {C}), saved_mean(cd, {C}),
-          saved_invstd(cd, {C}), weight_grad(cd, {C}), bias_grad(cd, {C}), has_weight(w), has_bias(b),
-          has_grads(grads) {}
-
-    iabn::ChannelState state() {
-        iabn::ChannelState s;
-        if (has_weight) s.weight = weight.ref();
-        if (has_bias) s.bias = bias.ref();
-        s.running_mean = running_mean.ref();
-        s.running_var = running_var.ref();
-        s.saved_mean = saved_mean.ref();
-        s.saved_invstd = saved_invstd.ref();
-        return s;
-    }
-    iabn::ParamGrads grads() {
-        iabn::ParamGrads g;
-        if (has_grads) {
-            g.weight_grad = weight_grad.ref();
-            g.bias_grad = bias_grad.ref();
-        }
-        return g;
-    }
-};
-
-}  // namespace
 
 std::string device_skip_reason(const Case& c) {
     if (c.device != iabn::Device::cuda) return "";

@@ -60,6 +60,48 @@ std::vector<double> make_dz(const Case& c, const Inputs& in, Rng& rng);
 // Rounds every value to the tensor dtype (f32 or f64).
 std::vector<double> round_to(iabn::DType dtype, std::vector<double> v);
 
+// Per-channel buffers of one call; `given` ones are filled, the others stay empty (data == nullptr).
+struct ChannelBuffers {
+    Buffer weight, bias, running_mean, running_var, saved_mean, saved_invstd, weight_grad, bias_grad;
+    bool has_weight = false, has_bias = false, has_grads = false;
+
+    ChannelBuffers(iabn::DType cd, int64_t C, bool w, bool b, bool grads)
+        : weight(cd, {C}), bias(cd, {C}), running_mean(cd, {C}), running_var(cd, {C}), saved_mean(cd, {C}),
+          saved_invstd(cd, {C}), weight_grad(cd, {C}), bias_grad(cd, {C}), has_weight(w), has_bias(b),
+          has_grads(grads) {}
+
+    // Every buffer of a call that gives all of them: weight, bias and running statistics from
+    // `in` (as stored), saved statistics and gradients poisoned (NaN).
+    static ChannelBuffers filled(iabn::DType cd, const Inputs& in) {
+        ChannelBuffers cb(cd, in.channels, true, true, true);
+        cb.weight.set(in.weight);
+        cb.bias.set(in.bias);
+        cb.running_mean.set(in.running_mean);
+        cb.running_var.set(in.running_var);
+        for (Buffer* p : {&cb.saved_mean, &cb.saved_invstd, &cb.weight_grad, &cb.bias_grad}) p->poison();
+        return cb;
+    }
+
+    iabn::ChannelState state() {
+        iabn::ChannelState s;
+        if (has_weight) s.weight = weight.ref();
+        if (has_bias) s.bias = bias.ref();
+        s.running_mean = running_mean.ref();
+        s.running_var = running_var.ref();
+        s.saved_mean = saved_mean.ref();
+        s.saved_invstd = saved_invstd.ref();
+        return s;
+    }
+    iabn::ParamGrads grads() {
+        iabn::ParamGrads g;
+        if (has_grads) {
+            g.weight_grad = weight_grad.ref();
+            g.bias_grad = bias_grad.ref();
+        }
+        return g;
+    }
+};
+
 // Why a Device::cuda case cannot run here (no CUDA kernels in the build, no CUDA device), or ""
 // when it can: the test body then skips with it (GTEST_SKIP).
 std::string device_skip_reason(const Case& c);

@@ -8,6 +8,7 @@
 #include <cctype>
 #include <functional>
 #include <limits>
+#include <sstream>
 
 namespace iabn_test {
 namespace {
@@ -38,7 +39,8 @@ struct World {
         running_var{iabn::DType::f32, {C}}, saved_mean{iabn::DType::f32, {C}}, saved_invstd{iabn::DType::f32, {C}},
         weight_grad{iabn::DType::f32, {C}}, bias_grad{iabn::DType::f32, {C}};
     Buffer short_buf{iabn::DType::f32, {C - 1}}, long_buf{iabn::DType::f32, {C + 1}}, f64_buf{iabn::DType::f64, {C}},
-        weight_zero5{iabn::DType::f32, {C}}, small_channels{iabn::DType::f32, {C}};
+        weight_zero5{iabn::DType::f32, {C}}, weight_subnormal5{iabn::DType::f32, {C}},
+        small_channels{iabn::DType::f32, {C}}, spare{iabn::DType::f32, {4 * C * 5 + 2 * C}};
 
     iabn::TensorRef xr, zr, dzr;
     iabn::ChannelState st;
@@ -56,7 +58,10 @@ struct World {
         for (int64_t i = 0; i < C; i++) {
             weight.put(i, rng.signed_uniform(0.5, 1.5));
             weight_zero5.put(i, i == 5 ? 0.0 : rng.signed_uniform(0.5, 1.5));
+            // 1e-40 is subnormal in f32: its reciprocal overflows.
+            weight_subnormal5.put(i, i == 5 ? -1e-40 : rng.signed_uniform(0.5, 1.5));
         }
+        for (int64_t i = 0; i < spare.size(); i++) spare.put(i, rng.normal());
         xr = x.ref();
         zr = z.ref();
         dzr = dz.ref();
@@ -83,7 +88,9 @@ struct World {
                 {"long_buf", &long_buf},
                 {"f64_buf", &f64_buf},
                 {"weight_zero5", &weight_zero5},
-                {"small_channels", &small_channels}};
+                {"weight_subnormal5", &weight_subnormal5},
+                {"small_channels", &small_channels},
+                {"spare", &spare}};
     }
 
     // For cases that change x's channel count: every per-channel argument gets length c (the
@@ -123,10 +130,13 @@ void PrintTo(const BadCase& c, std::ostream* os) { *os << c.name; }
 std::string num_name(double v) {
     if (std::isnan(v)) return "nan";
     if (std::isinf(v)) return v > 0 ? "inf" : "minus_inf";
-    std::string s = std::to_string(v);
-    for (char& ch : s) {
-        if (ch == '.') ch = 'p';
-        if (ch == '-') ch = 'm';
+    std::ostringstream out;
+    out << v;  // shortest form: 1e-39, not 0.000000
+    std::string s;
+    for (char ch : out.str()) {
+        if (ch == '.') s += 'p';
+        else if (ch == '-') s += 'm';
+        else if (ch != '+') s += ch;
     }
     return s;
 }
@@ -239,8 +249,9 @@ std::vector<BadCase> bad_cases() {
             }
         }
     }
-    // epsilon < 0 or non-finite.
-    for (double v : {-1e-5, kNaN, kInf}) {
+    // epsilon < 0, non-finite, 0 (a constant channel would get invstd = inf and z = NaN), or
+    // below the smallest normal f32 (1/sqrt(epsilon) would overflow).
+    for (double v : {-1e-5, kNaN, kInf, 0.0, 1e-39, 1e-300}) {
         for (Call call : {F, B}) {
             cs.push_back({"epsilon_" + num_name(v) + (call == F ? "_forward" : "_backward"), call,
                           [v](World& w) { w.opt.epsilon = v; }, {"epsilon"}, ""});
@@ -290,13 +301,26 @@ std::vector<BadCase> bad_cases() {
                       w.st.weight = w.weight_zero5.ref();
                   },
                   {"weight"}, "channel 5"});
-    cs.push_back({"zero_abs_weight_eps0_channel5_backward", B,
+    cs.push_back({"subnormal_weight_channel5_backward", B, [](World& w) { w.st.weight = w.weight_subnormal5.ref(); },
+                  {"weight"}, "channel 5"});
+    cs.push_back({"subnormal_weight_channel5_global_backward", B,
                   [](World& w) {
-                      w.opt.abs_weight = true;  // g = |0| + 0 = 0
-                      w.opt.epsilon = 0.0;
-                      w.st.weight = w.weight_zero5.ref();
+                      w.opt.use_global_stats = true;
+                      w.st.weight = w.weight_subnormal5.ref();
                   },
                   {"weight"}, "channel 5"});
+    // With global statistics a negative or NaN running variance would give NaN (sqrt of < 0).
+    for (double v : {-0.5, kNaN}) {
+        for (Call call : {F, B}) {
+            cs.push_back({"running_var_" + num_name(v) + "_channel2_global" + (call == F ? "_forward" : "_backward"),
+                          call,
+                          [v](World& w) {
+                              w.opt.training = false;
+                              w.running_var.put(2, v);
+                          },
+                          {"running_var"}, "channel 2"});
+        }
+    }
     // dtype mismatch between the tensor and the per-channel buffers.
     cs.push_back({"f64_x_with_f32_channels_forward", F, [](World& w) { w.xr = w.x64.ref(); },
                   {"x", "weight", "bias", "running_mean", "running_var", "saved_mean", "saved_invstd"}, ""});
@@ -320,6 +344,75 @@ std::vector<BadCase> bad_cases() {
                   },
                   {"x"}, ""});
     cs.push_back({"zero_size_backward", B, [](World& w) { w.zr.shape = w.dzr.shape = {4, World::C, 0}; }, zdz, ""});
+    // Shapes whose element count or byte size overflows 64 bits, or whose view extents reach
+    // 2^31: refused by checked arithmetic, before anything is read (the buffers are small).
+    const int64_t big = int64_t{1} << 32;
+    cs.push_back({"huge_shape_numel_wraps_to_zero", F, [big](World& w) { w.xr.shape = {big, big, 2}; w.set_channels(big); },
+                  {"x"}, "2^63"});
+    cs.push_back({"huge_shape_numel_wraps_to_small", F,
+                  [](World& w) {
+                      w.xr.shape = {int64_t{1} << 33, 2, int64_t{1} << 31};
+                      w.set_channels(2);
+                  },
+                  {"x"}, "2^63"});
+    cs.push_back({"huge_shape_int64_max_dims", F,
+                  [](World& w) {
+                      const int64_t m = std::numeric_limits<int64_t>::max();
+                      w.xr.shape = {m, World::C, m};
+                  },
+                  {"x"}, "2^63"});
+    cs.push_back({"huge_shape_bytes_overflow_backward", B,
+                  [](World& w) { w.zr.shape = w.dzr.shape = {int64_t{1} << 31, World::C, int64_t{1} << 30}; },
+                  zdz, "2^63"});
+    cs.push_back({"view_extent_2pow31_forward", F,
+                  [](World& w) {
+                      w.xr.shape = {1, 2, int64_t{1} << 31};
+                      w.set_channels(2);
+                  },
+                  {"x"}, "2^31"});
+    // Data pointers that are not a multiple of the element size.
+    cs.push_back({"misaligned_x_forward", F, [](World& w) { w.xr.data = w.spare.raw() + 2; }, {"x"}, "aligned"});
+    cs.push_back({"misaligned_dz_backward", B, [](World& w) { w.dzr.data = w.spare.raw() + 1; }, {"dz"}, "aligned"});
+    cs.push_back({"misaligned_running_mean_forward", F, [](World& w) { w.st.running_mean.data = w.spare.raw() + 3; },
+                  {"running_mean"}, "aligned"});
+    cs.push_back({"misaligned_weight_grad_backward", B, [](World& w) { w.gr.weight_grad.data = w.spare.raw() + 2; },
+                  {"weight_grad"}, "aligned"});
+    // A buffer the call writes overlapping another buffer of the call.
+    cs.push_back({"overlap_saved_mean_is_running_mean", F,
+                  [](World& w) { w.st.saved_mean.data = w.st.running_mean.data; }, {"saved_mean", "running_mean"},
+                  "overlap"});
+    cs.push_back({"overlap_running_var_inside_x", F,
+                  [](World& w) {
+                      w.xr.data = w.spare.raw();
+                      w.st.running_var.data = w.spare.raw() + 7 * sizeof(float);
+                  },
+                  {"x", "running_var"}, "overlap"});
+    cs.push_back({"overlap_saved_invstd_straddles_end_of_x", F,
+                  [](World& w) {
+                      w.xr.data = w.spare.raw();
+                      w.st.saved_invstd.data = w.spare.raw() + (4 * World::C * 5 - 1) * sizeof(float);
+                  },
+                  {"x", "saved_invstd"}, "overlap"});
+    cs.push_back({"overlap_running_mean_reads_weight", F, [](World& w) { w.st.running_mean.data = w.st.weight.data; },
+                  {"running_mean", "weight"}, "overlap"});
+    cs.push_back({"overlap_weight_grad_is_bias_grad", B,
+                  [](World& w) { w.gr.weight_grad.data = w.gr.bias_grad.data; }, {"weight_grad", "bias_grad"},
+                  "overlap"});
+    cs.push_back({"overlap_bias_grad_inside_dz", B,
+                  [](World& w) {
+                      w.dzr.data = w.spare.raw();
+                      w.gr.bias_grad.data = w.spare.raw() + 10 * sizeof(float);
+                  },
+                  {"dz", "bias_grad"}, "overlap"});
+    cs.push_back({"overlap_weight_grad_inside_z", B,
+                  [](World& w) {
+                      w.zr.data = w.spare.raw();
+                      w.gr.weight_grad.data = w.spare.raw() + 3 * sizeof(float);
+                  },
+                  {"z", "weight_grad"}, "overlap"});
+    cs.push_back({"overlap_bias_grad_is_saved_invstd", B,
+                  [](World& w) { w.gr.bias_grad.data = w.st.saved_invstd.data; }, {"bias_grad", "saved_invstd"},
+                  "overlap"});
     // One buffer marked Device::cuda among host ones: with CUDA kernels built, buffers on two
     // devices (the message names the first that differs from the tensor); without, no CUDA kernels.
     // Either way nothing is read through the (host) pointers as device memory.
@@ -402,6 +495,33 @@ TEST(BadInputControl, UnmodifiedSetupIsAccepted) {
     g.st.saved_invstd = {};
     EXPECT_NO_THROW(iabn::forward(g.xr, g.st, g.opt));
     EXPECT_NO_THROW(iabn::backward(g.zr, g.dzr, g.st, g.gr, g.opt));
+}
+
+// Buffers that are only read may share memory, and a global-statistics forward ignores saved_*.
+TEST(BadInputControl, OverlapsOfBuffersNotWrittenAreAccepted) {
+    IABN_TRACE_SEED();
+    Rng rng;
+    World w(rng);
+    w.st.bias = w.st.weight;  // read-only in both calls
+    EXPECT_NO_THROW(iabn::forward(w.xr, w.st, w.opt));
+    EXPECT_NO_THROW(iabn::backward(w.zr, w.dzr, w.st, w.gr, w.opt));
+    World g(rng);
+    g.opt.training = false;
+    g.st.saved_mean = g.st.saved_invstd = g.st.running_mean;  // not used with global statistics
+    g.st.running_var.data = g.st.running_mean.data;            // both only read
+    for (int64_t i = 0; i < World::C; i++) g.running_mean.put(i, 1.0);
+    EXPECT_NO_THROW(iabn::forward(g.xr, g.st, g.opt));
+}
+
+// The smallest epsilon accepted, and the smallest normal weight.
+TEST(BadInputControl, SmallestNormalEpsilonAndScaleAreAccepted) {
+    IABN_TRACE_SEED();
+    Rng rng;
+    World w(rng);
+    w.opt.epsilon = std::numeric_limits<float>::min();
+    w.weight.put(3, -static_cast<double>(std::numeric_limits<float>::min()));
+    EXPECT_NO_THROW(iabn::forward(w.xr, w.st, w.opt));
+    EXPECT_NO_THROW(iabn::backward(w.zr, w.dzr, w.st, w.gr, w.opt));
 }
 
 TEST(BadInputControl, ModeratelyNegativeWeightIsAcceptedWithoutAbsWeight) {

@@ -3,7 +3,9 @@
 // a * (exp(y) - 1) is -inf at z = -a; dx and the parameter gradients must stay finite and right).
 #include "case_runner.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace iabn_test {
 namespace {
@@ -121,18 +123,11 @@ TEST_P(EluSaturation, ForwardBackwardFiniteAndCorrect) {
     in.weight = round_to(cd, {1.0, 0.5, 10.0, -1.2});
     in.bias = round_to(cd, {0.3, -40.0, -20.0, 0.5});
 
-    Buffer x(c.dtype, c.shape), dz(c.dtype, c.shape), w(cd, {C}), b(cd, {C}), rm(cd, {C}), rv(cd, {C}),
-        sm(cd, {C}), si(cd, {C}), wg(cd, {C}), bg(cd, {C});
+    Buffer x(c.dtype, c.shape), dz(c.dtype, c.shape);
     x.set(in.x);
-    w.set(in.weight);
-    b.set(in.bias);
-    rm.set(in.running_mean);
-    const auto rv_stored = rv.set(in.running_var);
-    sm.poison();
-    si.poison();
-    wg.poison();
-    bg.poison();
-    const iabn::ChannelState st{w.ref(), b.ref(), rm.ref(), rv.ref(), sm.ref(), si.ref()};
+    ChannelBuffers cb = ChannelBuffers::filled(cd, in);
+    const std::vector<double> rv_stored = cb.running_var.get();
+    const iabn::ChannelState st = cb.state();
 
     const auto f = ref::forward(in.x, c.shape, in.weight, in.bias, in.running_mean, in.running_var, o);
     ASSERT_NO_THROW(iabn::forward(x.ref(), st, o));
@@ -141,13 +136,13 @@ TEST_P(EluSaturation, ForwardBackwardFiniteAndCorrect) {
     EXPECT_EQ(count_nonfinite(z), 0) << "forward z";
 
     const auto dz_stored = dz.set(make_dz(c, in, rng));
-    const std::vector<double> si_stored = batch ? si.get() : std::vector<double>();
+    const std::vector<double> si_stored = batch ? cb.saved_invstd.get() : std::vector<double>();
     const auto r = ref::backward(z, dz_stored, c.shape, in.weight, in.bias, si_stored, rv_stored, o);
     ASSERT_GT(r.num_saturated, 0) << "test setup: no saturated element";
     ASSERT_LT(r.num_saturated, static_cast<int64_t>(z.size()) * 3 / 4) << "test setup: too many saturated elements";
 
-    ASSERT_NO_THROW(iabn::backward(x.ref(), dz.ref(), st, {wg.ref(), bg.ref()}, o));
-    const std::vector<double> dx = dz.get(), dw = wg.get(), db = bg.get();
+    ASSERT_NO_THROW(iabn::backward(x.ref(), dz.ref(), st, cb.grads(), o));
+    const std::vector<double> dx = dz.get(), dw = cb.weight_grad.get(), db = cb.bias_grad.get();
     EXPECT_EQ(count_nonfinite(dx), 0) << "dx has NaN/inf";
     EXPECT_EQ(count_nonfinite(dw), 0) << "weight_grad has NaN/inf";
     EXPECT_EQ(count_nonfinite(db), 0) << "bias_grad has NaN/inf";
@@ -187,6 +182,92 @@ std::vector<Case> saturation_cases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, EluSaturation, ::testing::ValuesIn(saturation_cases()), CaseName());
+
+}  // namespace
+}  // namespace iabn_test
+
+namespace iabn_test {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Constant channels (variance 0) with the smallest epsilon accepted (the smallest normal number
+// of the per-channel dtype): invstd = 1/sqrt(epsilon) is huge but finite, z = act(b) exactly, and
+// the backward stays finite. (epsilon = 0 gave invstd = inf and z = NaN; it is refused now.)
+
+class ConstantChannels : public ::testing::TestWithParam<Case> {};
+
+TEST_P(ConstantChannels, SmallestEpsilonGivesFiniteResults) {
+    IABN_TRACE_SEED();
+    const Case c = GetParam();
+    Rng rng;
+    Inputs in = make_inputs(c, rng);
+    iabn::Options o = c.options();
+    const iabn::DType cd = channel_dtype(c.dtype);
+    o.epsilon = cd == iabn::DType::f64 ? std::numeric_limits<double>::min() : std::numeric_limits<float>::min();
+    const double tol = tolerance(c.dtype);
+    const int64_t C = in.channels;
+    // Channels 1 and 3 hold one value each (3.25 and -0.5: exact in every dtype).
+    for (size_t i = 0; i < in.x.size(); i++) {
+        const int64_t ch = ref::channel_of(static_cast<int64_t>(i), c.shape, c.layout);
+        if (ch == 1) in.x[i] = 3.25;
+        if (ch == 3) in.x[i] = -0.5;
+    }
+
+    Buffer x(c.dtype, c.shape), dz(c.dtype, c.shape);
+    x.set(in.x);
+    ChannelBuffers cb = ChannelBuffers::filled(cd, in);
+    const iabn::ChannelState st = cb.state();
+
+    const auto f = ref::forward(in.x, c.shape, in.weight, in.bias, in.running_mean, in.running_var, o);
+    ASSERT_NO_THROW(iabn::forward(x.ref(), st, o));
+    const std::vector<double> z = x.get();
+    EXPECT_EQ(count_nonfinite(z), 0) << "z";
+    const std::vector<double> si = cb.saved_invstd.get();
+    EXPECT_EQ(count_nonfinite(si), 0) << "saved_invstd";
+    EXPECT_LE(rel_err(z, f.z), tol) << "z";
+    EXPECT_LE(rel_err(si, f.saved_invstd), tol) << "saved_invstd";
+    // A constant channel normalizes to y = b exactly: one value of z in the whole channel.
+    std::vector<double> first(static_cast<size_t>(C), std::numeric_limits<double>::quiet_NaN());
+    for (size_t i = 0; i < z.size(); i++) {
+        const int64_t ch = ref::channel_of(static_cast<int64_t>(i), c.shape, c.layout);
+        if (ch != 1 && ch != 3) continue;
+        if (std::isnan(first[ch])) first[ch] = z[i];
+        ASSERT_EQ(z[i], first[ch]) << "constant channel " << ch << " gives more than one z, element " << i;
+        ASSERT_LE(std::fabs(z[i] - f.z[i]), tol * std::max(1.0, std::fabs(f.z[i]))) << "element " << i;
+    }
+
+    const auto dz_stored = dz.set(make_dz(c, in, rng));
+    const auto r = ref::backward(z, dz_stored, c.shape, in.weight, in.bias, si, in.running_var, o);
+    ASSERT_NO_THROW(iabn::backward(x.ref(), dz.ref(), st, cb.grads(), o));
+    const std::vector<double> dx = dz.get();
+    EXPECT_EQ(count_nonfinite(dx), 0) << "dx";
+    EXPECT_EQ(count_nonfinite(cb.weight_grad.get()), 0) << "weight_grad";
+    EXPECT_EQ(count_nonfinite(cb.bias_grad.get()), 0) << "bias_grad";
+    EXPECT_LE(rel_err_floor(dx, r.dx, r.dx_scale, 0.1), tol) << "dx";
+    // (weight_grad of a constant channel sums dy * xhat with xhat pure rounding noise: only
+    // its finiteness is checked.)
+    EXPECT_LE(rel_err_floor(cb.bias_grad.get(), r.bias_grad, r.bias_grad_scale, 0.1), tol) << "bias_grad";
+}
+
+std::vector<Case> constant_cases() {
+    std::vector<Case> out;
+    for (iabn::DType dt : {iabn::DType::f32, iabn::DType::f64}) {
+        for (iabn::Layout layout : {iabn::Layout::nchw, iabn::Layout::nhwc}) {
+            for (auto act : {iabn::Activation::leaky_relu, iabn::Activation::elu}) {
+                Case c;
+                c.dtype = dt;
+                c.layout = layout;
+                c.shape = layout == iabn::Layout::nchw ? std::vector<int64_t>{4, 5, 6, 7} : std::vector<int64_t>{4, 6, 7, 5};
+                c.act = act;
+                c.param = 0.2;
+                out.push_back(c);
+            }
+        }
+    }
+    return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, ConstantChannels, ::testing::ValuesIn(constant_cases()), CaseName());
 
 }  // namespace
 }  // namespace iabn_test
