@@ -1,6 +1,6 @@
 // The memory-bandwidth floor: streaming passes that move exactly the bytes a pass must move,
 // vectorized and parallel (OpenMP, same thread count as iabn), as fast as the machine allows.
-// They are the yardstick of iabn-bench (DESIGN.md, "Performance model"). T: float or double.
+// They are the yardstick of iabn-bench (docs/DESIGN.md, "Performance model"). T: float or double.
 #pragma once
 
 #include <cstddef>

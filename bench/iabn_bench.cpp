@@ -7,7 +7,7 @@
 //              [--shape NAME|DIMS]... [--layout nchw|nhwc]
 //              [--json iabn-bench.json] [--png iabn-bench.png]
 //
-// Floors (DESIGN.md, "Performance model"), in passes over the tensor:
+// Floors (docs/DESIGN.md, "Performance model"), in passes over the tensor:
 //   forward (training):          nchw 2 (read x, write z); channels-last 3 (+ a read for the statistics)
 //   forward (global statistics): 2
 //   backward (training):         nchw 3 (read z and dz, write dx); channels-last 5 (+ reads of z and dz)

@@ -1,6 +1,6 @@
 // Training forward in one pass over memory (nchw): for each channel, its batch statistics, then
 // normalize + activate over its elements while they are still in cache, then its per-channel
-// outputs. DRAM sees x read once and z written once (DESIGN.md, "Performance model").
+// outputs. DRAM sees x read once and z written once (docs/DESIGN.md, "Performance model").
 //
 // The caller's tensor is bound twice: as the Input x (read by the statistics) and as the Output z
 // (rewritten in place). The schedule guarantees that a channel's statistics are complete before

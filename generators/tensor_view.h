@@ -3,24 +3,25 @@
 //   nhwc [.., C]:      s = flattened non-channel dims (stride C), c (stride 1), n of extent 1
 // The algorithm is the same for both layouts; the layout decides which dim is dense, which the
 // generator states as a stride constraint and the schedule uses to pick its vector dim.
+// The layout enum itself lives with the schedules (schedules/view_layout.h), which must not
+// include anything from generators/.
 #pragma once
 
 #include "Halide.h"
+#include "view_layout.h"
 
 #include <string>
 
 namespace iabn_gen {
 
-enum class ViewLayout { nchw, nhwc };
+using iabn_sched::ViewLayout;
+using iabn_sched::dense_dim;
 
 inline ViewLayout view_layout(const std::string& layout) {
     if (layout == "nchw") return ViewLayout::nchw;
     if (layout == "nhwc") return ViewLayout::nhwc;
     throw std::invalid_argument("iabn generator: unknown layout '" + layout + "'");
 }
-
-// Which of the view's dims (0 = s, 1 = c) has unit stride.
-inline int dense_dim(ViewLayout layout) { return layout == ViewLayout::nchw ? 0 : 1; }
 
 // Halide assumes dim 0 is dense unless told otherwise; channels-last views are dense in c instead.
 template <typename BufferParam>

@@ -2,13 +2,11 @@
 #pragma once
 
 #include "Halide.h"
-#include "tensor_view.h"
+#include "view_layout.h"
 
 #include <vector>
 
 namespace iabn_sched {
-
-using iabn_gen::ViewLayout;
 
 // A stage's loop, compiled once per runtime condition (the activation code, batch statistics),
 // each copy with that condition known: the hot loops carry no switch.

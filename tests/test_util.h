@@ -252,7 +252,7 @@ inline double tolerance(iabn::DType dtype) {
     return dtype == iabn::DType::f64 ? tolerance<double>() : tolerance<float>();
 }
 
-// Per-channel buffers are f64 for f64 tensors and f32 otherwise (DESIGN.md "Dtypes").
+// Per-channel buffers are f64 for f64 tensors and f32 otherwise (docs/DESIGN.md, "Dtypes").
 inline iabn::DType channel_dtype(iabn::DType tensor) {
     return tensor == iabn::DType::f64 ? iabn::DType::f64 : iabn::DType::f32;
 }

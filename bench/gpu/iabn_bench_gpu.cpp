@@ -6,7 +6,8 @@
 //
 // Floors, from a device-to-device copy of the tensor (which reads and writes it: 2 passes):
 // forward (training) 3 passes = 1.5 copies, backward (training) 5 passes = 2.5 copies
-// (DESIGN.md: on a GPU both layouts run the two-pass kernels, whose floors are these).
+// (docs/DESIGN.md, "Performance model": on a GPU both layouts run the two-pass kernels, whose
+// floors are these).
 #include "cuda_driver.h"
 #include "timing.h"  // bench::median
 
