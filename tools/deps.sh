@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs, quietly, whatever of iabn's build and test dependencies is missing (Debian 12).
 set -euo pipefail
+# Installs with --no-install-recommends, so what a package only recommends is named here:
+# Halide's CMake package needs libpng-dev and libjpeg-dev (its image IO), and oneDNN's needs
+# OpenCL's (ocl-icd-opencl-dev), on a minimal Debian 12.
 # libdnnl-dev and gnuplot-nox: the benchmark's oneDNN comparison and its chart (bench/).
 # g++-aarch64-linux-gnu and qemu-user: the aarch64 cross build and its tests (tools/cross-aarch64.sh).
-packages=(cmake ninja-build g++ libgtest-dev libhalide14-0-dev libdnnl-dev gnuplot-nox g++-aarch64-linux-gnu qemu-user)
+packages=(cmake ninja-build g++ git libgtest-dev libhalide14-0-dev libpng-dev libjpeg-dev
+          libdnnl-dev ocl-icd-opencl-dev gnuplot-nox g++-aarch64-linux-gnu qemu-user)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
