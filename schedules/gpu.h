@@ -23,6 +23,12 @@ struct GpuParams {
     int channel_block = 64;     // per-channel Funcs: channels per block
 };
 
+// The pure `undef` stage of an in-place Output computes nothing, but left unscheduled it is a
+// host loop, and Halide then requires the Output's host pointer (device-only buffers fail with
+// "host pointer ... is null, but the pipeline will access it on the host"). Put it on the GPU.
+// (No kernel is launched for it: a stage without stores leaves no loop.)
+inline void schedule_gpu_undef_stage(Halide::Func out) { out.gpu_single_thread(); }
+
 // One thread per channel for a Func over c, every stage of it.
 inline void schedule_gpu_per_channel(Halide::Func f, const GpuParams& p = GpuParams()) {
     using namespace Halide;
@@ -42,6 +48,7 @@ inline void schedule_gpu_channel_outputs(const std::vector<Halide::Func>& funcs,
     Var cb("cb"), ci("ci");
     auto last = [](Func f) { return f.has_update_definition() ? f.update(f.num_update_definitions() - 1) : Stage(f); };
     for (size_t i = 0; i < funcs.size(); i++) {
+        if (funcs[i].has_update_definition()) schedule_gpu_undef_stage(funcs[i]);
         Stage s = last(funcs[i]);
         s.split(funcs[i].args()[0], cb, ci, p.channel_block, TailStrategy::GuardWithIf).gpu_blocks(cb).gpu_threads(ci);
         if (i > 0) s.compute_with(last(funcs[0]), cb);
@@ -123,6 +130,7 @@ inline void schedule_gpu_inplace_update(Halide::Func out, ViewLayout layout,
     }
     update.gpu_tile(flat, fb, fi, p.threads, TailStrategy::GuardWithIf);
     specialize_all(update, specializations);
+    schedule_gpu_undef_stage(out);
 }
 
 }  // namespace iabn_sched
