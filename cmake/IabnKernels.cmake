@@ -1,13 +1,15 @@
 # Instantiates the iabn generators for many parameter sets and collects what they emit.
 #
-#   iabn_add_kernel(GENERATOR <name> DTYPE <f32|f64> LAYOUT <nchw|nhwc> [DEVICE cuda])
+#   iabn_add_kernel(GENERATOR <name> DTYPE <f32|f64> LAYOUT <nchw|nhwc> [DEVICE cuda|opencl])
 #     runs iabn_<name> for every target in IABN_KERNEL_TARGETS (multi-target dispatch), with the
 #     tuned numbers from schedules/${IABN_SCHEDULE_ARCH}.params, against one shared Halide runtime,
 #     and records the objects in the global property IABN_KERNEL_OBJECTS and an entry
 #     IABN_KERNEL(<name>, <dtype>, <layout>) in IABN_KERNEL_TABLE (for the runtime's dispatch).
-#     DEVICE cuda: the GPU variant instead, iabn_<name>_<dtype>_<layout>_cuda, for IABN_CUDA_TARGET
-#     (schedules/gpu.h), entry IABN_CUDA_KERNEL(...); its objects also go to IABN_CUDA_OBJECTS
-#     (the ptxas test reads the PTX embedded in them).
+#     DEVICE cuda|opencl: the GPU variant instead, iabn_<name>_<dtype>_<layout>_<device>, for
+#     IABN_CUDA_TARGET or IABN_OPENCL_TARGET (schedules/gpu.h), entry IABN_CUDA_KERNEL(...) or
+#     IABN_OPENCL_KERNEL(...); its objects also go to IABN_CUDA_OBJECTS or IABN_OPENCL_OBJECTS
+#     (the ptxas test reads the PTX embedded in the CUDA ones).
+#   Every kernel takes Halide's user_context as its first argument (runtime/call.h says why).
 
 # Tuned GeneratorParams for (generator, layout, dtype): the first matching line of the params file.
 function(iabn_schedule_params out generator layout dtype)
@@ -47,12 +49,13 @@ endfunction()
 function(iabn_add_kernel)
     cmake_parse_arguments(K "" "GENERATOR;DTYPE;LAYOUT;DEVICE" "" ${ARGN})
     set(name "iabn_${K_GENERATOR}_${K_DTYPE}_${K_LAYOUT}")
-    if (K_DEVICE STREQUAL "cuda")
-        string(APPEND name "_cuda")
-        set(targets ${IABN_CUDA_TARGET})
+    if (K_DEVICE)
+        string(TOUPPER "${K_DEVICE}" api)
+        string(APPEND name "_${K_DEVICE}")
+        set(targets ${IABN_${api}_TARGET})
         set(tuned "")  # the GPU schedules' numbers are named constants in schedules/gpu.h
-        set(entry "IABN_CUDA_KERNEL")
-        set(also IABN_CUDA_OBJECTS)
+        set(entry "IABN_${api}_KERNEL")
+        set(also IABN_${api}_OBJECTS)
     else ()
         set(targets ${IABN_KERNEL_TARGETS})
         iabn_schedule_params(tuned ${K_GENERATOR} ${K_LAYOUT} ${K_DTYPE})

@@ -1,26 +1,23 @@
 // iabn::backward: validate, pick the kernels, wrap the buffers, call.
-#include "cuda.h"
+#include "call.h"
 #include "halide_glue.h"
 #include "kernels.h"
 #include "scratch.h"
 #include "validate.h"
-
-#include <optional>
 
 namespace iabn {
 
 void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state, const ParamGrads& grads,
               const Options& options) {
     detail::init_halide_runtime();
-    const detail::Checked ck = detail::validate_backward(z, dz, state, grads, options);
+    detail::Call call(z.device);  // first: it outlives every buffer of the call
+    const detail::Checked ck = detail::validate_backward(z, dz, state, grads, options, call);
     const detail::Kernels& k = detail::kernels_for(z.dtype, ck.view.kernel_layout, z.device);
     const int64_t channels = ck.view.c;
-    detail::Scratch scratch(channels, ck.channel_dtype, z.device);
-    std::optional<detail::CudaSession> cuda;  // after `scratch`: waits for the GPU before it frees
-    if (z.device == Device::cuda) cuda.emplace(options.cuda_stream);
+    detail::Scratch scratch(channels, ck.channel_dtype, call);
 
-    auto zv = detail::tensor_buffer(z.data, z.dtype, ck.view, z.device);
-    auto dzv = detail::tensor_buffer(dz.data, dz.dtype, ck.view, dz.device);
+    auto zv = detail::tensor_buffer(z, ck.view, call);
+    auto dzv = detail::tensor_buffer(dz, ck.view, call);
     auto weight = scratch.or_filled(state.weight, 1.0);
     // A missing weight means g = 1: the |weight| + epsilon convention applies to a given weight.
     const bool abs_weight = options.abs_weight && state.weight.data;
@@ -33,7 +30,7 @@ void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state
     auto bias_grad = scratch.or_filled(grads.bias_grad, 0.0);
 
     if (detail::use_fused(k, channels)) {
-        detail::run_kernel("backward_fused", [&](void* uc) {
+        call.run("backward_fused", [&](void* uc) {
             return k.backward_fused(uc, zv, dzv, weight, bias, invstd, running_var, options.epsilon, abs_weight,
                                     ck.batch_stats, act, options.activation_param, dzv, weight_grad, bias_grad);
         });
@@ -44,25 +41,24 @@ void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state
 
     // The sums over the tensor are needed for batch statistics, or for parameter gradients.
     if (ck.batch_stats || grads.weight_grad.data || grads.bias_grad.data) {
-        detail::run_kernel("backward_reduce", [&](void* uc) {
+        call.run("backward_reduce", [&](void* uc) {
             return k.backward_reduce(uc, zv, dzv, weight, bias, invstd, running_var, options.epsilon, abs_weight,
                                      ck.batch_stats, act, options.activation_param, detail::kernel_threads(),
-                                     weight_grad, bias_grad,
-                                     grad_scale, mean_dy, mean_dy_xhat, xhat_bias, xhat_inv_g);
+                                     weight_grad, bias_grad, grad_scale, mean_dy, mean_dy_xhat, xhat_bias,
+                                     xhat_inv_g);
         });
     } else {
         auto running_mean = scratch.filled(0);  // not needed by the backward coefficients
         auto unused_pivot = scratch.output(), unused_scale = scratch.output(), unused_shift = scratch.output();
-        detail::run_kernel("global_coeffs", [&](void* uc) {
+        call.run("global_coeffs", [&](void* uc) {
             return k.global_coeffs(uc, running_mean, running_var, weight, bias, options.epsilon, abs_weight,
                                    unused_pivot, unused_scale, unused_shift, grad_scale, xhat_bias, xhat_inv_g);
         });
     }
-    detail::run_kernel("backward_apply", [&](void* uc) {
-        return k.backward_apply(uc, zv, grad_scale, mean_dy, mean_dy_xhat, xhat_bias, xhat_inv_g, ck.batch_stats, act,
-                                options.activation_param, dzv);
+    call.run("backward_apply", [&](void* uc) {
+        return k.backward_apply(uc, zv, grad_scale, mean_dy, mean_dy_xhat, xhat_bias, xhat_inv_g, ck.batch_stats,
+                                act, options.activation_param, dzv);
     });
-    if (cuda) cuda->finish();
 }
 
 }  // namespace iabn

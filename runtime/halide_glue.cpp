@@ -1,10 +1,12 @@
 // Hooks into the Halide runtime, chained to whatever was installed before so that a program that
 // also runs its own Halide pipelines keeps its behaviour:
-//  * errors raised inside an iabn kernel call, on any thread of Halide's pool, are captured in
-//    the call's KernelCall and rethrown as iabn::Error by the thread that made the call;
+//  * errors raised inside an iabn call, on any thread of Halide's pool, are captured in the
+//    call's Call (call.h) and rethrown as iabn::Error by the thread that made the call;
 //  * IABN_DISPATCH_LIMIT=avx2|sse41 caps the x86 multi-target dispatch (tests and benchmarks use
 //    it to run the lower targets on a machine that has the higher ones).
 #include "halide_glue.h"
+
+#include "call.h"
 
 #include "iabn/iabn.h"
 
@@ -16,7 +18,6 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
-#include <unordered_set>
 
 namespace iabn::detail {
 namespace {
@@ -26,23 +27,12 @@ halide_error_handler_t previous_error_handler = nullptr;
 halide_can_use_target_features_t previous_can_use = nullptr;
 uint64_t denied_features[2] = {0, 0};  // bit masks over halide_target_feature_t
 
-// The live KernelCalls. A user_context found here is one of ours; anything else belongs to
-// another Halide pipeline of the process (or is null) and goes to the handler before ours.
-std::mutex calls_mutex;
-std::unordered_set<const void*>& live_calls() {
-    static std::unordered_set<const void*> calls;
-    return calls;
-}
-
 void capture_error(void* user_context, const char* message) {
-    {
-        std::lock_guard<std::mutex> lock(calls_mutex);
-        if (live_calls().count(user_context)) {
-            static_cast<KernelCall*>(user_context)->add_error(message);
-            return;
-        }
+    if (Call* call = Call::find(user_context)) {
+        call->add_error(message);
+    } else if (previous_error_handler) {
+        previous_error_handler(user_context, message);
     }
-    if (previous_error_handler) previous_error_handler(user_context, message);
 }
 
 int can_use_target_features(int count, const uint64_t* features) {
@@ -98,32 +88,6 @@ int kernel_threads() {
 void set_kernel_threads(int n) {
     halide_set_num_threads(n);
     configured_threads.store(n);
-}
-
-KernelCall::KernelCall() {
-    std::lock_guard<std::mutex> lock(calls_mutex);
-    live_calls().insert(this);
-}
-
-KernelCall::~KernelCall() {
-    std::lock_guard<std::mutex> lock(calls_mutex);
-    live_calls().erase(this);
-}
-
-void KernelCall::add_error(const char* message) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    error_ += message;
-}
-
-std::string KernelCall::error() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return error_;
-}
-
-void throw_kernel_error(const char* kernel, int status, const KernelCall& call) {
-    const std::string message = call.error();
-    throw Error(std::string("kernel ") + kernel + " failed (Halide status " + std::to_string(status) +
-                "): " + (message.empty() ? "no message" : message));
 }
 
 }  // namespace iabn::detail

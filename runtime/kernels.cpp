@@ -25,9 +25,11 @@ std::map<Key, Kernels> build_table() {
     }
 #define IABN_KERNEL(gen, dt, lay) IABN_ADD_KERNEL(gen, dt, lay, cpu, iabn_##gen##_##dt##_##lay)
 #define IABN_CUDA_KERNEL(gen, dt, lay) IABN_ADD_KERNEL(gen, dt, lay, cuda, iabn_##gen##_##dt##_##lay##_cuda)
+#define IABN_OPENCL_KERNEL(gen, dt, lay) IABN_ADD_KERNEL(gen, dt, lay, opencl, iabn_##gen##_##dt##_##lay##_opencl)
 #include "iabn_kernel_table.inc"  // generated
 #undef IABN_KERNEL
 #undef IABN_CUDA_KERNEL
+#undef IABN_OPENCL_KERNEL
 #undef IABN_ADD_KERNEL
     return table;
 }
@@ -57,7 +59,7 @@ std::string built_dtypes(Device device) {
 const Kernels& kernels_for(DType dtype, Layout kernel_layout, Device device) {
     auto it = table().find({dtype, kernel_layout, device});
     if (it == table().end() || !complete(it->second)) {
-        const std::string where = device == Device::cuda ? " CUDA" : "";
+        const std::string where = device == Device::cuda ? " CUDA" : device == Device::opencl ? " OpenCL" : "";
         throw Error(std::string("dtype: expected a dtype this build has") + where + " kernels for (" +
                     built_dtypes(device) + "), got " + to_string(dtype) + " with " + to_string(kernel_layout) +
                     " layout");

@@ -20,7 +20,7 @@ struct Kernels {
 };
 
 // The kernels for a tensor dtype, a view layout and a device; throws iabn::Error if this build
-// has none. (The CUDA kernels have no one-pass variants: a GPU spreads each channel's reduction
+// has none. (The GPU kernels have no one-pass variants: a GPU spreads each channel's reduction
 // over many blocks instead.)
 const Kernels& kernels_for(DType dtype, Layout kernel_layout, Device device = Device::cpu);
 

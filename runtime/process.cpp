@@ -1,4 +1,5 @@
 // Process-wide settings and facts: thread count, dispatched target.
+#include "call.h"
 #include "halide_glue.h"
 #include "kernels.h"
 
@@ -17,7 +18,8 @@ std::string kernel_target() {
     unsigned char name[128] = {};
     halide_dimension_t dim = {0, static_cast<int32_t>(sizeof(name) - 1), 1, 0};
     Halide::Runtime::Buffer<uint8_t> buffer(name, 1, &dim);
-    detail::run_kernel("target_probe", [&](void* uc) { return iabn_target_probe(uc, buffer); });
+    detail::Call call(Device::cpu);
+    call.run("target_probe", [&](void* uc) { return iabn_target_probe(uc, buffer); });
     return reinterpret_cast<const char*>(name);
 }
 

@@ -1,6 +1,6 @@
 #include "validate.h"
 
-#include "cuda.h"
+#include "device.h"
 #include "kernels.h"
 
 #include <cmath>
@@ -76,11 +76,13 @@ public:
     // The activation tensor (x, z or dz); returns its view. Every buffer of the call must be on
     // the device of the first tensor checked.
     View tensor(const TensorRef& t, const std::string& name, Layout layout, bool written) {
-        if (t.device != Device::cpu && t.device != Device::cuda) {
-            fail(name + ".device", "Device::cpu or Device::cuda", "enum value " + std::to_string(static_cast<int>(t.device)));
+        if (t.device != Device::cpu && t.device != Device::cuda && t.device != Device::opencl) {
+            fail(name + ".device", "Device::cpu, Device::cuda or Device::opencl",
+                 "enum value " + std::to_string(static_cast<int>(t.device)));
         }
-        if (t.device == Device::cuda && !cuda_built()) {
-            fail(name, "a host tensor (Device::cpu)", "Device::cuda: this build of iabn has no CUDA kernels (IABN_CUDA=OFF)");
+        if (!device_built(t.device)) {
+            fail(name, "a device this build of iabn has kernels for",
+                 std::string(device_name(t.device)) + " (" + not_built(t.device) + ")");
         }
         same_device(t, name);
         if (!t.data) fail(name, "a data pointer", "nullptr");
@@ -150,11 +152,9 @@ public:
             device_ = t.device;
         } else if (t.device != *device_) {
             fail(name + ".device", std::string("the device of the tensor, ") + device_name(*device_),
-                 device_name(t.device) + " (every buffer of a call is on one device)");
+                 std::string(device_name(t.device)) + " (every buffer of a call is on one device)");
         }
     }
-
-    static std::string device_name(Device d) { return d == Device::cuda ? "Device::cuda" : "Device::cpu"; }
 
     static std::string shape(const std::vector<int64_t>& s) {
         std::ostringstream out;
@@ -171,8 +171,12 @@ public:
     }
 
 private:
+    // Host and CUDA data pointers are addresses; an OpenCL cl_mem is an opaque handle.
+    bool addresses() const { return !device_ || *device_ != Device::opencl; }
+
     // The kernels load and store whole elements: a pointer must be a multiple of the element size.
     void aligned(const TensorRef& t, const std::string& name) const {
+        if (!addresses()) return;
         const uintptr_t address = reinterpret_cast<uintptr_t>(t.data);
         const size_t size = dtype_size(t.dtype);
         if (address % size != 0) {
@@ -183,9 +187,10 @@ private:
         }
     }
 
+    // (Two cl_mem handles are the same memory only if they are equal: a handle is a span of 1.)
     void add_span(const TensorRef& t, const std::string& name, int64_t bytes, bool written) {
         const uintptr_t begin = reinterpret_cast<uintptr_t>(t.data);
-        spans_.push_back({name, begin, begin + static_cast<uintptr_t>(bytes), written});
+        spans_.push_back({name, begin, begin + (addresses() ? static_cast<uintptr_t>(bytes) : 1), written});
     }
 
     const char* function_;
@@ -193,13 +198,14 @@ private:
     std::vector<Span> spans_;       // of the buffers the call reads or writes
 };
 
-// The values of a [C] buffer as doubles; a Device::cuda buffer is copied to the host first.
-std::vector<double> channel_values(const TensorRef& t, int64_t channels, const Options& o) {
+// The values of a [C] buffer as doubles; a device buffer is copied to the host first (after the
+// work enqueued before the call: this waits for the device).
+std::vector<double> channel_values(const TensorRef& t, int64_t channels, Call& call) {
     std::vector<unsigned char> device_copy;
     const void* data = t.data;
-    if (t.device == Device::cuda) {
+    if (const DeviceBackend* device = device_backend(t.device)) {
         device_copy.resize(static_cast<size_t>(channels) * dtype_size(t.dtype));
-        copy_to_host(device_copy.data(), t.data, device_copy.size(), o.cuda_stream);
+        device->read(call, device_copy.data(), t.data, device_copy.size());
         data = device_copy.data();
     }
     std::vector<double> out(static_cast<size_t>(channels));
@@ -212,8 +218,8 @@ std::vector<double> channel_values(const TensorRef& t, int64_t channels, const O
 
 // Global statistics normalize with 1/sqrt(running_var + epsilon): a negative (or NaN) running
 // variance would give NaN from finite input.
-void check_running_var(const Checker& check, const TensorRef& running_var, int64_t channels, const Options& o) {
-    const std::vector<double> v = channel_values(running_var, channels, o);
+void check_running_var(const Checker& check, const TensorRef& running_var, int64_t channels, Call& call) {
+    const std::vector<double> v = channel_values(running_var, channels, call);
     for (size_t c = 0; c < v.size(); c++) {
         if (!(v[c] >= 0)) {
             check.fail("running_var", "a variance >= 0 in every channel (global statistics normalize with it)",
@@ -224,8 +230,8 @@ void check_running_var(const Checker& check, const TensorRef& running_var, int64
 
 // The backward recovers xhat = (y - b) * (1/g): g must be non-zero, and normal so that 1/g is finite.
 void check_backward_scale(const Checker& check, const TensorRef& weight, int64_t channels, DType channel_dtype,
-                          const Options& o) {
-    const std::vector<double> w = channel_values(weight, channels, o);
+                          const Options& o, Call& call) {
+    const std::vector<double> w = channel_values(weight, channels, call);
     const double floor = smallest_normal(channel_dtype);
     for (size_t c = 0; c < w.size(); c++) {
         const double g = o.abs_weight ? std::abs(w[c]) + o.epsilon : w[c];
@@ -244,7 +250,12 @@ bool uses_batch_stats(const Options& o) { return o.training && !o.use_global_sta
 
 DType channel_dtype_for(DType tensor_dtype) { return tensor_dtype == DType::f64 ? DType::f64 : DType::f32; }
 
-Checked validate_forward(const TensorRef& x, const ChannelState& s, const Options& o) {
+// The device's context and queue for the call, from the options (throws if there are none).
+void begin(Call& call, const Options& o) {
+    if (const DeviceBackend* device = device_backend(call.device())) device->begin(call, o);
+}
+
+Checked validate_forward(const TensorRef& x, const ChannelState& s, const Options& o, Call& call) {
     Checker check("forward");
     check.options(o);
     const View v = check.tensor(x, "x", o.layout, true);
@@ -260,12 +271,13 @@ Checked validate_forward(const TensorRef& x, const ChannelState& s, const Option
     if (batch) check.enough_elements(v, "x");
     check.no_overlap();
     kernels_for(x.dtype, v.kernel_layout, x.device);
-    if (!batch) check_running_var(check, s.running_var, v.c, o);
+    begin(call, o);
+    if (!batch) check_running_var(check, s.running_var, v.c, call);
     return {v, batch, cd};
 }
 
 Checked validate_backward(const TensorRef& z, const TensorRef& dz, const ChannelState& s, const ParamGrads& g,
-                          const Options& o) {
+                          const Options& o, Call& call) {
     Checker check("backward");
     check.options(o);
     const View v = check.tensor(z, "z", o.layout, false);
@@ -284,8 +296,9 @@ Checked validate_backward(const TensorRef& z, const TensorRef& dz, const Channel
     if (batch) check.enough_elements(v, "z");
     check.no_overlap();
     kernels_for(z.dtype, v.kernel_layout, z.device);
-    if (!batch) check_running_var(check, s.running_var, v.c, o);
-    if (s.weight.data) check_backward_scale(check, s.weight, v.c, cd, o);
+    begin(call, o);
+    if (!batch) check_running_var(check, s.running_var, v.c, call);
+    if (s.weight.data) check_backward_scale(check, s.weight, v.c, cd, o, call);
     // (a missing weight means g = 1)
     return {v, batch, cd};
 }

@@ -15,8 +15,11 @@ struct Checked {
 bool uses_batch_stats(const Options& options);
 DType channel_dtype_for(DType tensor_dtype);
 
-Checked validate_forward(const TensorRef& x, const ChannelState& state, const Options& options);
+// Both begin the call on its device (call.h, device.h) once the arguments are known to be
+// well-formed: the checks of values (the running variance, the backward's scale) read them
+// there.
+Checked validate_forward(const TensorRef& x, const ChannelState& state, const Options& options, Call& call);
 Checked validate_backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state,
-                          const ParamGrads& grads, const Options& options);
+                          const ParamGrads& grads, const Options& options, Call& call);
 
 }  // namespace iabn::detail

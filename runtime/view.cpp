@@ -1,6 +1,6 @@
 #include "view.h"
 
-#include "cuda.h"
+#include "device.h"
 
 #include <numeric>
 
@@ -16,6 +16,20 @@ halide_type_t halide_type(DType dtype) {
     }
     throw Error("dtype: unknown value");
 }
+
+Halide::Runtime::Buffer<void> describe(void* data, DType dtype, int dims, const halide_dimension_t* shape,
+                                       Call& call) {
+    const DeviceBackend* device = device_backend(call.device());
+    if (!device) return Halide::Runtime::Buffer<void>(halide_type(dtype), data, dims, shape);
+    Halide::Runtime::Buffer<void> b(halide_type(dtype), nullptr, dims, shape);
+    const int status = b.device_wrap_native(device->interface(), reinterpret_cast<uint64_t>(data), call.user_context());
+    if (status != 0) {
+        throw Error(std::string(device->name()) + ": wrapping device memory failed (Halide status " +
+                    std::to_string(status) + ")");
+    }
+    b.set_device_dirty(true);  // the values are on the device; there is no host copy
+    return b;
+}
 }  // namespace
 
 View make_view(const std::vector<int64_t>& shape, Layout layout) {
@@ -30,28 +44,22 @@ View make_view(const std::vector<int64_t>& shape, Layout layout) {
     return {Layout::nhwc, m, c, 1, c, 1, 0};  // n has extent 1: its stride is never used
 }
 
-namespace {
-Halide::Runtime::Buffer<void> describe(void* data, DType dtype, int dims, const halide_dimension_t* shape,
-                                       Device device) {
-    if (device == Device::cpu) return Halide::Runtime::Buffer<void>(halide_type(dtype), data, dims, shape);
-    Halide::Runtime::Buffer<void> b(halide_type(dtype), nullptr, dims, shape);
-    wrap_device_memory(b, data);
-    return b;
-}
-}  // namespace
-
-Halide::Runtime::Buffer<void> tensor_buffer(void* data, DType dtype, const View& v, Device device) {
+Halide::Runtime::Buffer<void> tensor_buffer(const TensorRef& t, const View& v, Call& call) {
     halide_dimension_t dims[3] = {
         {0, static_cast<int32_t>(v.s), static_cast<int32_t>(v.stride_s), 0},
         {0, static_cast<int32_t>(v.c), static_cast<int32_t>(v.stride_c), 0},
         {0, static_cast<int32_t>(v.n), static_cast<int32_t>(v.stride_n), 0},
     };
-    return describe(data, dtype, 3, dims, device);
+    return describe(t.data, t.dtype, 3, dims, call);
 }
 
-Halide::Runtime::Buffer<void> channel_buffer(void* data, DType dtype, int64_t channels, Device device) {
+Halide::Runtime::Buffer<void> channel_buffer(void* data, DType dtype, int64_t channels, Call& call) {
     halide_dimension_t dim = {0, static_cast<int32_t>(channels), 1, 0};
-    return describe(data, dtype, 1, &dim, device);
+    return describe(data, dtype, 1, &dim, call);
+}
+
+Halide::Runtime::Buffer<void> channel_buffer(const TensorRef& t, int64_t channels, Call& call) {
+    return channel_buffer(t.data, t.dtype, channels, call);
 }
 
 }  // namespace iabn::detail

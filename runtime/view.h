@@ -2,6 +2,8 @@
 // the Halide buffer descriptors that wrap the caller's memory without copying it.
 #pragma once
 
+#include "call.h"
+
 #include "iabn/iabn.h"
 
 #include <HalideBuffer.h>
@@ -19,8 +21,12 @@ struct View {
 // run on the channels-last kernels whatever the declared layout.
 View make_view(const std::vector<int64_t>& shape, Layout layout);
 
-// Device::cuda: `data` is a device pointer; the buffer describes it without host memory.
-Halide::Runtime::Buffer<void> tensor_buffer(void* data, DType dtype, const View& v, Device device = Device::cpu);
-Halide::Runtime::Buffer<void> channel_buffer(void* data, DType dtype, int64_t channels, Device device = Device::cpu);
+// Descriptors of the caller's memory. Host memory is used as it is; device memory (the data of
+// a Device::cuda or Device::opencl buffer) is wrapped for the call's device, with no host
+// memory, and detached when the last copy of the descriptor is destroyed.
+Halide::Runtime::Buffer<void> tensor_buffer(const TensorRef& t, const View& v, Call& call);
+Halide::Runtime::Buffer<void> channel_buffer(const TensorRef& t, int64_t channels, Call& call);
+// The same over memory given as a pointer (the call's own scratch, host or device).
+Halide::Runtime::Buffer<void> channel_buffer(void* data, DType dtype, int64_t channels, Call& call);
 
 }  // namespace iabn::detail

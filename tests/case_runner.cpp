@@ -1,6 +1,6 @@
 #include "case_runner.h"
 
-#include "cuda_device.h"
+#include "device_mirror.h"
 
 #include <cmath>
 #include <sstream>
@@ -18,7 +18,7 @@ iabn::Options Case::options() const {
     o.abs_weight = abs_weight;
     o.momentum = 0.9;
     o.epsilon = 1e-5;
-    o.cuda_stream = cuda_stream;
+    if (TestDevice* d = test_device(device)) d->set_queue(o, queue);
     return o;
 }
 
@@ -40,6 +40,7 @@ std::string act_name(iabn::Activation act, double param) {
 std::string Case::name() const {
     std::ostringstream out;
     if (device == iabn::Device::cuda) out << "cuda_";
+    if (device == iabn::Device::opencl) out << "opencl_";
     out << (dtype == iabn::DType::f64 ? "f64" : "f32") << "_" << (layout == iabn::Layout::nchw ? "nchw" : "nhwc");
     for (int64_t d : shape) out << "_" << d;
     out << "_" << act_name(act, param);
@@ -126,9 +127,7 @@ std::vector<double> make_dz(const Case& c, const Inputs& in, Rng& rng) {
 
 
 std::string device_skip_reason(const Case& c) {
-    if (c.device != iabn::Device::cuda) return "";
-    if (!iabn::has_cuda_kernels()) return "no CUDA kernels in this build (IABN_CUDA=OFF)";
-    return CudaDevice::get() ? "" : CudaDevice::why();
+    return c.device == iabn::Device::cpu || test_device(c.device) ? "" : device_unavailable(c.device);
 }
 
 void check_forward(const Case& c) {
@@ -155,7 +154,7 @@ void check_forward(const Case& c) {
     const ref::ForwardResult r = ref::forward(in.x, c.shape, in.weight, in.bias, in.running_mean, in.running_var, o);
 
     {
-        DeviceMirror on(c.device);  // a Device::cuda case runs on device copies, read back here
+        DeviceMirror on(c.device, c.queue);  // a device case runs on device copies, read back here
         ASSERT_NO_THROW(iabn::forward(x.ref(), cb.state(), o));
         on.download();
     }
@@ -222,7 +221,7 @@ void check_backward(const Case& c) {
         ref::backward(z_stored, dz_stored, c.shape, in.weight, in.bias, si_stored, rv_stored, o);
 
     {
-        DeviceMirror on(c.device);
+        DeviceMirror on(c.device, c.queue);
         ASSERT_NO_THROW(iabn::backward(z.ref(), dz.ref(), cb.state(), cb.grads(), o));
         on.download();
     }

@@ -29,8 +29,8 @@ struct Case {
     bool abs_weight = false;  // g = |w| + eps; the data then contain negative weights
     bool unbiased = false;    // unbiased running variance
     bool grads = true;        // request weight_grad / bias_grad in backward
-    iabn::Device device = iabn::Device::cpu;  // cuda: the same case on device copies (cuda_device.h)
-    void* cuda_stream = nullptr;              // Options::cuda_stream of a Device::cuda case
+    iabn::Device device = iabn::Device::cpu;  // a GPU: the same case on device copies (device_mirror.h)
+    void* queue = nullptr;  // a device case's stream or queue (nullptr: the device's default)
 
     iabn::Options options() const;
     std::string name() const;  // gtest-safe: [A-Za-z0-9_]
@@ -102,8 +102,8 @@ struct ChannelBuffers {
     }
 };
 
-// Why a Device::cuda case cannot run here (no CUDA kernels in the build, no CUDA device), or ""
-// when it can: the test body then skips with it (GTEST_SKIP).
+// Why a device case cannot run here (no kernels for the device in the build, no driver, no
+// device), or "" when it can: the test body then skips with it (GTEST_SKIP).
 std::string device_skip_reason(const Case& c);
 
 // Forward: in-place z, saved statistics, running statistics (or, with global statistics, that

@@ -1,32 +1,40 @@
-// The CUDA driver API, loaded at run time (programs using it build and start where there is no
-// driver): the first GPU with its primary context, memory, copies, streams and events. Used by the
-// test suite (cuda_device.h) and the GPU benchmark (bench/gpu); iabn itself needs none of it.
+// The first CUDA GPU, with its primary context, as a TestDevice (device_driver.h), plus the
+// events the GPU benchmark times with.
 #pragma once
 
-#include <cstddef>
-#include <string>
+#include "device_driver.h"
 
 namespace iabn_test {
 
-// nullptr from get() when this machine has no usable CUDA device (why() says why).
-class CudaDevice {
+class CudaDevice final : public TestDevice {
 public:
+    // nullptr when this machine has no usable CUDA device (why() says why).
     static CudaDevice* get();
     static const std::string& why();
 
+    iabn::Device device() const override { return iabn::Device::cuda; }
+    std::string name() override;
+    void* alloc(size_t bytes) override;
+    void free(void* memory) override;
+    void upload(void* memory, const void* host, size_t bytes) override;
+    void download(void* host, const void* memory, size_t bytes) override;
+    void* create_queue() override;  // a non-blocking stream
+    void destroy_queue(void* queue) override;
+    void* default_queue() override { return nullptr; }
+    void synchronize(void* queue) override;
+    void set_queue(iabn::Options& options, void* queue) override { options.cuda_stream = queue; }
+
     void make_current();  // the primary context, on the calling thread (get() does it for its own)
-    void* alloc(size_t bytes);
-    void free(void* ptr);
-    void upload(void* device, const void* host, size_t bytes);
-    void download(void* host, const void* device, size_t bytes);
     void copy_async(void* dst, const void* src, size_t bytes, void* stream);  // device to device
-    void* create_stream();  // non-blocking
-    void destroy_stream(void* stream);
     void* create_event();
     void destroy_event(void* event);
     void record(void* event, void* stream);
     float elapsed_ms(void* start, void* end);  // waits for `end`
-    std::string name();
+
+private:
+    CudaDevice() = default;
+    void* context_ = nullptr;
+    int ordinal_ = 0;
 };
 
 }  // namespace iabn_test

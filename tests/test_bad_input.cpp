@@ -424,7 +424,7 @@ std::vector<BadCase> bad_cases() {
     cs.push_back({"cuda_weight_grad_backward", B, [](World& w) { w.gr.weight_grad.device = iabn::Device::cuda; },
                   {"weight_grad"}, "Device::"});
     cs.push_back({"bad_device_forward", F, [](World& w) { w.xr.device = static_cast<iabn::Device>(7); }, {"x"},
-                  "Device::cpu or Device::cuda"});
+                  "Device::cpu, Device::cuda or Device::opencl"});
     return cs;
 }
 

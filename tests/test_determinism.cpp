@@ -2,7 +2,7 @@
 // per-channel outputs (no order-dependent parallel reductions). And the thread count changes
 // results at most by rounding (both runs stay within tolerance of the reference).
 #include "case_runner.h"
-#include "cuda_device.h"
+#include "device_mirror.h"
 
 #include <cstring>
 
@@ -31,7 +31,7 @@ RunOutputs run_once(const Case& c, const Inputs& in, const std::vector<double>& 
     wg.poison();
     bg.poison();
     {
-        DeviceMirror on(c.device);  // Device::cuda cases: on device copies, read back after the call
+        DeviceMirror on(c.device, c.queue);  // device cases: on device copies, read back after the call
         iabn::forward(x.ref(), {w.ref(), b.ref(), rm.ref(), rv.ref(), sm.ref(), si.ref()}, o);
         on.download();
     }
@@ -43,7 +43,7 @@ RunOutputs run_once(const Case& c, const Inputs& in, const std::vector<double>& 
     out.running_var = rv.snapshot();
     rv.set(in.running_var);  // the global-stats backward reads what the forward read
     {
-        DeviceMirror on(c.device);
+        DeviceMirror on(c.device, c.queue);
         iabn::backward(x.ref(), dz.ref(), {w.ref(), b.ref(), rm.ref(), rv.ref(), sm.ref(), si.ref()},
                        {wg.ref(), bg.ref()}, o);
         on.download();
@@ -120,8 +120,10 @@ std::vector<Case> determinism_cases() {
                 c.act = iabn::Activation::elu;
                 c.param = 0.5;
                 out.push_back(c);
-                c.device = iabn::Device::cuda;  // the GPU reductions add in a fixed order too
-                out.push_back(c);
+                for (iabn::Device d : {iabn::Device::cuda, iabn::Device::opencl}) {
+                    c.device = d;  // the GPU reductions add in a fixed order too
+                    out.push_back(c);
+                }
             }
         }
     }

@@ -86,7 +86,7 @@ int main(int argc, char** argv) try {
     std::printf("%-16s %-18s %-5s %-10s %8s %8s %6s %7s %9s %6s\n", "shape", "", "lay", "pass", "iabn ms", "floor ms",
                 "ratio", "GB/s", "torch ms", "x");
 
-    void* stream = gpu->create_stream();
+    void* stream = gpu->create_queue();
     void *start = gpu->create_event(), *end = gpu->create_event();
     std::mt19937 rng(7);
     std::normal_distribution<float> normal;
@@ -167,7 +167,7 @@ int main(int argc, char** argv) try {
     }
     gpu->destroy_event(start);
     gpu->destroy_event(end);
-    gpu->destroy_stream(stream);
+    gpu->destroy_queue(stream);
     return 0;
 } catch (const std::exception& e) {
     std::fprintf(stderr, "iabn-bench-gpu: %s\n", e.what());

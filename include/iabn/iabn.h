@@ -15,7 +15,9 @@
 namespace iabn {
 
 enum class DType { f16, bf16, f32, f64 };
-enum class Device { cpu, cuda };
+// Where a buffer lives. Device::cuda: `data` is a CUDA device pointer (CUdeviceptr). Device::opencl:
+// `data` is a cl_mem (the whole buffer: OpenCL has no pointer arithmetic).
+enum class Device { cpu, cuda, opencl };
 enum class Layout { nchw, nhwc };  // channels at dim 1, or the last dim
 enum class Activation { identity, leaky_relu, elu };
 
@@ -40,6 +42,9 @@ struct Options {
     // Device::cuda tensors: the CUstream (cudaStream_t) the kernels run on, in the calling
     // thread's current CUDA context; nullptr is the default stream.
     void* cuda_stream = nullptr;
+    // Device::opencl tensors: the cl_command_queue the kernels are enqueued on (required); the
+    // cl_mem buffers belong to its context.
+    void* opencl_queue = nullptr;
 };
 
 // Per-channel buffers, each of shape [C]; f64 for f64 tensors, f32 otherwise.
@@ -78,9 +83,17 @@ std::string kernel_target();
 
 // Whether this build has CUDA kernels (CMake option IABN_CUDA). Device::cuda tensors then take
 // device pointers (every tensor and per-channel buffer of a call on the same device); the calls
-// run in the calling thread's current CUDA context, on Options::cuda_stream, and return when the
-// kernels are done. The CUDA driver (libcuda.so.1) is loaded at the first such call.
+// run in the calling thread's current CUDA context, on Options::cuda_stream. The CUDA driver
+// (libcuda.so.1) is loaded at the first such call.
 bool has_cuda_kernels();
+// Whether this build has OpenCL kernels (CMake option IABN_OPENCL). Device::opencl tensors then
+// take cl_mem buffers, and the calls enqueue on Options::opencl_queue. The OpenCL ICD loader
+// (libOpenCL.so.1) is loaded at the first such call.
+bool has_opencl_kernels();
+// Device calls enqueue their kernels on the caller's stream or queue and return without waiting
+// for them, like any CUDA or OpenCL library call: synchronize before reading results on the host.
+// Two checks read [C] values on the host and so wait for the queue: the running variance with
+// global statistics, and the backward's effective scale when a weight is given.
 
 // Paddle's activation names: "identity" or "", "leaky_relu", "elu". "relu" is rejected because it
 // cannot be inverted.

@@ -1,0 +1,185 @@
+// The correctness suite on GPUs, CUDA and OpenCL: the standard cases (forward and backward against
+// the float64 reference, in-place results, untouched inputs) with device tensors, a case on a
+// queue of its own, and bad input that only a device call can have (test_determinism.cpp has the
+// devices' bit-identical reruns). OpenCL runs wherever an OpenCL device is (PoCL on the CPU
+// here); without kernels in the build or a device, every test of that device skips and says why.
+#include "case_runner.h"
+#include "cuda_driver.h"
+#include "device_mirror.h"
+
+#include <functional>
+
+namespace iabn_test {
+namespace {
+
+std::vector<Case> device_cases(iabn::Device device) {
+    std::vector<Case> cases = standard_cases();
+    for (Case& c : cases) c.device = device;
+    return cases;
+}
+
+class DeviceCase : public ::testing::TestWithParam<Case> {};
+
+TEST_P(DeviceCase, ForwardMatchesReference) {
+    if (const std::string why = device_skip_reason(GetParam()); !why.empty()) GTEST_SKIP() << why;
+    IABN_TRACE_SEED();
+    check_forward(GetParam());
+}
+
+TEST_P(DeviceCase, BackwardMatchesReference) {
+    if (const std::string why = device_skip_reason(GetParam()); !why.empty()) GTEST_SKIP() << why;
+    IABN_TRACE_SEED();
+    check_backward(GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(Cuda, DeviceCase, ::testing::ValuesIn(device_cases(iabn::Device::cuda)), CaseName());
+INSTANTIATE_TEST_SUITE_P(OpenCL, DeviceCase, ::testing::ValuesIn(device_cases(iabn::Device::opencl)), CaseName());
+
+class DeviceQueue : public ::testing::TestWithParam<iabn::Device> {};
+
+std::string device_param_name(const ::testing::TestParamInfo<iabn::Device>& i) {
+    return i.param == iabn::Device::cuda ? "cuda" : "opencl";
+}
+
+// A stream (queue) of the caller's own, not the default one.
+TEST_P(DeviceQueue, ForwardAndBackwardOnAQueueOfItsOwn) {
+    Case c;
+    c.device = GetParam();
+    c.shape = {4, 6, 9, 7};
+    c.act = iabn::Activation::leaky_relu;
+    c.param = 0.01;
+    if (const std::string why = device_skip_reason(c); !why.empty()) GTEST_SKIP() << why;
+    IABN_TRACE_SEED();
+    TestDevice* dev = test_device(c.device);
+    c.queue = dev->create_queue();
+    check_forward(c);
+    check_backward(c);
+    dev->destroy_queue(c.queue);
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, DeviceQueue, ::testing::Values(iabn::Device::cuda, iabn::Device::opencl),
+                         device_param_name);
+
+// Device calls that must be refused before anything is written: no queue (OpenCL), a buffer
+// on another device, the value checks that read device memory (a negative running variance with
+// global statistics, a zero weight in backward), and overlapping device buffers.
+class DeviceBadInput : public ::testing::TestWithParam<iabn::Device> {};
+
+TEST_P(DeviceBadInput, RefusedAndNothingWritten) {
+    Case c;
+    c.device = GetParam();
+    c.shape = {3, 4, 5};
+    if (const std::string why = device_skip_reason(c); !why.empty()) GTEST_SKIP() << why;
+    IABN_TRACE_SEED();
+    Rng rng;
+    TestDevice* dev = test_device(c.device);
+    const int64_t C = 4;
+    Buffer x(iabn::DType::f32, c.shape), dz(iabn::DType::f32, c.shape), z(iabn::DType::f32, c.shape),
+        w(iabn::DType::f32, {C}), b(iabn::DType::f32, {C}), rm(iabn::DType::f32, {C}), rv(iabn::DType::f32, {C}),
+        sm(iabn::DType::f32, {C}), si(iabn::DType::f32, {C});
+    for (Buffer* p : {&x, &dz, &z, &b, &rm, &sm}) {
+        for (int64_t i = 0; i < p->size(); i++) p->put(i, rng.normal());
+    }
+    for (Buffer* p : {&w, &rv, &si}) {
+        for (int64_t i = 0; i < p->size(); i++) p->put(i, rng.uniform(0.5, 2.0));
+    }
+    // Each case: values put in the host buffers before they are copied to the device, then
+    // what is changed in the call's arguments.
+    struct Bad {
+        const char* name;
+        std::function<void(Buffer& running_var, Buffer& weight)> values;
+        std::function<void(iabn::Options&, iabn::ChannelState&)> arguments;
+        bool backward;
+        const char* expect;  // in the message
+    };
+    const auto none = [](auto&...) {};
+    const std::vector<Bad> cases = {
+        {"running_var on the host", none,
+         [](iabn::Options&, iabn::ChannelState& s) { s.running_var.device = iabn::Device::cpu; }, false,
+         "running_var.device"},
+        {"negative running_var with global statistics", [](Buffer& v, Buffer&) { v.put(1, -1.0); },
+         [](iabn::Options& o, iabn::ChannelState&) { o.training = false; }, false, "channel 1"},
+        {"zero weight in backward", [](Buffer&, Buffer& wt) { wt.put(2, 0.0); }, none, true, "channel 2"},
+        {"saved_mean is running_mean", none,
+         [](iabn::Options&, iabn::ChannelState& s) { s.saved_mean.data = s.running_mean.data; }, false, "overlap"},
+    };
+    for (const Bad& bad : cases) {
+        SCOPED_TRACE(bad.name);
+        Buffer rv_case = rv, w_case = w;
+        bad.values(rv_case, w_case);
+        const Bytes x0 = x.snapshot(), dz0 = dz.snapshot(), rm0 = rm.snapshot(), sm0 = sm.snapshot();
+        {
+            DeviceMirror on(c.device, nullptr);
+            iabn::Options o;
+            dev->set_queue(o, nullptr);
+            iabn::ChannelState s{w_case.ref(), b.ref(), rm.ref(), rv_case.ref(), sm.ref(), si.ref()};
+            bad.arguments(o, s);
+            try {
+                if (bad.backward) {
+                    iabn::backward(z.ref(), dz.ref(), s, {}, o);
+                } else {
+                    iabn::forward(x.ref(), s, o);
+                }
+                ADD_FAILURE() << "no iabn::Error";
+            } catch (const iabn::Error& e) {
+                EXPECT_NE(std::string(e.what()).find(bad.expect), std::string::npos) << e.what();
+            }
+            on.download();
+        }
+        EXPECT_TRUE(x.same_bytes(x0)) << "x written";
+        EXPECT_TRUE(dz.same_bytes(dz0)) << "dz written";
+        EXPECT_TRUE(rm.same_bytes(rm0)) << "running_mean written";
+        EXPECT_TRUE(sm.same_bytes(sm0)) << "saved_mean written";
+    }
+}
+
+// An OpenCL call without a queue.
+TEST(OpenClOptions, MissingQueueIsAnError) {
+    Case c;
+    c.device = iabn::Device::opencl;
+    if (const std::string why = device_skip_reason(c); !why.empty()) GTEST_SKIP() << why;
+    Buffer x(iabn::DType::f32, {2, 3, 4}), rm(iabn::DType::f32, {3}), rv(iabn::DType::f32, {3}),
+        sm(iabn::DType::f32, {3}), si(iabn::DType::f32, {3});
+    rv.set({1, 1, 1});
+    DeviceMirror on(c.device, nullptr);
+    iabn::Options o;  // opencl_queue left nullptr
+    try {
+        iabn::forward(x.ref(), {{}, {}, rm.ref(), rv.ref(), sm.ref(), si.ref()}, o);
+        ADD_FAILURE() << "no iabn::Error without a queue";
+    } catch (const iabn::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("opencl_queue"), std::string::npos) << e.what();
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, DeviceBadInput, ::testing::Values(iabn::Device::cuda, iabn::Device::opencl),
+                         device_param_name);
+
+// A build with CUDA kernels on a machine without the driver: a Device::cuda call is an
+// iabn::Error that says so, and writes nothing (the pointers are host memory here; iabn never
+// touches them before it has the driver).
+TEST(CudaWithoutDriver, DeviceCallIsAnErrorThatWritesNothing) {
+    if (!iabn::has_cuda_kernels()) GTEST_SKIP() << "no CUDA kernels in this build (IABN_CUDA=OFF)";
+    if (CudaDevice::get() != nullptr) GTEST_SKIP() << "this machine has a CUDA device";
+    Buffer x(iabn::DType::f32, {2, 3, 4, 5}), rm(iabn::DType::f32, {3}), rv(iabn::DType::f32, {3}),
+        sm(iabn::DType::f32, {3}), si(iabn::DType::f32, {3});
+    x.poison();
+    rm.poison();
+    rv.poison();
+    const Bytes before = x.snapshot();
+    auto on_device = [](Buffer& b) { return b.ref_on(iabn::Device::cuda, b.data()); };
+    iabn::ChannelState st;
+    st.running_mean = on_device(rm);
+    st.running_var = on_device(rv);
+    st.saved_mean = on_device(sm);
+    st.saved_invstd = on_device(si);
+    try {
+        iabn::forward(on_device(x), st, iabn::Options());
+        ADD_FAILURE() << "no iabn::Error without a CUDA driver";
+    } catch (const iabn::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("CUDA"), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(x.same_bytes(before));
+}
+
+}  // namespace
+}  // namespace iabn_test
