@@ -6,8 +6,10 @@ set -euo pipefail
 # OpenCL's (ocl-icd-opencl-dev), on a minimal Debian 12.
 # libdnnl-dev and gnuplot-nox: the benchmark's oneDNN comparison and its chart (bench/).
 # g++-aarch64-linux-gnu and qemu-user: the aarch64 cross build and its tests (tools/cross-aarch64.sh).
+# pocl-opencl-icd: an OpenCL device on the CPU, where the Device::opencl tests run (the OpenCL ICD
+# loader, libOpenCL.so.1, comes with ocl-icd-opencl-dev).
 packages=(cmake ninja-build g++ git libgtest-dev libhalide14-0-dev libpng-dev libjpeg-dev
-          libdnnl-dev ocl-icd-opencl-dev gnuplot-nox g++-aarch64-linux-gnu qemu-user)
+          libdnnl-dev ocl-icd-opencl-dev pocl-opencl-icd gnuplot-nox g++-aarch64-linux-gnu qemu-user)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
