@@ -3,6 +3,8 @@
 set -euo pipefail
 # libdnnl-dev and gnuplot-nox: the benchmark's oneDNN comparison and its chart (bench/).
 # g++-aarch64-linux-gnu and qemu-user: the aarch64 cross build and its tests (tools/cross-aarch64.sh).
+# The sanitized test suites (IABN_SANITIZERS) need nothing more: g++ brings libasan8, libubsan1
+# and libtsan2 (through libgcc-12-dev).
 packages=(cmake ninja-build g++ libgtest-dev libhalide14-0-dev libdnnl-dev gnuplot-nox g++-aarch64-linux-gnu qemu-user)
 missing=()
 for p in "${packages[@]}"; do
