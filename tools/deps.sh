@@ -6,6 +6,8 @@ set -euo pipefail
 # OpenCL's (ocl-icd-opencl-dev), on a minimal Debian 12.
 # libdnnl-dev and gnuplot-nox: the benchmark's oneDNN comparison and its chart (bench/).
 # g++-aarch64-linux-gnu and qemu-user: the aarch64 cross build and its tests (tools/cross-aarch64.sh).
+# The sanitized test suites (IABN_SANITIZERS) need nothing more: g++ brings libasan8, libubsan1
+# and libtsan2 (through libgcc-12-dev).
 # pocl-opencl-icd: an OpenCL device on the CPU, where the Device::opencl tests run (the OpenCL ICD
 # loader, libOpenCL.so.1, comes with ocl-icd-opencl-dev).
 packages=(cmake ninja-build g++ git libgtest-dev libhalide14-0-dev libpng-dev libjpeg-dev

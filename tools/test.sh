@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The whole test suite: install what is missing, build everything, run ctest on the x86 build,
-# then the same suite on the aarch64 kernels, cross-built and run under qemu.
+# The whole test suite: install what is missing, build everything, run ctest on the x86 build
+# (with the suite again under ASan+UBSan and under TSan), then the same suite on the aarch64
+# kernels, cross-built and run under qemu.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/deps.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DIABN_SANITIZERS=ON >/dev/null
 cmake --build build
 (cd build && ctest --output-on-failure -j2 "$@")
 bash tools/cross-aarch64.sh "$@"
