@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: install what is missing, build everything, run ctest on the x86 build,
-# then the same suite on the aarch64 kernels, cross-built and run under qemu.
+# then the same suite on the aarch64 kernels, cross-built and run under qemu, then the fuzzer on
+# the public API for two minutes (tools/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/deps.sh
@@ -8,3 +9,5 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build
 (cd build && ctest --output-on-failure -j2 "$@")
 bash tools/cross-aarch64.sh "$@"
+# The libFuzzer target on the public API, for a bounded time (tests/fuzz/README.md).
+bash tools/fuzz.sh 120
