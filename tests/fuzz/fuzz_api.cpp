@@ -1416,10 +1416,16 @@ std::vector<unsigned char> heap_bytes(const Buf& b) {
     return std::vector<unsigned char>(p, p + *b.bytes);
 }
 
-// Every per-channel value of a live, not moved-from layer, through its accessors.
-std::vector<std::vector<double>> layer_values(const iabn::InPlaceABN& l) {
-    return {l.weight(), l.bias(), l.running_mean(), l.running_var(), l.saved_mean(), l.saved_invstd(),
-            l.weight_grad(), l.bias_grad()};
+// Every per-channel value of a live, not moved-from layer, through its accessors, as bytes (NaN
+// compares equal to itself).
+std::vector<unsigned char> layer_values(const iabn::InPlaceABN& l) {
+    std::vector<unsigned char> out;
+    for (const std::vector<double>& v : {l.weight(), l.bias(), l.running_mean(), l.running_var(), l.saved_mean(),
+                                         l.saved_invstd(), l.weight_grad(), l.bias_grad()}) {
+        const auto* p = reinterpret_cast<const unsigned char*>(v.data());
+        out.insert(out.end(), p, p + v.size() * sizeof(double));
+    }
+    return out;
 }
 
 void inplace_abn_mode(Choices& in, Rng& rng, int threads) {
@@ -1533,7 +1539,7 @@ void inplace_abn_mode(Choices& in, Rng& rng, int threads) {
         // The moved-from object's buffers are not its own: only check that its calls throw.
         if (s.moved_from) {
             std::vector<unsigned char> arena(setup().arena, setup().arena + kArena);
-            std::vector<std::vector<double>> other_state;
+            std::vector<unsigned char> other_state;
             if (other.layer && !other.moved_from) other_state = layer_values(*other.layer);
             try {
                 c.backward ? s.layer->backward(c.x.ref, c.dz.ref) : s.layer->forward(c.x.ref);
@@ -1553,7 +1559,7 @@ void inplace_abn_mode(Choices& in, Rng& rng, int threads) {
         fill(in, rng, c, false);
         std::vector<unsigned char> heap_before[kChannelBuffers];
         for (int i = 0; i < kChannelBuffers; i++) heap_before[i] = heap_bytes(c.ch[i]);
-        std::vector<std::vector<double>> other_state;
+        std::vector<unsigned char> other_state;
         if (other.layer && !other.moved_from) other_state = layer_values(*other.layer);
         iabn::InPlaceABN& l = *s.layer;
         run(
