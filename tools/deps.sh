@@ -8,10 +8,12 @@ set -euo pipefail
 # g++-aarch64-linux-gnu and qemu-user: the aarch64 cross build and its tests (tools/cross-aarch64.sh).
 # The sanitized test suites (IABN_SANITIZERS) need nothing more: g++ brings libasan8, libubsan1
 # and libtsan2 (through libgcc-12-dev).
+# clang and libclang-rt-14-dev (libFuzzer, the sanitizers): the fuzzer (tools/fuzz.sh).
 # pocl-opencl-icd: an OpenCL device on the CPU, where the Device::opencl tests run (the OpenCL ICD
 # loader, libOpenCL.so.1, comes with ocl-icd-opencl-dev).
 packages=(cmake ninja-build g++ git libgtest-dev libhalide14-0-dev libpng-dev libjpeg-dev
-          libdnnl-dev ocl-icd-opencl-dev pocl-opencl-icd gnuplot-nox g++-aarch64-linux-gnu qemu-user)
+          libdnnl-dev ocl-icd-opencl-dev pocl-opencl-icd gnuplot-nox g++-aarch64-linux-gnu qemu-user
+          clang libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

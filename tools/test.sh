@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: install what is missing, build everything, run ctest on the x86 build
 # (with the suite again under ASan+UBSan and under TSan), then the same suite on the aarch64
-# kernels, cross-built and run under qemu.
+# kernels, cross-built and run under qemu, then the fuzzer on the public API for two minutes
+# (tools/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/deps.sh
@@ -9,3 +10,5 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DIABN_SANITIZERS=ON >/d
 cmake --build build
 (cd build && ctest --output-on-failure -j2 "$@")
 bash tools/cross-aarch64.sh "$@"
+# The libFuzzer target on the public API, for a bounded time (tests/fuzz/README.md).
+bash tools/fuzz.sh 120
