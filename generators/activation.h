@@ -22,12 +22,22 @@ inline Halide::Expr log1p_accurate(const Halide::Expr& u) {
     return strict_float(select(w == 1, u, log(w) * u / (w - 1)));
 }
 
+// Accurate exp(y) - 1 without an expm1 intrinsic: for small |y|, exp(y) rounds to 1 (or near it)
+// and exp(y) - 1 keeps none (or few) of the digits of y. Kahan's correction multiplies by
+// y / log(exp(y)), which cancels the rounding of exp(y): full relative precision near 0.
+// strict_float for the same reason as log1p_accurate.
+inline Halide::Expr expm1_accurate(const Halide::Expr& y) {
+    using namespace Halide;
+    Expr u = exp(y);
+    return strict_float(select(u == 1, y, u - 1 == -1, cast(y.type(), -1), (u - 1) * y / log(u)));
+}
+
 // z = act(y). The identity branch is taken for y >= 0 (one kink rule: -0.0 included).
 inline Halide::Expr activate(const Halide::Expr& y, const Halide::Expr& act, const Halide::Expr& a) {
     using namespace Halide;
     using iabn::Activation;
     Expr negative = select(act == activation_code(Activation::leaky_relu), a * y,
-                           a * (exp(y) - 1));  // elu
+                           a * expm1_accurate(y));  // elu
     return select(act == activation_code(Activation::identity) || y >= 0, y, negative);
 }
 

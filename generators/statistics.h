@@ -51,10 +51,12 @@ inline void define_training_outputs(const TrainingOutputs& out, const Halide::Va
     saved_mean(c) = cast(channel, mean);
     saved_invstd(c) = cast(channel, invstd);
     Expr var_for_running = select(unbiased_running_var, var * st.m / (st.m - 1), var);
+    // strict_float: as written, so momentum 1 keeps the running statistics exactly and momentum 0
+    // takes the batch's (Halide's default float semantics may contract or reorder the terms).
     running_mean(c) = undef(channel);
-    running_mean(c) = cast(channel, momentum * cast(acc, running_mean(c)) + (1 - momentum) * mean);
+    running_mean(c) = cast(channel, strict_float(momentum * cast(acc, running_mean(c)) + (1 - momentum) * mean));
     running_var(c) = undef(channel);
-    running_var(c) = cast(channel, momentum * cast(acc, running_var(c)) + (1 - momentum) * var_for_running);
+    running_var(c) = cast(channel, strict_float(momentum * cast(acc, running_var(c)) + (1 - momentum) * var_for_running));
 }
 
 // z = act((x - pivot) * scale + shift), in the compute type.

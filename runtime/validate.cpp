@@ -61,14 +61,18 @@ public:
         }
     }
 
-    // epsilon >= the smallest normal number of the per-channel dtype: 0 would divide by zero on a
-    // constant channel (variance 0), and a subnormal epsilon would make 1/sqrt(epsilon) overflow.
+    // epsilon between the smallest normal and the largest finite number of the per-channel dtype:
+    // 0 would divide by zero on a constant channel (variance 0), a subnormal epsilon would make
+    // 1/sqrt(epsilon) overflow, and one beyond the dtype's range would make |weight| + epsilon
+    // (abs_weight) infinite in it.
     void epsilon(const Options& o, DType channel_dtype) const {
         const double floor = smallest_normal(channel_dtype);
-        if (!(std::isfinite(o.epsilon) && o.epsilon >= floor)) {
+        const double ceiling = channel_dtype == DType::f64 ? std::numeric_limits<double>::max()
+                                                           : std::numeric_limits<float>::max();
+        if (!(o.epsilon >= floor && o.epsilon <= ceiling)) {
             fail("options.epsilon",
-                 "a finite value >= " + number(floor) + " (the smallest normal " + to_string(channel_dtype) +
-                     "; 0 would divide by zero on a constant channel)",
+                 "a value in [" + number(floor) + ", " + number(ceiling) + "] (the normal " +
+                     to_string(channel_dtype) + " range; 0 would divide by zero on a constant channel)",
                  number(o.epsilon));
         }
     }

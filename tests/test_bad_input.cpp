@@ -249,9 +249,9 @@ std::vector<BadCase> bad_cases() {
             }
         }
     }
-    // epsilon < 0, non-finite, 0 (a constant channel would get invstd = inf and z = NaN), or
-    // below the smallest normal f32 (1/sqrt(epsilon) would overflow).
-    for (double v : {-1e-5, kNaN, kInf, 0.0, 1e-39, 1e-300}) {
+    // epsilon < 0, non-finite, 0 (a constant channel would get invstd = inf and z = NaN), below
+    // the smallest normal f32 (1/sqrt(epsilon) would overflow), or beyond the f32 range.
+    for (double v : {-1e-5, kNaN, kInf, 0.0, 1e-39, 1e-300, 1e39}) {
         for (Call call : {F, B}) {
             cs.push_back({"epsilon_" + num_name(v) + (call == F ? "_forward" : "_backward"), call,
                           [v](World& w) { w.opt.epsilon = v; }, {"epsilon"}, ""});

@@ -271,3 +271,92 @@ INSTANTIATE_TEST_SUITE_P(Cases, ConstantChannels, ::testing::ValuesIn(constant_c
 
 }  // namespace
 }  // namespace iabn_test
+
+namespace iabn_test {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Exact momentum ends and tiny ELU pre-activations (both found by the fuzzer, tests/fuzz).
+
+class MomentumEnds : public ::testing::TestWithParam<Case> {};
+
+// momentum 1 keeps the running statistics bit for bit, momentum 0 replaces them by the batch's
+// (running_mean == saved_mean exactly), also when |mean| is large: the update is evaluated as
+// written, not contracted or reordered.
+TEST_P(MomentumEnds, OneKeepsAndZeroReplacesExactly) {
+    IABN_TRACE_SEED();
+    const Case c = GetParam();
+    Rng rng;
+    Inputs in = make_inputs(c, rng);
+    for (double& v : in.x) v = 3.0e5 + 7.0 * v;
+    in.x = round_to(c.dtype, in.x);
+    const iabn::DType cd = channel_dtype(c.dtype);
+    for (double momentum : {1.0, 0.0}) {
+        SCOPED_TRACE("momentum " + std::to_string(momentum));
+        iabn::Options o = c.options();
+        o.momentum = momentum;
+        Buffer x(c.dtype, c.shape);
+        x.set(in.x);
+        ChannelBuffers cb = ChannelBuffers::filled(cd, in);
+        for (int64_t i = 0; i < in.channels; i++) cb.running_mean.put(i, 1234.5678 + i);
+        const Bytes rm0 = cb.running_mean.snapshot(), rv0 = cb.running_var.snapshot();
+        ASSERT_NO_THROW(iabn::forward(x.ref(), cb.state(), o));
+        if (momentum == 1.0) {
+            EXPECT_TRUE(cb.running_mean.same_bytes(rm0)) << "running_mean changed with momentum 1";
+            EXPECT_TRUE(cb.running_var.same_bytes(rv0)) << "running_var changed with momentum 1";
+        } else {
+            EXPECT_TRUE(cb.running_mean.same_bytes(cb.saved_mean.snapshot())) << "running_mean != saved_mean with momentum 0";
+        }
+    }
+}
+
+std::vector<Case> momentum_cases() {
+    std::vector<Case> out;
+    for (iabn::DType dt : {iabn::DType::f32, iabn::DType::f64}) {
+        for (iabn::Layout layout : {iabn::Layout::nchw, iabn::Layout::nhwc}) {
+            Case c;
+            c.dtype = dt;
+            c.layout = layout;
+            c.shape = layout == iabn::Layout::nchw ? std::vector<int64_t>{4, 5, 6, 7} : std::vector<int64_t>{4, 6, 7, 5};
+            out.push_back(c);
+        }
+    }
+    return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, MomentumEnds, ::testing::ValuesIn(momentum_cases()), CaseName());
+
+// ELU of pre-activations of 1e-13 (a huge epsilon scales them down): a * (exp(y) - 1) rounds to
+// 0 or keeps a few digits; the kernels keep full relative precision (expm1), like the reference.
+class EluTinyPreactivations : public ::testing::TestWithParam<Case> {};
+
+TEST_P(EluTinyPreactivations, ZKeepsFullRelativePrecision) {
+    IABN_TRACE_SEED();
+    const Case c = GetParam();
+    Rng rng;
+    const Inputs in = make_inputs(c, rng);
+    iabn::Options o = c.options();
+    o.epsilon = 1e26;  // invstd ~ 1e-13: every y is O(1e-13)
+    Buffer x(c.dtype, c.shape);
+    x.set(in.x);
+    ChannelBuffers cb = ChannelBuffers::filled(channel_dtype(c.dtype), in);
+    const auto f = ref::forward(in.x, c.shape, in.weight, std::vector<double>(in.channels, 0.0), in.running_mean,
+                                in.running_var, o);
+    for (int64_t i = 0; i < in.channels; i++) cb.bias.put(i, 0.0);
+    ASSERT_NO_THROW(iabn::forward(x.ref(), cb.state(), o));
+    EXPECT_LE(rel_err(x.get(), f.z), tolerance(c.dtype)) << "z of tiny pre-activations";
+}
+
+std::vector<Case> tiny_elu_cases() {
+    std::vector<Case> out = momentum_cases();
+    for (Case& c : out) {
+        c.act = iabn::Activation::elu;
+        c.param = 0.7;
+    }
+    return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, EluTinyPreactivations, ::testing::ValuesIn(tiny_elu_cases()), CaseName());
+
+}  // namespace
+}  // namespace iabn_test
