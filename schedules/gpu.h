@@ -21,6 +21,8 @@ struct GpuParams {
     int rows_per_block = 256;   // nhwc reductions: rows each block sums
     int row_lanes = 8;          // nhwc reductions: threads per channel in a block (rows interleaved)
     int channel_block = 64;     // per-channel Funcs: channels per block
+    int launch_rows = 65535;    // element-wise, nchw: batch rows per launch (the grid's y limit)
+    int launch_elements = 1 << 30;  // element-wise, channels-last: elements per launch (< 2^31)
 };
 
 // The pure `undef` stage of an in-place Output computes nothing, but left unscheduled it is a
@@ -55,80 +57,107 @@ inline void schedule_gpu_channel_outputs(const std::vector<Halide::Func>& funcs,
     }
 }
 
-// sums(c): a (Tuple-valued) reduction over RDom r = [0, S) x [0, N) of the view x(s, c, n).
+// The grid: CUDA allows 2^31 - 1 blocks on x but only 65535 on y and z, so every count that
+// grows with the tensor (blocks of elements, rows, batch) is fused onto x, or split into host
+// loops of launches. Halide's loop variables are 32-bit: a single launch covers fewer than 2^31
+// elements (p.launch_elements), more take several launches.
+
+// sums(c): a (Tuple-valued) reduction over RDom r = [0, S) x [0, N) of the view x(s, c, n), in
+// three deterministic stages (no atomics; a fixed order of additions, so repeated runs give the
+// same bits), each block writing one partial sum per channel it covers (scratch O(C x blocks)):
+//  1. blocks: many blocks, each reading a contiguous run of the tensor with coalesced loads; its
+//     threads add strided elements, then the block adds its threads' sums in shared memory;
+//  2. groups: a thread per (channel, group) adds the blocks' sums of every `groups`-th block;
+//  3. a thread per channel adds its groups.
 inline void schedule_gpu_channel_reduction(Halide::Func sums, const Halide::RDom& r, ViewLayout layout,
                                            const std::vector<Halide::Expr>& specializations,
                                            const GpuParams& p = GpuParams()) {
     using namespace Halide;
     const Var c = sums.args()[0];
-    Var t("t"), j("j"), k("k"), cb("cb"), ci("ci");
-    RVar rxo("rxo"), rxi("rxi");
+    Var b("b"), t("t"), u("u"), g("g"), cb("cb"), ci("ci"), fused("fused");
+    RVar rb("rb"), ri("ri"), rio("rio"), rl("rl"), rgo("rgo"), rgi("rgi");
     sums.compute_root();
+    Func blocks, threads;
     if (layout == ViewLayout::nchw) {
-        // Stage 1, a block per (channel, chunk of a batch row, batch row), `threads` lanes: lane
-        // t sums the elements t, t + threads, ... of its chunk, so a warp reads consecutive
-        // addresses; chunks of `threads * chunk_steps` elements give long rows (large M, few
-        // channels) many blocks.
-        RVar rko("rko"), rkr("rkr");
-        Var chunk("chunk");
-        Func part = sums.update()
-                        .split(r.x, rko, rkr, p.threads * p.chunk_steps, TailStrategy::GuardWithIf)
-                        .split(rkr, rxo, rxi, p.threads, TailStrategy::GuardWithIf)
-                        .rfactor({{rxi, t}, {rko, chunk}, {r.y, j}});
-        part.compute_root().reorder(t, c, chunk, j).gpu_blocks(c, chunk, j).gpu_threads(t);
-        part.update().reorder(rxo, t, c, chunk, j).gpu_blocks(c, chunk, j).gpu_threads(t);
-        specialize_all(part.update(), specializations);
-        // Stage 2, a thread per (channel, lane) adds its lane over the chunks and batch rows; the
-        // combine left in `sums` then adds the lanes of a channel (one thread per channel).
-        Func lanes = sums.update().rfactor(rxi, k);
-        lanes.compute_root().gpu_tile(k, c, cb, ci, p.threads, 1, TailStrategy::GuardWithIf);
-        lanes.update().gpu_tile(k, c, cb, ci, p.threads, 1, TailStrategy::GuardWithIf);
+        // A channel's S x N elements as one run (rows of S, one after another): a block per
+        // (channel, `threads * chunk_steps` consecutive elements of it), lane t adding every
+        // threads-th element.
+        blocks = sums.update()
+                     .fuse(r.x, r.y, rb)
+                     .split(rb, rb, ri, p.threads * p.chunk_steps, TailStrategy::GuardWithIf)
+                     .rfactor(rb, b);  // blocks(c, b)
+        threads = blocks.update().split(ri, rio, rl, p.threads, TailStrategy::GuardWithIf).rfactor(rl, t);
+        blocks.compute_root();
+        blocks.update().reorder(rl, c, b).fuse(c, b, fused).gpu_blocks(fused);
+        // (the pure stage, zeros, a thread per value)
+        blocks.fuse(c, b, fused).gpu_tile(fused, cb, ci, p.threads, TailStrategy::GuardWithIf);
+        threads.compute_at(blocks, fused).gpu_threads(t);
+        threads.update().gpu_threads(t);
+        specialize_all(threads.update(), specializations);
     } else {
-        // Stage 1, a block per (32 channels, `rows_per_block` rows) of 32 x `row_lanes` threads:
-        // thread (ci, u) sums rows u, u + row_lanes, ... of the block in its channel, so a warp
-        // (32 consecutive ci) reads 32 consecutive channels of a row.
-        RVar rko("rko"), rkr("rkr");
-        Var u("u"), lane("lane");
-        Func part = sums.update()
-                        .split(r.x, rko, rkr, p.rows_per_block, TailStrategy::GuardWithIf)
-                        .split(rkr, rxo, rxi, p.row_lanes, TailStrategy::GuardWithIf)
-                        .rfactor({{rko, k}, {rxi, u}, {r.y, j}});
-        part.compute_root()
+        // A block per (32 channels, `rows_per_block` rows): thread (ci, u) adds rows u,
+        // u + row_lanes, ... of its channel, so a warp (32 consecutive ci) reads 32 consecutive
+        // channels of a row; then a thread per channel adds its row lanes.
+        RVar rk("rk");
+        blocks = sums.update()
+                     .split(r.x, rb, ri, p.rows_per_block, TailStrategy::GuardWithIf)
+                     .fuse(rb, r.y, rb)
+                     .rfactor(rb, b);  // blocks(c, b)
+        threads = blocks.update().split(ri, rio, rl, p.row_lanes, TailStrategy::GuardWithIf).rfactor(rl, u);
+        blocks.compute_root();
+        blocks.update()
             .split(c, cb, ci, p.channel_threads, TailStrategy::GuardWithIf)
-            .reorder(ci, u, cb, k, j)
-            .gpu_blocks(cb, k, j)
-            .gpu_threads(ci, u);
-        part.update()
-            .split(c, cb, ci, p.channel_threads, TailStrategy::GuardWithIf)
-            .reorder(rxo, ci, u, cb, k, j)
-            .gpu_blocks(cb, k, j)
-            .gpu_threads(ci, u);
-        specialize_all(part.update(), specializations);
-        // Stage 2, a thread per (channel, row lane) adds its lane over the row blocks; the combine
-        // left in `sums` then adds the lanes of a channel (one thread per channel).
-        Func lanes = sums.update().rfactor(rxi, lane);
-        lanes.compute_root().gpu_tile(c, lane, cb, ci, p.channel_threads, p.row_lanes, TailStrategy::GuardWithIf);
-        lanes.update().gpu_tile(c, lane, cb, ci, p.channel_threads, p.row_lanes, TailStrategy::GuardWithIf);
+            .reorder(rl, ci, cb, b)
+            .fuse(cb, b, fused)
+            .gpu_blocks(fused)
+            .gpu_threads(ci);
+        blocks.split(c, cb, ci, p.channel_threads, TailStrategy::GuardWithIf).fuse(cb, b, fused).gpu_blocks(fused).gpu_threads(ci);
+        threads.compute_at(blocks, fused).gpu_threads(c, u);
+        threads.update().gpu_threads(c, u);
+        specialize_all(threads.update(), specializations);
     }
+    // Stage 2: sums(c) += blocks(c, rb) over the blocks of channel c, `groups` threads a channel.
+    const int groups = p.threads;
+    Func group_sums = sums.update().split(rb, rgo, rgi, groups, TailStrategy::GuardWithIf).rfactor(rgi, g);
+    group_sums.compute_root().gpu_tile(g, c, ci, cb, groups, 1, TailStrategy::GuardWithIf);
+    group_sums.update().gpu_tile(g, c, ci, cb, groups, 1, TailStrategy::GuardWithIf);
+    // Stage 3: a thread per channel.
     schedule_gpu_per_channel(sums, p);  // after the rfactors, which would inherit it
 }
 
-// out(s, c, n) = undef; out(s, c, n) = f(out(s, c, n), ...): in place, one element per thread.
-// Flattened, the view is contiguous in both layouts (s, c, n for nchw; c, s for channels-last),
-// so consecutive threads touch consecutive elements.
+// out(s, c, n) = undef; out(s, c, n) = f(out(s, c, n), ...): in place, one element per thread,
+// consecutive threads on consecutive elements.
+//  * nchw: (s, c) flattened (fewer than 2^31 elements: a view stride) on x, the batch rows on y
+//    in launches of at most 65535 rows;
+//  * channels-last: (c, s) flattened in launches of at most `launch_elements` elements, each on x.
 inline void schedule_gpu_inplace_update(Halide::Func out, ViewLayout layout,
                                         const std::vector<Halide::Expr>& specializations,
                                         const GpuParams& p = GpuParams()) {
     using namespace Halide;
     const Var s = out.args()[0], c = out.args()[1], n = out.args()[2];
-    Var inner("inner"), flat("flat"), fb("fb"), fi("fi");
+    Var inner("inner"), fb("fb"), fi("fi"), no("no"), ni("ni"), so("so"), si("si");
     Stage update = out.update();
+    // (Split factors no larger than the extents: a guarded split keeps the whole factor.)
+    const Expr extent_s = out.output_buffer().dim(0).extent(), extent_c = out.output_buffer().dim(1).extent(),
+               extent_n = out.output_buffer().dim(2).extent();
     if (layout == ViewLayout::nchw) {
-        update.fuse(s, c, inner).fuse(inner, n, flat);
+        update.fuse(s, c, inner)
+            .split(n, no, ni, min(extent_n, p.launch_rows), TailStrategy::GuardWithIf)
+            .split(inner, fb, fi, p.threads, TailStrategy::GuardWithIf)
+            .reorder(fi, fb, ni, no)
+            .gpu_blocks(fb, ni)
+            .gpu_threads(fi);
     } else {
-        update.reorder(c, s, n).fuse(c, s, inner).fuse(inner, n, flat);  // the view's stride 1 is on c
+        // Rows per launch: as many as keep (c, rows) below launch_elements (at least one).
+        Expr rows = clamp(p.launch_elements / extent_c, 1, extent_s);
+        update.reorder(c, s, n)
+            .split(s, so, si, rows, TailStrategy::GuardWithIf)
+            .fuse(c, si, inner)
+            .split(inner, fb, fi, p.threads, TailStrategy::GuardWithIf)
+            .reorder(fi, fb, so, n)
+            .gpu_blocks(fb)
+            .gpu_threads(fi);
     }
-    update.gpu_tile(flat, fb, fi, p.threads, TailStrategy::GuardWithIf);
     specialize_all(update, specializations);
     schedule_gpu_undef_stage(out);
 }
