@@ -44,7 +44,7 @@ set -e
 grep -E "INITED|DONE|iabn_fuzz: FINDING|==[0-9]+==ERROR|runtime error|SUMMARY|Test unit written|stat::(number_of_executed_units|average_exec_per_sec)" \
     "$log" | cut -c1-400 || true
 execs=$(grep -oE "stat::number_of_executed_units: [0-9]+" "$log" | grep -oE "[0-9]+$" || echo "?")
-rate=$(grep -oE "stat::average_exec_per_sec: [0-9]+" "$log" | grep -oE "[0-9]+$" || echo "?")
+rate=$(grep -oE "stat::average_exec_per_sec: +[0-9]+" "$log" | grep -oE "[0-9]+$" || echo "?")
 if [ "$status" -ne 0 ]; then
     echo "iabn fuzz: FINDING (exit $status) after $execs executions; see $log and $build/crash-*" >&2
     exit 1

@@ -18,8 +18,8 @@
 // validation changes of the runtime: rank outside 2..5; a dimension <= 0; a byte size beyond
 // 63 bits, view extents or strides >= 2^31 elements; a null required buffer; a data pointer not
 // aligned to its element size; per-channel buffers of the wrong length, dtype or device;
-// activation_param <= 0 or non-finite (leaky_relu, elu); epsilon non-finite or below the
-// smallest normal number of the per-channel dtype; momentum outside [0, 1]; batch statistics
+// activation_param <= 0 or non-finite (leaky_relu, elu); epsilon outside the normal range of the
+// per-channel dtype (smallest normal to largest finite); momentum outside [0, 1]; batch statistics
 // with M < 2; a written buffer overlapping any other buffer of the call; running_var < 0 or NaN
 // with global statistics; a zero or subnormal effective scale in backward; dtypes other than
 // f32/f64; Device::cuda (no driver here); a moved-from InPlaceABN. What the rules leave open
@@ -244,6 +244,7 @@ size_t elem_bytes(DType t) {
 }
 DType channel_dtype(DType t) { return t == DType::f64 ? DType::f64 : DType::f32; }
 double min_normal(DType cd) { return cd == DType::f64 ? DBL_MIN : FLT_MIN; }
+double max_finite(DType cd) { return cd == DType::f64 ? DBL_MAX : FLT_MAX; }
 bool valid_layout(Layout l) { return l == Layout::nchw || l == Layout::nhwc; }
 
 std::string str(double v) {
@@ -463,7 +464,7 @@ Verdict model(const Call& c, const unsigned char* arena, const std::vector<unsig
     }
     const bool batch = c.batch();
     const DType cd = channel_dtype(c.x.ref.dtype);
-    if (!(std::isfinite(o.epsilon) && o.epsilon >= min_normal(cd))) refuse("epsilon", str(o.epsilon));
+    if (!(o.epsilon >= min_normal(cd) && o.epsilon <= max_finite(cd))) refuse("epsilon", str(o.epsilon));
     if (!(o.momentum >= 0 && o.momentum <= 1)) rule(!c.backward, "momentum", str(o.momentum));
 
     auto tensor = [&](const Buf& b, const char* name) {
