@@ -106,6 +106,10 @@ public:
         for (int64_t e : {v.s, v.c, v.n, v.stride_s, v.stride_c, v.stride_n}) {
             if (e > limit) fail(name, "every view extent and stride < 2^31 elements", "shape " + shape(t.shape));
         }
+        // The GPU reductions index a channel's elements in one 32-bit loop.
+        if (t.device != Device::cpu && v.per_channel() > limit) {
+            fail(name, "at most 2^31 - 1 elements per channel on a GPU", "shape " + shape(t.shape));
+        }
         add_span(t, name, *bytes, written);
         return v;
     }

@@ -78,7 +78,10 @@ inline void schedule_gpu_channel_reduction(Halide::Func sums, const Halide::RDom
     RVar rb("rb"), ri("ri"), rio("rio"), rl("rl"), rgo("rgo"), rgi("rgi");
     sums.compute_root();
     Func blocks, threads;
+    Expr num_blocks;  // per channel
     if (layout == ViewLayout::nchw) {
+        const int run = p.threads * p.chunk_steps;
+        num_blocks = (r.x.extent() * r.y.extent() + (run - 1)) / run;  // (M < 2^31 on a GPU: the runtime checks)
         // A channel's S x N elements as one run (rows of S, one after another): a block per
         // (channel, `threads * chunk_steps` consecutive elements of it), lane t adding every
         // threads-th element.
@@ -98,7 +101,7 @@ inline void schedule_gpu_channel_reduction(Halide::Func sums, const Halide::RDom
         // A block per (32 channels, `rows_per_block` rows): thread (ci, u) adds rows u,
         // u + row_lanes, ... of its channel, so a warp (32 consecutive ci) reads 32 consecutive
         // channels of a row; then a thread per channel adds its row lanes.
-        RVar rk("rk");
+        num_blocks = (r.x.extent() + (p.rows_per_block - 1)) / p.rows_per_block * r.y.extent();
         blocks = sums.update()
                      .split(r.x, rb, ri, p.rows_per_block, TailStrategy::GuardWithIf)
                      .fuse(rb, r.y, rb)
@@ -116,11 +119,16 @@ inline void schedule_gpu_channel_reduction(Halide::Func sums, const Halide::RDom
         threads.update().gpu_threads(c, u);
         specialize_all(threads.update(), specializations);
     }
-    // Stage 2: sums(c) += blocks(c, rb) over the blocks of channel c, `groups` threads a channel.
-    const int groups = p.threads;
+    // Stage 2: sums(c) += blocks(c, rb) over the blocks of channel c, by up to `threads` threads a
+    // channel (no more than it has blocks: the groups' sums are scratch too).
+    Expr groups = clamp(num_blocks, 1, p.threads);
+    // A block per channel (on x: any number of channels), a thread per group.
+    Var go("go"), gi("gi");
     Func group_sums = sums.update().split(rb, rgo, rgi, groups, TailStrategy::GuardWithIf).rfactor(rgi, g);
-    group_sums.compute_root().gpu_tile(g, c, ci, cb, groups, 1, TailStrategy::GuardWithIf);
-    group_sums.update().gpu_tile(g, c, ci, cb, groups, 1, TailStrategy::GuardWithIf);
+    group_sums.compute_root();
+    for (Stage stage : {Stage(group_sums), group_sums.update()}) {
+        stage.split(g, go, gi, p.threads, TailStrategy::GuardWithIf).reorder(gi, c, go).gpu_blocks(c, go).gpu_threads(gi);
+    }
     // Stage 3: a thread per channel.
     schedule_gpu_per_channel(sums, p);  // after the rfactors, which would inherit it
 }

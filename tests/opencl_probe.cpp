@@ -1,0 +1,114 @@
+#include "opencl_probe.h"
+
+#include <dlfcn.h>
+
+#include <atomic>
+#include <cstring>
+#include <stdexcept>
+
+namespace iabn_test {
+namespace {
+
+using EnqueueKernel = int (*)(void* queue, void* kernel, unsigned dims, const size_t* offset, const size_t* global,
+                              const size_t* local, unsigned wait_count, void* const* wait, void** event);
+using CreateBuffer = void* (*)(void* context, uint64_t flags, size_t bytes, void* host, int* error);
+using GetKernelInfo = int (*)(void* kernel, unsigned name, size_t size, void* value, size_t* size_ret);
+
+void* opencl_library() {
+    static void* lib = dlopen("libOpenCL.so.1", RTLD_NOW | RTLD_GLOBAL);
+    return lib;
+}
+
+void* real(const char* name) { return opencl_library() ? dlsym(opencl_library(), name) : nullptr; }
+
+EnqueueKernel real_enqueue = nullptr;
+CreateBuffer real_create = nullptr;
+std::atomic<bool> resolved{false};
+std::atomic<bool> recording{false}, dry{false};
+std::atomic<size_t> bytes{0};
+std::mutex launches_mutex;
+std::vector<Launch> recorded;
+
+int recording_enqueue(void* queue, void* kernel, unsigned dims, const size_t* offset, const size_t* global,
+                      const size_t* local, unsigned wait_count, void* const* wait, void** event) {
+    if (recording) {
+        Launch l;
+        static const auto info = reinterpret_cast<GetKernelInfo>(real("clGetKernelInfo"));
+        char name[256] = {};
+        info(kernel, 0x1190 /* CL_KERNEL_FUNCTION_NAME */, sizeof name - 1, name, nullptr);
+        l.kernel = name;
+        for (unsigned d = 0; d < dims && d < 3; d++) {
+            l.global[d] = global[d];
+            l.local[d] = local ? local[d] : 1;
+        }
+        std::lock_guard<std::mutex> lock(launches_mutex);
+        recorded.push_back(l);
+    }
+    if (dry) return 0;  // CL_SUCCESS, nothing enqueued
+    return real_enqueue(queue, kernel, dims, offset, global, local, wait_count, wait, event);
+}
+
+void* counting_create(void* context, uint64_t flags, size_t size, void* host, int* error) {
+    if (recording) bytes += size;
+    return real_create(context, flags, size, host, error);
+}
+
+}  // namespace
+
+OpenClProbe::OpenClProbe(bool dry_run) {
+    std::lock_guard<std::mutex> lock(launches_mutex);
+    recorded.clear();
+    bytes = 0;
+    dry = dry_run;
+    recording = true;
+}
+
+OpenClProbe::~OpenClProbe() {
+    recording = false;
+    dry = false;
+}
+
+std::vector<Launch> OpenClProbe::launches() const {
+    std::lock_guard<std::mutex> lock(launches_mutex);
+    return recorded;
+}
+
+size_t OpenClProbe::allocated_bytes() const { return bytes; }
+bool OpenClProbe::installed() const { return resolved; }
+
+const OpenClEvents& opencl_events() {
+    static const OpenClEvents e = [] {
+        OpenClEvents t{};
+        t.create_user_event = reinterpret_cast<decltype(t.create_user_event)>(real("clCreateUserEvent"));
+        t.set_user_event_status = reinterpret_cast<decltype(t.set_user_event_status)>(real("clSetUserEventStatus"));
+        t.enqueue_barrier_with_wait_list =
+            reinterpret_cast<decltype(t.enqueue_barrier_with_wait_list)>(real("clEnqueueBarrierWithWaitList"));
+        t.release_event = reinterpret_cast<decltype(t.release_event)>(real("clReleaseEvent"));
+        t.get_command_queue_info = reinterpret_cast<decltype(t.get_command_queue_info)>(real("clGetCommandQueueInfo"));
+        if (!t.create_user_event || !t.set_user_event_status || !t.enqueue_barrier_with_wait_list ||
+            !t.release_event || !t.get_command_queue_info) {
+            throw std::runtime_error("OpenCL: the ICD loader lacks the OpenCL 1.2 event entry points");
+        }
+        return t;
+    }();
+    return e;
+}
+
+}  // namespace iabn_test
+
+// Overrides the Halide runtime's weak definition (the one in libiabn.a): Halide resolves each
+// OpenCL entry point through it once, when it first needs OpenCL.
+extern "C" void* halide_opencl_get_symbol(void* /*user_context*/, const char* name) {
+    using namespace iabn_test;
+    void* fn = real(name);
+    if (std::strcmp(name, "clEnqueueNDRangeKernel") == 0 && fn) {
+        real_enqueue = reinterpret_cast<EnqueueKernel>(fn);
+        resolved = true;
+        return reinterpret_cast<void*>(&recording_enqueue);
+    }
+    if (std::strcmp(name, "clCreateBuffer") == 0 && fn) {
+        real_create = reinterpret_cast<CreateBuffer>(fn);
+        return reinterpret_cast<void*>(&counting_create);
+    }
+    return fn;
+}

@@ -1,0 +1,250 @@
+// The GPU schedules' launches, scratch and ordering, watched where they run here: on OpenCL
+// (PoCL), through OpenClProbe (opencl_probe.h). CUDA runs the same schedules (schedules/gpu.h),
+// so the grid limits checked here (CUDA's: 2^31 - 1 blocks on x, 65535 on y and z) hold there too.
+//  * grid: shapes past every limit (16.8M channels-last rows, 70000 batch rows, 100000 and 3M
+//    channels, 2^32 elements), launched as a dry run: no dimension over its limit, and the
+//    in-place apply covers every element;
+//  * the apply in several launches, for real: 70000 batch rows (more than one launch's 65535);
+//  * scratch: Halide's device allocations of a call are O(C x blocks), not O(C x lanes x rows);
+//  * ordering: a call on a queue held back by an event returns (it enqueues, it does not wait);
+//  * other users of Halide's OpenCL runtime in the process still work around iabn's calls.
+#include "case_runner.h"
+#include "device_driver.h"
+#include "device_mirror.h"
+#include "opencl_probe.h"
+
+#include <HalideRuntime.h>
+#include <HalideRuntimeOpenCL.h>
+
+#include <chrono>
+#include <future>
+
+namespace iabn_test {
+namespace {
+
+constexpr size_t kMaxBlocksX = 2147483647, kMaxBlocksYZ = 65535;
+
+std::string skip_reason() {
+    Case c;
+    c.device = iabn::Device::opencl;
+    return device_skip_reason(c);
+}
+
+bool is_apply(const Launch& l) { return l.kernel.rfind("_kernel_z_s1", 0) == 0 || l.kernel.rfind("_kernel_dx_s1", 0) == 0; }
+
+int64_t count(const std::vector<int64_t>& shape) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return n;
+}
+
+struct Extreme {
+    std::string name;
+    std::vector<int64_t> shape;
+    iabn::Layout layout;
+};
+
+class GridLimits : public ::testing::TestWithParam<Extreme> {};
+
+// Forward (batch and global statistics) and backward over a tensor far larger than this machine
+// holds: the launches are recorded, not run (the tensor is a small cl_mem), so only the grid is
+// checked.
+TEST_P(GridLimits, EveryLaunchWithinTheGridAndTheApplyCoversTheTensor) {
+    if (const std::string why = skip_reason(); !why.empty()) GTEST_SKIP() << why;
+    const Extreme& e = GetParam();
+    TestDevice* dev = test_device(iabn::Device::opencl);
+    const int64_t C = e.layout == iabn::Layout::nchw ? e.shape[1] : e.shape.back();
+    const int64_t numel = count(e.shape);
+    void* x = dev->alloc(256);
+    void* dz = dev->alloc(256);
+    const std::vector<float> ones(static_cast<size_t>(C), 1.0f);
+    std::vector<void*> channel;
+    auto per_channel = [&] {
+        void* m = dev->alloc(static_cast<size_t>(C) * sizeof(float));
+        dev->upload(m, ones.data(), ones.size() * sizeof(float));
+        channel.push_back(m);
+        return iabn::TensorRef{m, iabn::DType::f32, {C}, iabn::Device::opencl};
+    };
+    const iabn::ChannelState st{per_channel(), per_channel(), per_channel(), per_channel(), per_channel(), per_channel()};
+    const iabn::TensorRef tx{x, iabn::DType::f32, e.shape, iabn::Device::opencl};
+    const iabn::TensorRef tdz{dz, iabn::DType::f32, e.shape, iabn::Device::opencl};
+    for (int pass = 0; pass < 3; pass++) {
+        SCOPED_TRACE(pass == 0 ? "forward, batch statistics" : pass == 1 ? "forward, global statistics" : "backward");
+        iabn::Options o;
+        o.layout = e.layout;
+        o.training = pass != 1;
+        dev->set_queue(o, nullptr);
+        OpenClProbe probe(/*dry_run=*/true);
+        if (pass < 2) {
+            ASSERT_NO_THROW(iabn::forward(tx, st, o));
+        } else {
+            ASSERT_NO_THROW(iabn::backward(tx, tdz, st, {}, o));
+        }
+        ASSERT_TRUE(probe.installed()) << "Halide's OpenCL calls do not go through the probe";
+        int64_t applied = 0;
+        for (const Launch& l : probe.launches()) {
+            EXPECT_LE(l.blocks(0), kMaxBlocksX) << l.kernel;
+            EXPECT_LE(l.blocks(1), kMaxBlocksYZ) << l.kernel;
+            EXPECT_LE(l.blocks(2), kMaxBlocksYZ) << l.kernel;
+            if (is_apply(l)) applied += static_cast<int64_t>(l.global[0] * l.global[1] * l.global[2]);
+        }
+        EXPECT_GE(applied, numel) << "the apply's launches cover fewer work-items than elements";
+    }
+    dev->synchronize(nullptr);
+    for (void* m : channel) dev->free(m);
+    dev->free(x);
+    dev->free(dz);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, GridLimits,
+    ::testing::Values(Extreme{"nhwc_16_8M_rows", {16, 1024, 1024, 64}, iabn::Layout::nhwc},
+                      Extreme{"nchw_70000_batch_rows", {70000, 3, 5}, iabn::Layout::nchw},
+                      Extreme{"nchw_100000_channels", {2, 100000, 3}, iabn::Layout::nchw},
+                      Extreme{"rank2_3M_channels", {2, 3000000}, iabn::Layout::nchw},
+                      Extreme{"nchw_2pow32_elements", {8, 4, int64_t{1} << 27}, iabn::Layout::nchw},
+                      Extreme{"nhwc_2pow32_elements", {int64_t{1} << 26, 64}, iabn::Layout::nhwc}),
+    [](const ::testing::TestParamInfo<Extreme>& i) { return i.param.name; });
+
+// 70000 batch rows: the nchw apply runs in two launches of at most 65535 rows, for real.
+TEST(GpuApplyLaunches, SeveralLaunchesComputeTheWholeTensor) {
+    if (const std::string why = skip_reason(); !why.empty()) GTEST_SKIP() << why;
+    IABN_TRACE_SEED();
+    Case c;
+    c.device = iabn::Device::opencl;
+    c.shape = {70000, 2, 3};
+    c.act = iabn::Activation::leaky_relu;
+    c.param = 0.1;
+    OpenClProbe probe;
+    check_forward(c);
+    check_backward(c);
+    int applies = 0;
+    for (const Launch& l : probe.launches()) applies += is_apply(l) ? 1 : 0;
+    EXPECT_GE(applies, 4) << "forward and backward apply, two launches each";
+}
+
+// Halide's device memory for one forward and backward: the per-block partial sums and the
+// per-channel scratch, bounded by C x blocks, where a block covers at least 256 elements of a
+// channel (the schedule before this bound kept 256 lanes for every channel, chunk and batch row:
+// 268 MB for [32, 2048, 7, 7]).
+class GpuScratch : public ::testing::TestWithParam<Extreme> {};
+
+TEST_P(GpuScratch, AtMostOrderChannelsTimesBlocks) {
+    if (const std::string why = skip_reason(); !why.empty()) GTEST_SKIP() << why;
+    IABN_TRACE_SEED();
+    const Extreme& e = GetParam();
+    Case c;
+    c.device = iabn::Device::opencl;
+    c.layout = e.layout;
+    c.shape = e.shape;
+    c.act = iabn::Activation::elu;
+    Rng rng;
+    const Inputs in = make_inputs(c, rng);
+    Buffer x(c.dtype, c.shape), dz(c.dtype, c.shape);
+    x.set(in.x);
+    dz.set(make_dz(c, in, rng));
+    ChannelBuffers cb = ChannelBuffers::filled(channel_dtype(c.dtype), in);
+    DeviceMirror on(c.device, nullptr);
+    const iabn::Options o = c.options();
+    OpenClProbe probe;
+    ASSERT_NO_THROW(iabn::forward(x.ref(), cb.state(), o));
+    ASSERT_NO_THROW(iabn::backward(x.ref(), dz.ref(), cb.state(), cb.grads(), o));
+    const size_t blocks = static_cast<size_t>((in.per_channel + 255) / 256);
+    const size_t limit = 64 * 1024 + 64 * static_cast<size_t>(in.channels) * blocks;
+    EXPECT_LE(probe.allocated_bytes(), limit) << "tensor " << x.bytes() << " B";
+    std::printf("%s: Halide allocated %zu B on the device (limit %zu B, tensor %zu B)\n", e.name.c_str(),
+                probe.allocated_bytes(), limit, x.bytes());
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, GpuScratch,
+                         ::testing::Values(Extreme{"nchw_resnet_7x7", {32, 2048, 7, 7}, iabn::Layout::nchw},
+                                           Extreme{"nchw_one_channel_4Mi", {4, 1, 1 << 20}, iabn::Layout::nchw},
+                                           Extreme{"nhwc_three_channels", {1 << 18, 3}, iabn::Layout::nhwc},
+                                           Extreme{"nhwc_resnet", {8, 28, 28, 256}, iabn::Layout::nhwc}),
+                         [](const ::testing::TestParamInfo<Extreme>& i) { return i.param.name; });
+
+// A training forward enqueues and returns: its queue is held back by an event the test releases
+// only after the call has returned, or after 10 s (so a call that waits fails instead of
+// hanging). Then the results are right.
+TEST(GpuOrdering, ForwardEnqueuesAndReturnsWithoutWaiting) {
+    if (const std::string why = skip_reason(); !why.empty()) GTEST_SKIP() << why;
+    IABN_TRACE_SEED();
+    Case c;
+    c.device = iabn::Device::opencl;
+    c.shape = {4, 6, 9, 7};
+    c.act = iabn::Activation::leaky_relu;
+    c.param = 0.2;
+    TestDevice* dev = test_device(c.device);
+    c.queue = dev->create_queue();
+    const OpenClEvents& cl = opencl_events();
+    void* context = nullptr;
+    ASSERT_EQ(cl.get_command_queue_info(c.queue, 0x1090 /* CL_QUEUE_CONTEXT */, sizeof context, &context, nullptr), 0);
+    Rng rng;
+    const Inputs in = make_inputs(c, rng);
+    const iabn::Options o = c.options();
+    Buffer x(c.dtype, c.shape);
+    x.set(in.x);
+    ChannelBuffers cb = ChannelBuffers::filled(channel_dtype(c.dtype), in);
+    const auto r = ref::forward(in.x, c.shape, in.weight, in.bias, in.running_mean, in.running_var, o);
+    {
+        DeviceMirror on(c.device, c.queue);
+        const iabn::TensorRef tx = x.ref();
+        const iabn::ChannelState st = cb.state();  // (the copies are made before the queue is held)
+        int error = 0;
+        void* gate = cl.create_user_event(context, &error);
+        ASSERT_EQ(error, 0);
+        ASSERT_EQ(cl.enqueue_barrier_with_wait_list(c.queue, 1, &gate, nullptr), 0);
+        const auto start = std::chrono::steady_clock::now();
+        auto call = std::async(std::launch::async, [&] { iabn::forward(tx, st, o); });
+        const bool returned = call.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        cl.set_user_event_status(gate, 0);  // CL_COMPLETE: the queue runs
+        call.get();
+        cl.release_event(gate);
+        EXPECT_TRUE(returned) << "iabn::forward waited for its queue (" << seconds << " s)";
+        on.download();
+    }
+    EXPECT_LE(rel_err(x.get(), r.z), tolerance(c.dtype)) << "z";
+    EXPECT_LE(rel_err(cb.running_mean.get(), r.running_mean), tolerance(c.dtype)) << "running_mean";
+    dev->destroy_queue(c.queue);
+}
+
+// Another user of Halide's OpenCL runtime in this process (no iabn call: its user_context is not
+// one of iabn's) gets Halide's default behaviour from iabn's context hooks, before and after iabn
+// calls, and iabn's calls still run on their caller's queue.
+TEST(GpuOtherHalideUsers, DeviceRoundTripBeforeAndAfterIabnCalls) {
+    if (const std::string why = skip_reason(); !why.empty()) GTEST_SKIP() << why;
+    IABN_TRACE_SEED();
+    auto round_trip = [] {
+        float host[64];
+        for (int i = 0; i < 64; i++) host[i] = static_cast<float>(i) * 0.5f;
+        halide_dimension_t dim = {0, 64, 1, 0};
+        halide_buffer_t buf = {};
+        buf.host = reinterpret_cast<uint8_t*>(host);
+        buf.type = halide_type_t(halide_type_float, 32);
+        buf.dimensions = 1;
+        buf.dim = &dim;
+        buf.flags = halide_buffer_flag_host_dirty;
+        if (halide_copy_to_device(nullptr, &buf, halide_opencl_device_interface()) != 0) return false;
+        for (float& v : host) v = -1.0f;
+        buf.flags = halide_buffer_flag_device_dirty;
+        if (halide_copy_to_host(nullptr, &buf) != 0) return false;
+        halide_device_free(nullptr, &buf);
+        for (int i = 0; i < 64; i++) {
+            if (host[i] != static_cast<float>(i) * 0.5f) return false;
+        }
+        return true;
+    };
+    EXPECT_TRUE(round_trip()) << "before any iabn call in this test";
+    Case c;
+    c.device = iabn::Device::opencl;
+    c.shape = {3, 5, 11};
+    c.act = iabn::Activation::elu;
+    check_forward(c);
+    EXPECT_TRUE(round_trip()) << "after an iabn forward";
+    check_backward(c);
+    EXPECT_TRUE(round_trip()) << "after an iabn backward";
+}
+
+}  // namespace
+}  // namespace iabn_test
