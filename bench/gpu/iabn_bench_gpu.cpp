@@ -3,6 +3,7 @@
 // from bench/gpu/torch_bench.py, same shapes and GPU), one table. bench/gpu/run.sh runs it all.
 //
 //   iabn-bench-gpu [--repeats 20] [--torch torch.txt]
+//   iabn-bench-gpu --device     prints the GPU it would run on and exits; or why there is none, exit 1
 //
 // Floors, from a device-to-device copy of the tensor (which reads and writes it: 2 passes):
 // forward (training) 3 passes = 1.5 copies, backward (training) 5 passes = 2.5 copies
@@ -61,12 +62,14 @@ std::map<std::string, double> read_torch(const std::string& path) {
 int main(int argc, char** argv) try {
     int repeats = 20;
     std::string torch_file;
+    bool device_only = false;
     for (int i = 1; i < argc; i++) {
         const std::string a = argv[i];
         if (a == "--repeats" && i + 1 < argc) repeats = std::max(3, std::stoi(argv[++i]));
         else if (a == "--torch" && i + 1 < argc) torch_file = argv[++i];
+        else if (a == "--device") device_only = true;
         else {
-            std::fprintf(stderr, "usage: iabn-bench-gpu [--repeats 20] [--torch torch.txt]\n");
+            std::fprintf(stderr, "usage: iabn-bench-gpu [--repeats 20] [--torch torch.txt] | --device\n");
             return a == "--help" ? 0 : 2;
         }
     }
@@ -78,6 +81,10 @@ int main(int argc, char** argv) try {
     if (!iabn::has_cuda_kernels()) {
         std::fprintf(stderr, "iabn-bench-gpu: this build of iabn has no CUDA kernels (IABN_CUDA=OFF)\n");
         return 1;
+    }
+    if (device_only) {
+        std::printf("%s\n", gpu->name().c_str());
+        return 0;
     }
     const std::map<std::string, double> torch = torch_file.empty() ? std::map<std::string, double>() : read_torch(torch_file);
     std::printf("iabn-bench-gpu  %s  f32, leaky_relu(0.01), medians of %d runs; floor from a device-to-device copy "
