@@ -93,7 +93,9 @@ bool has_opencl_kernels();
 // Device calls enqueue their kernels on the caller's stream or queue and return without waiting
 // for them, like any CUDA or OpenCL library call: synchronize before reading results on the host.
 // Two checks read [C] values on the host and so wait for the queue: the running variance with
-// global statistics, and the backward's effective scale when a weight is given.
+// global statistics, and the backward's effective scale when a weight is given. On CUDA, the
+// calls with a reduction (training forward, backward) also wait at their end: Halide's runtime
+// frees their partial sums with cuMemFree, which waits for the device (README, "GPUs").
 
 // Paddle's activation names: "identity" or "", "leaky_relu", "elu". "relu" is rejected because it
 // cannot be inverted.
