@@ -28,7 +28,7 @@ const DeviceBackend* device_backend(Device device) {
     if (device == Device::cpu) return nullptr;
     const DeviceBackend* b = device == Device::cuda ? cuda_backend() : device == Device::opencl ? opencl_backend() : nullptr;
     if (!b) {
-        throw Error(std::string(device_name(device)) + ": this build of iabn has no kernels for it (" +
+        throw InvalidArgument(std::string(device_name(device)) + ": this build of iabn has no kernels for it (" +
                     not_built(device) + ")");
     }
     return b;

@@ -77,7 +77,7 @@ public:
     void begin(Call& call, const Options& options) const override {
         const OpenClApi& api = opencl_api();
         if (!options.opencl_queue) {
-            throw Error("Device::opencl: options.opencl_queue: expected the cl_command_queue to run on, got nullptr");
+            throw InvalidArgument("Device::opencl: options.opencl_queue: expected the cl_command_queue to run on, got nullptr");
         }
         OpenClApi::Handle context = nullptr;
         opencl_check(api.get_command_queue_info(options.opencl_queue, kQueueContext, sizeof context, &context, nullptr),

@@ -13,7 +13,7 @@ InPlaceABN::InPlaceABN(int64_t channels, const Options& options, DType dtype)
     : channels_(channels), dtype_(dtype), options_(options) {
     // A channel count is a view extent of the kernels: below 2^31.
     if (channels < 1 || channels > std::numeric_limits<int32_t>::max()) {
-        throw Error("iabn::InPlaceABN: channels: expected 1..2147483647, got " + std::to_string(channels));
+        throw InvalidArgument("iabn::InPlaceABN: channels: expected 1..2147483647, got " + std::to_string(channels));
     }
     const double initial[] = {1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0};  // in the order of buffers()
     size_t i = 0;
@@ -88,7 +88,7 @@ std::vector<double> InPlaceABN::read(const TensorRef& t) const {
 
 void InPlaceABN::write(const TensorRef& t, const std::vector<double>& values) {
     if (static_cast<int64_t>(values.size()) != channels_) {
-        throw Error("iabn::InPlaceABN: values: expected " + std::to_string(channels_) + " values, got " +
+        throw InvalidArgument("iabn::InPlaceABN: values: expected " + std::to_string(channels_) + " values, got " +
                     std::to_string(values.size()));
     }
     for (int64_t c = 0; c < channels_; c++) {

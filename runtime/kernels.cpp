@@ -60,7 +60,7 @@ const Kernels& kernels_for(DType dtype, Layout kernel_layout, Device device) {
     auto it = table().find({dtype, kernel_layout, device});
     if (it == table().end() || !complete(it->second)) {
         const std::string where = device == Device::cuda ? " CUDA" : device == Device::opencl ? " OpenCL" : "";
-        throw Error(std::string("dtype: expected a dtype this build has") + where + " kernels for (" +
+        throw InvalidArgument(std::string("dtype: expected a dtype this build has") + where + " kernels for (" +
                     built_dtypes(device) + "), got " + to_string(dtype) + " with " + to_string(kernel_layout) +
                     " layout");
     }

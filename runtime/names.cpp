@@ -8,10 +8,10 @@ Activation parse_activation(const std::string& name) {
     if (name == "leaky_relu") return Activation::leaky_relu;
     if (name == "elu") return Activation::elu;
     if (name == "relu") {
-        throw Error("activation: expected identity, leaky_relu or elu, got 'relu': relu is not invertible "
+        throw InvalidArgument("activation: expected identity, leaky_relu or elu, got 'relu': relu is not invertible "
                     "(use leaky_relu with a small positive slope)");
     }
-    throw Error("activation: expected identity, leaky_relu or elu, got '" + name + "'");
+    throw InvalidArgument("activation: expected identity, leaky_relu or elu, got '" + name + "'");
 }
 
 const char* to_string(Activation activation) {
@@ -48,7 +48,7 @@ size_t dtype_size(DType dtype) {
         case DType::f32: return 4;
         case DType::f64: return 8;
     }
-    throw Error("dtype: unknown value " + std::to_string(static_cast<int>(dtype)));
+    throw InvalidArgument("dtype: unknown value " + std::to_string(static_cast<int>(dtype)));
 }
 
 }  // namespace iabn

@@ -8,7 +8,7 @@
 namespace iabn {
 
 void set_num_threads(int n) {
-    if (n < 1) throw Error("iabn::set_num_threads: n: expected >= 1, got " + std::to_string(n));
+    if (n < 1) throw InvalidArgument("iabn::set_num_threads: n: expected >= 1, got " + std::to_string(n));
     detail::init_halide_runtime();
     detail::set_kernel_threads(n);
 }

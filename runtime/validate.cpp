@@ -41,7 +41,7 @@ public:
     explicit Checker(const char* function) : function_(function) {}
 
     [[noreturn]] void fail(const std::string& argument, const std::string& expected, const std::string& got) const {
-        throw Error(std::string("iabn::") + function_ + ": " + argument + ": expected " + expected + ", got " + got);
+        throw InvalidArgument(std::string("iabn::") + function_ + ": " + argument + ": expected " + expected + ", got " + got);
     }
 
     // Everything in Options but epsilon, whose floor depends on the dtype (epsilon() below).

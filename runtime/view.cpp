@@ -14,7 +14,7 @@ halide_type_t halide_type(DType dtype) {
         case DType::f32: return halide_type_t(halide_type_float, 32);
         case DType::f64: return halide_type_t(halide_type_float, 64);
     }
-    throw Error("dtype: unknown value");
+    throw InvalidArgument("dtype: unknown value");
 }
 
 Halide::Runtime::Buffer<void> describe(void* data, DType dtype, int dims, const halide_dimension_t* shape,

@@ -450,6 +450,8 @@ TEST_P(BadInput, ThrowsNamesArgumentWritesNothing) {
     } catch (const iabn::Error& e) {
         threw = true;
         msg = e.what();
+        EXPECT_NE(dynamic_cast<const iabn::InvalidArgument*>(&e), nullptr)
+            << "a refused argument is an iabn::InvalidArgument: " << msg;
     } catch (const std::exception& e) {
         ADD_FAILURE() << "threw an exception that is not iabn::Error: " << e.what();
     }

@@ -59,10 +59,19 @@ struct ParamGrads {
     TensorRef weight_grad, bias_grad;
 };
 
-// Every error raised by iabn. When one is thrown, no caller buffer has been written.
+// Every error raised by iabn.
 class Error : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
+};
+
+// A refused argument (README, "Using the API": the list of refused inputs). Thrown before any
+// buffer is written: every caller buffer is what it was. Other Errors come from the machine (a GPU
+// library that cannot be loaded, a context missing, a kernel that failed: those can leave outputs
+// partly written).
+class InvalidArgument : public Error {
+public:
+    using Error::Error;
 };
 
 // x becomes z = act(g * (x - mean) * invstd + b).

@@ -1,0 +1,13 @@
+"""iabn: In-Place Activated BatchNorm kernels (generated with Halide) for Python.
+
+``iabn.torch`` has the PyTorch module and function; ``iabn._iabn`` is the binding of the C++ API
+over raw pointers, which ``iabn.torch`` uses.
+"""
+
+from . import _iabn
+
+__all__ = ["kernel_target", "has_cuda_kernels", "set_num_threads"]
+
+kernel_target = _iabn.kernel_target
+has_cuda_kernels = _iabn.has_cuda_kernels
+set_num_threads = _iabn.set_num_threads

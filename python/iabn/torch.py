@@ -1,0 +1,195 @@
+"""In-Place Activated BatchNorm for PyTorch: ``InPlaceABN`` (a module) and ``inplace_abn``.
+
+A drop-in replacement for ``BatchNorm{1,2,3}d`` followed by an invertible activation (identity,
+leaky_relu, elu): the same results, with torch's conventions (momentum, unbiased running variance,
+``num_batches_tracked``, the ``state_dict`` keys of ``nn.BatchNorm2d``), and about half the memory
+kept for backward. The output is written over the input (which autograd knows: ``mark_dirty``),
+only the output and the per-channel inverse standard deviation are saved, and the backward
+recomputes the activation's input from the output.
+
+Rules that come with writing in place:
+
+* The input of the layer must not be needed by anything else (a residual branch that reads the
+  same tensor after the layer would read the output). Autograd's version check refuses the cases
+  it can see (a tensor saved by an earlier operation), with a RuntimeError at backward.
+* The input cannot be a leaf that requires grad (autograd refuses in-place changes of those).
+* Inputs are contiguous, or ``channels_last`` (4-D) / ``channels_last_3d`` (5-D), which use the
+  channels-last kernels; anything else is a ValueError (a copy would no longer be in place).
+* The incoming gradient is copied once before ``dx`` is written over the copy: autograd may hand
+  the same gradient tensor to several functions, or an expanded (strided) one.
+
+Tensors on the CPU run iabn's CPU kernels; CUDA tensors run its CUDA kernels on the current stream
+(when the library was built with them). dtypes: float32 and float64, with per-channel state of the
+same dtype (float16/bfloat16 are not built yet: a ValueError).
+"""
+
+import torch
+from torch import nn
+
+from . import _iabn
+
+__all__ = ["InPlaceABN", "inplace_abn", "ACTIVATIONS"]
+
+ACTIVATIONS = ("identity", "leaky_relu", "elu")
+
+_DTYPES = {torch.float32: "f32", torch.float64: "f64", torch.float16: "f16", torch.bfloat16: "bf16"}
+
+
+def _dtype(t):
+    try:
+        return _DTYPES[t.dtype]
+    except KeyError:
+        raise ValueError(f"iabn: expected a float32 or float64 tensor, got {t.dtype}") from None
+
+
+def _ref(t, shape=None):
+    """The binding's view of a tensor (None: absent). Per-channel tensors must be contiguous;
+    activation tensors come with their shape in memory order (see _layout)."""
+    if t is None:
+        return None
+    if shape is None and not t.is_contiguous():
+        raise ValueError(f"iabn: expected contiguous per-channel tensors, got strides {t.stride()}")
+    return (t.data_ptr(), _dtype(t), list(t.shape if shape is None else shape), t.device.type)
+
+
+def _layout(x):
+    """The kernels' layout for x, and x's shape in memory order."""
+    if x.dim() < 2 or x.dim() > 5:
+        raise ValueError(f"iabn: expected a tensor of rank 2 to 5, got rank {x.dim()} {tuple(x.shape)}")
+    if x.is_contiguous():
+        return "nchw", list(x.shape)
+    for rank, fmt in ((4, torch.channels_last), (5, torch.channels_last_3d)):
+        if x.dim() == rank and x.is_contiguous(memory_format=fmt):
+            return "nhwc", [x.shape[0], *x.shape[2:], x.shape[1]]
+    raise ValueError(
+        f"iabn: expected a contiguous tensor, or channels_last (4-D) / channels_last_3d (5-D); got shape "
+        f"{tuple(x.shape)} with strides {x.stride()} (a copy would not be in place: call .contiguous() first)"
+    )
+
+
+def _stream(x):
+    return torch.cuda.current_stream(x.device).cuda_stream if x.is_cuda else 0
+
+
+class _InPlaceABNFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, running_mean, running_var, batch_stats, momentum, eps, activation,
+                activation_param, abs_weight):
+        layout, shape = _layout(x)
+        C = x.shape[1]
+        stat = {"dtype": x.dtype, "device": x.device}
+        saved_mean = torch.empty(C, **stat) if batch_stats else None
+        saved_invstd = torch.empty(C, **stat) if batch_stats else None
+        # Batch statistics without running ones (track_running_stats=False): iabn always updates a
+        # pair, so it gets a pair of its own.
+        if batch_stats and running_mean is None:
+            running_mean, running_var = torch.zeros(C, **stat), torch.ones(C, **stat)
+        with torch.cuda.device(x.device) if x.is_cuda else _nothing():
+            _iabn.forward(_ref(x, shape), _ref(weight), _ref(bias), _ref(running_mean), _ref(running_var),
+                          _ref(saved_mean), _ref(saved_invstd), activation, activation_param, eps,
+                          1.0 - momentum, layout, batch_stats, False, True, abs_weight, _stream(x))
+        ctx.mark_dirty(x)
+        ctx.layout, ctx.shape = layout, shape
+        ctx.settings = (activation, activation_param, eps, batch_stats, abs_weight)
+        # z, and the statistics it was normalized with: saved (batch) or running (global).
+        ctx.save_for_backward(x, weight, bias, saved_invstd if batch_stats else running_var)
+        return x
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dz):
+        z, weight, bias, stats = ctx.saved_tensors
+        activation, activation_param, eps, batch_stats, abs_weight = ctx.settings
+        # dx is written over a copy of dz laid out as z: autograd may share dz with other
+        # functions, or hand over an expanded view.
+        dx = torch.empty_like(z)
+        dx.copy_(dz)
+        weight_grad = torch.empty_like(weight) if weight is not None and ctx.needs_input_grad[1] else None
+        bias_grad = torch.empty_like(bias) if bias is not None and ctx.needs_input_grad[2] else None
+        with torch.cuda.device(z.device) if z.is_cuda else _nothing():
+            _iabn.backward(_ref(z, ctx.shape), _ref(dx, ctx.shape), _ref(weight), _ref(bias),
+                           _ref(stats) if batch_stats else None, None if batch_stats else _ref(stats),
+                           _ref(weight_grad), _ref(bias_grad), activation, activation_param, eps, ctx.layout,
+                           batch_stats, False, abs_weight, _stream(z))
+        return dx, weight_grad, bias_grad, None, None, None, None, None, None, None, None
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def inplace_abn(x, weight, bias, running_mean, running_var, training=True, momentum=0.1, eps=1e-5,
+                activation="leaky_relu", activation_param=0.01, abs_weight=False):
+    """x becomes act(batch_norm(x)); returns x (in place, like ``F.leaky_relu_``).
+
+    As ``F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)`` followed
+    by the activation, with torch's conventions: ``momentum`` weighs the new statistics
+    (``running = (1 - momentum) * running + momentum * batch``) and the running variance is
+    unbiased. Batch statistics are used when ``training`` or when there are no running statistics;
+    then the running ones, if given, are updated in place. ``abs_weight``: the scale is
+    ``|weight| + eps`` (mapillary's convention) instead of ``weight``.
+    """
+    _iabn.check_activation(activation)
+    batch_stats = training or running_mean is None
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("iabn: running_mean and running_var must both be given or both be None")
+    return _InPlaceABNFunction.apply(x, weight, bias, running_mean, running_var, batch_stats, float(momentum),
+                                     float(eps), activation, float(activation_param), bool(abs_weight))
+
+
+class InPlaceABN(nn.Module):
+    """BatchNorm over the channels (dim 1) of a rank 2-5 input, then an invertible activation, in place.
+
+    ``InPlaceABN(C, activation="leaky_relu", activation_param=0.01)`` computes what
+    ``nn.Sequential(nn.BatchNorm2d(C), nn.LeakyReLU(0.01, inplace=True))`` computes, with the
+    ``state_dict`` keys of ``nn.BatchNorm2d`` (a BatchNorm checkpoint loads) and about half the
+    memory saved for backward. ``activation``: "identity", "leaky_relu" or "elu" (relu cannot be
+    inverted). ``momentum=None``: the cumulative average, as in torch.
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, activation="leaky_relu",
+                 activation_param=0.01, track_running_stats=True, abs_weight=False, device=None, dtype=None):
+        super().__init__()
+        _iabn.check_activation(activation)
+        factory = {"device": device, "dtype": dtype}
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.activation = activation
+        self.activation_param = activation_param
+        self.track_running_stats = track_running_stats
+        self.abs_weight = abs_weight
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_features, **factory))
+            self.bias = nn.Parameter(torch.zeros(num_features, **factory))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", torch.zeros(num_features, **factory))
+            self.register_buffer("running_var", torch.ones(num_features, **factory))
+            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def forward(self, x):
+        momentum = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+            if self.momentum is None:  # the cumulative average of the batches seen
+                momentum = 1.0 / float(self.num_batches_tracked)
+        return inplace_abn(x, self.weight, self.bias, self.running_mean, self.running_var,
+                           self.training or not self.track_running_stats, momentum, self.eps, self.activation,
+                           self.activation_param, self.abs_weight)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"activation={self.activation}, activation_param={self.activation_param}"
+                + (", abs_weight=True" if self.abs_weight else ""))
