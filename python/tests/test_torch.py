@@ -256,6 +256,24 @@ def test_output_that_feeds_two_consumers():
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("reentrant", [True, False], ids=["reentrant", "non_reentrant"])
+def test_checkpointed_segment_that_starts_with_a_convolution(reentrant):
+    from torch.utils.checkpoint import checkpoint
+
+    torch.manual_seed(2)
+    conv = torch.nn.Conv2d(4, 4, 3, padding=1).double()
+    abn = InPlaceABN(4, activation="elu", activation_param=1.0).double()
+    segment = torch.nn.Sequential(conv, abn)
+    x = torch.randn(2, 4, 6, 6, dtype=torch.float64, requires_grad=True)
+    state = {k: v.clone() for k, v in abn.state_dict().items()}
+    segment(x * 1.0).sum().backward()
+    want = x.grad.clone()
+    x.grad = None
+    abn.load_state_dict(state)
+    checkpoint(segment, x * 1.0, use_reentrant=reentrant).sum().backward()
+    torch.testing.assert_close(x.grad, want, rtol=1e-10, atol=1e-10)
+
+
 def test_input_needed_elsewhere_is_caught_by_autograd():
     x = torch.randn(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
     h = torch.sigmoid(x)  # saves its output, which InPlaceABN then overwrites
