@@ -10,13 +10,14 @@ set -euo pipefail
 # and libtsan2 (through libgcc-12-dev).
 # clang and libclang-rt-14-dev (libFuzzer, the sanitizers): the fuzzer (tools/fuzz.sh).
 # python3-torch, python3-pytest, python3-venv, python3-dev: the PyTorch package (python/) and its
-# tests, with Debian's /usr/bin/python3 (tools/python.sh; pip fetches scikit-build-core and
-# pybind11 from PyPI to build it).
+# tests, with Debian's /usr/bin/python3 (tools/python.sh); python3-setuptools, python3-wheel and
+# python3-pybind11: what builds it there, without network (pip install --no-build-isolation).
 # pocl-opencl-icd: an OpenCL device on the CPU, where the Device::opencl tests run (the OpenCL ICD
 # loader, libOpenCL.so.1, comes with ocl-icd-opencl-dev).
 packages=(cmake ninja-build g++ git libgtest-dev libhalide14-0-dev libpng-dev libjpeg-dev
           libdnnl-dev ocl-icd-opencl-dev pocl-opencl-icd gnuplot-nox g++-aarch64-linux-gnu qemu-user
-          clang libclang-rt-14-dev python3-torch python3-pytest python3-venv python3-dev)
+          clang libclang-rt-14-dev python3-torch python3-pytest python3-venv python3-dev
+          python3-setuptools python3-wheel python3-pybind11)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

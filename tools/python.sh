@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake --install build --prefix build/prefix >/dev/null
 [ -x build/venv/bin/python ] || /usr/bin/python3 -m venv --system-site-packages build/venv
-CMAKE_PREFIX_PATH="$PWD/build/prefix" build/venv/bin/pip install -q --force-reinstall --no-deps ./python
+# --no-build-isolation: the build uses the venv's setuptools, wheel and pybind11 (Debian's, through
+# the system site-packages) instead of fetching them from PyPI, so it needs no network.
+CMAKE_PREFIX_PATH="$PWD/build/prefix" build/venv/bin/pip install -q --force-reinstall --no-deps \
+    --no-build-isolation ./python
 # From build/: the checkout's python/iabn (no extension in it) must not shadow the installed package.
 (cd build && venv/bin/python -m pytest -q -ra ../python/tests "$@")
