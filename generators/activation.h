@@ -42,17 +42,17 @@ inline Halide::Expr activate(const Halide::Expr& y, const Halide::Expr& act, con
 }
 
 // y = act^-1(z). ELU saturates: where z/a <= -1 in floating point the exact inverse is -inf, so the
-// log1p argument is clamped to the smallest representable step above -1; such elements get
-// dy = 0 from derivative_factor(), so their (finite) y never reaches a sum.
-inline Halide::Expr inverse_activation(const Halide::Expr& z, const Halide::Expr& act,
-                                       const Halide::Expr& a) {
+// log1p argument is clamped to -1 + `step`, the spacing of the stored dtype's values just below 1
+// (2^-53 f64, 2^-24 f32, 2^-11 f16, 2^-8 bf16): a saturated element gets the y of the nearest
+// storable z above -a, ln(step) (-36.7, -16.6, -7.6, -5.5 for a = 1). Such elements get dy = 0
+// from derivative_factor(), so their (finite) y reaches no sum, only their own dx.
+inline Halide::Expr inverse_activation(const Halide::Expr& z, const Halide::Expr& act, const Halide::Expr& a,
+                                       const Halide::Expr& step) {
     using namespace Halide;
     using iabn::Activation;
     Type t = z.type();
-    Expr one_step = t.bits() == 64 ? Expr(std::numeric_limits<double>::epsilon() / 2)
-                                   : Expr(std::numeric_limits<float>::epsilon() / 2);
     Expr z_over_a = z * (1 / a);  // a multiply, not a divide, per element: 1 / a is loop-invariant
-    Expr u = max(z_over_a, cast(t, -1) + cast(t, one_step));
+    Expr u = max(z_over_a, cast(t, -1) + cast(t, step));
     Expr negative = select(act == activation_code(Activation::leaky_relu), z_over_a, log1p_accurate(u));
     return select(act == activation_code(Activation::identity) || z >= 0, z, negative);
 }

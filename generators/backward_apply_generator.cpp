@@ -33,9 +33,9 @@ public:
         const ElementTypes t = types();
         Var s("s"), c("c"), n("n");
         dx(s, c, n) = undef(t.storage);
-        Recovered e = recover(cast(t.compute, z(s, c, n)), cast(t.compute, dx(s, c, n)), activation,
+        Recovered e = recover(t, z(s, c, n), dx(s, c, n), activation,
                               cast(t.compute, activation_param), xhat_bias(c), xhat_inv_g(c));
-        dx(s, c, n) = cast(t.storage, grad_input(e, {grad_scale(c), grad_mean_dy(c), grad_mean_dy_xhat(c)}, batch_stats));
+        dx(s, c, n) = t.to_storage(grad_input(e, {grad_scale(c), grad_mean_dy(c), grad_mean_dy_xhat(c)}, batch_stats));
 
         zero_mins(z);
         zero_mins(dx);

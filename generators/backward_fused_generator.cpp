@@ -51,9 +51,9 @@ public:
         coefficients(c) = Tuple(k.scale, k.mean_dy, k.mean_dy_xhat);
 
         dx(s, c, n) = undef(t.storage);
-        Recovered e = recover(cast(t.compute, z(s, c, n)), cast(t.compute, dx(s, c, n)), activation, a,
+        Recovered e = recover(t, z(s, c, n), dx(s, c, n), activation, a,
                               channel(c)[0], channel(c)[1]);
-        dx(s, c, n) = cast(t.storage, grad_input(e, {coefficients(c)[0], coefficients(c)[1], coefficients(c)[2]},
+        dx(s, c, n) = t.to_storage(grad_input(e, {coefficients(c)[0], coefficients(c)[1], coefficients(c)[2]},
                                                  batch_stats));
 
         for (auto* b : {&z, &dz}) {

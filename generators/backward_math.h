@@ -4,6 +4,7 @@
 #pragma once
 
 #include "activation.h"
+#include "types.h"
 
 namespace iabn_gen {
 
@@ -11,10 +12,13 @@ struct Recovered {
     Halide::Expr dy, xhat;
 };
 
-// z, dz in the compute type; xhat = (act^-1(z) - bias) / g with 1/g precomputed per channel.
-inline Recovered recover(const Halide::Expr& z, const Halide::Expr& dz, const Halide::Expr& act,
-                         const Halide::Expr& a, const Halide::Expr& bias, const Halide::Expr& inv_g) {
-    Halide::Expr y = inverse_activation(z, act, a);
+// z, dz as stored; xhat = (act^-1(z) - bias) / g with 1/g precomputed per channel, in the
+// compute type.
+inline Recovered recover(const ElementTypes& t, const Halide::Expr& z_stored, const Halide::Expr& dz_stored,
+                         const Halide::Expr& act, const Halide::Expr& a, const Halide::Expr& bias,
+                         const Halide::Expr& inv_g) {
+    Halide::Expr z = t.to_compute(z_stored), dz = t.to_compute(dz_stored);
+    Halide::Expr y = inverse_activation(z, act, a, t.spacing_below_one());
     return {dz * derivative_factor(z, act, a), (y - bias) * inv_g};
 }
 

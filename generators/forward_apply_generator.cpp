@@ -26,7 +26,7 @@ public:
         const ElementTypes t = types();
         Var s("s"), c("c"), n("n");
         z(s, c, n) = undef(t.storage);
-        z(s, c, n) = cast(t.storage, normalize_activate(cast(t.compute, z(s, c, n)), pivot(c), scale(c), shift(c),
+        z(s, c, n) = t.to_storage(normalize_activate(t.to_compute(z(s, c, n)), pivot(c), scale(c), shift(c),
                                                         activation, cast(t.compute, activation_param)));
 
         zero_mins(z);

@@ -49,7 +49,7 @@ public:
         coefficients(c) = Tuple(f.k.pivot, f.k.scale, f.k.shift);
 
         z(s, c, n) = undef(t.storage);
-        z(s, c, n) = cast(t.storage, normalize_activate(cast(t.compute, z(s, c, n)), coefficients(c)[0],
+        z(s, c, n) = t.to_storage(normalize_activate(t.to_compute(z(s, c, n)), coefficients(c)[0],
                                                         coefficients(c)[1], coefficients(c)[2], activation,
                                                         cast(t.compute, activation_param)));
 

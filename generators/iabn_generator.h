@@ -12,7 +12,7 @@ namespace iabn_gen {
 template <typename T>
 class IabnGenerator : public Halide::Generator<T> {
 public:
-    Halide::GeneratorParam<std::string> dtype{"dtype", "f32"};    // f32, f64 (f16, bf16 later)
+    Halide::GeneratorParam<std::string> dtype{"dtype", "f32"};    // f32, f64, f16, bf16
     Halide::GeneratorParam<std::string> layout{"layout", "nchw"};  // nchw or nhwc
     Halide::GeneratorParam<int> block{"block", 8192};
     Halide::GeneratorParam<int> rows{"rows", 64};
@@ -23,7 +23,7 @@ public:
     Halide::GeneratorParam<int> unroll_channels{"unroll_channels", 1024};
 
 protected:
-    ElementTypes types() const { return element_types(dtype); }
+    ElementTypes types() const { return element_types(dtype, this->get_target()); }
     ViewLayout view() const { return view_layout(layout); }
     iabn_sched::CpuParams cpu_params() const {
         iabn_sched::CpuParams p;

@@ -20,12 +20,13 @@ struct BatchStatistics {
 };
 
 template <typename X>
-BatchStatistics batch_statistics(const X& x, const Halide::Var& c, Halide::Type acc) {
+BatchStatistics batch_statistics(const X& x, const Halide::Var& c, const ElementTypes& t) {
     using namespace Halide;
+    const Type acc = t.accum;
     BatchStatistics st;
-    st.pivot(c) = cast(acc, x(0, c, 0));
+    st.pivot(c) = cast(acc, t.to_compute(x(0, c, 0)));
     st.r = RDom(0, x.dim(0).extent(), 0, x.dim(2).extent(), "r");
-    Expr v = cast(acc, x(st.r.x, c, st.r.y)) - st.pivot(c);
+    Expr v = cast(acc, t.to_compute(x(st.r.x, c, st.r.y))) - st.pivot(c);
     st.sums(c) = Tuple(cast(acc, 0), cast(acc, 0));
     st.sums(c) = Tuple(st.sums(c)[0] + v, st.sums(c)[1] + v * v);
     st.m = elements_per_channel(x, acc);
@@ -73,11 +74,12 @@ struct GradSums {
 
 template <typename Z>
 GradSums grad_sums(const Z& z, const Z& dz, const Halide::Var& c, const Halide::Expr& act, const Halide::Expr& a,
-                   const Halide::Expr& bias, const Halide::Expr& inv_g, Halide::Type compute, Halide::Type acc) {
+                   const Halide::Expr& bias, const Halide::Expr& inv_g, const ElementTypes& t) {
     using namespace Halide;
+    const Type acc = t.accum;
     GradSums gs;
     gs.r = RDom(0, z.dim(0).extent(), 0, z.dim(2).extent(), "r");
-    Recovered e = recover(cast(compute, z(gs.r.x, c, gs.r.y)), cast(compute, dz(gs.r.x, c, gs.r.y)), act, a, bias, inv_g);
+    Recovered e = recover(t, z(gs.r.x, c, gs.r.y), dz(gs.r.x, c, gs.r.y), act, a, bias, inv_g);
     gs.sums(c) = Tuple(cast(acc, 0), cast(acc, 0));
     gs.sums(c) = Tuple(gs.sums(c)[0] + cast(acc, e.dy), gs.sums(c)[1] + cast(acc, e.dy * e.xhat));
     return gs;
@@ -111,7 +113,7 @@ TrainingForward training_forward(const X& x, const C& weight, const C& bias, con
                                  const Halide::Expr& momentum, const Halide::Expr& unbiased_running_var,
                                  const Halide::Expr& abs_weight, const ElementTypes& t) {
     using namespace Halide;
-    TrainingForward f{batch_statistics(x, c, t.accum), {}};
+    TrainingForward f{batch_statistics(x, c, t), {}};
     Expr invstd = inverse_std(f.st.moments(c)[1], epsilon);
     define_training_outputs(outputs, c, f.st, invstd, momentum, unbiased_running_var, t.channel);
     Expr g = effective_scale(cast(t.accum, weight(c)), abs_weight, epsilon);
@@ -139,8 +141,7 @@ TrainingBackward training_backward(const Z& z, const Z& dz, const C& weight, con
     Expr w = cast(t.accum, weight(c));
     Expr g = effective_scale(w, abs_weight, epsilon);
     b.channel(c) = Tuple(cast(t.compute, bias(c)), cast(t.compute, 1 / g));
-    b.gs = grad_sums(z, dz, c, activation, cast(t.compute, activation_param), b.channel(c)[0], b.channel(c)[1],
-                     t.compute, t.accum);
+    b.gs = grad_sums(z, dz, c, activation, cast(t.compute, activation_param), b.channel(c)[0], b.channel(c)[1], t);
     Expr sum_dy = b.gs.sums(c)[0], sum_dy_xhat = b.gs.sums(c)[1];
     define_param_grads(weight_grad, bias_grad, c, sum_dy, sum_dy_xhat, w, abs_weight, t.channel);
     Expr invstd = normalizing_invstd(batch_stats, cast(t.accum, saved_invstd(c)), cast(t.accum, running_var(c)), epsilon);

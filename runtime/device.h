@@ -19,6 +19,9 @@
 
 namespace iabn::detail {
 
+// The Halide type of a dtype (f16, bf16, f32, f64).
+halide_type_t halide_type(DType dtype);
+
 class DeviceBackend {
 public:
     virtual ~DeviceBackend() = default;
@@ -39,6 +42,10 @@ public:
     virtual void fill(Call& call, void* memory, size_t count, DType dtype, double value) const = 0;
     // Copies `bytes` to the host once the work enqueued before is done (the one waiting call).
     virtual void read(Call& call, void* host, const void* memory, size_t bytes) const = 0;
+
+    // The element type the device's kernels take for a tensor of `dtype`: the dtype itself,
+    // except where the API lacks it (OpenCL's f16 kernels take the bits, generators/types.h).
+    virtual halide_type_t element_type(DType dtype) const { return halide_type(dtype); }
 
     // Whether a data pointer is an address (a range of bytes can overlap another range) or an
     // opaque handle (an OpenCL cl_mem: only the same handle is known to be the same memory).

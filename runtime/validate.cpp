@@ -95,9 +95,11 @@ public:
         for (int64_t d : t.shape) {
             if (d <= 0) fail(name, "every dimension > 0", "shape " + shape(t.shape));
         }
-        if (t.dtype != DType::f32 && t.dtype != DType::f64) {
-            fail(name + ".dtype", "f32 or f64 (f16 and bf16 are not built yet)", to_string(t.dtype));
+        const int dt = static_cast<int>(t.dtype);
+        if (dt < static_cast<int>(DType::f16) || dt > static_cast<int>(DType::f64)) {
+            fail(name + ".dtype", "f16, bf16, f32 or f64", "enum value " + std::to_string(dt));
         }
+        // (whether this build has kernels for it: kernels_for(), at the end of the checks)
         const std::optional<int64_t> bytes = checked_bytes(t.shape, t.dtype);
         if (!bytes) fail(name, "a tensor of fewer than 2^63 bytes", "shape " + shape(t.shape));
         aligned(t, name);

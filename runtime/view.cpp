@@ -6,7 +6,6 @@
 
 namespace iabn::detail {
 
-namespace {
 halide_type_t halide_type(DType dtype) {
     switch (dtype) {
         case DType::f16: return halide_type_t(halide_type_float, 16);
@@ -17,11 +16,12 @@ halide_type_t halide_type(DType dtype) {
     throw InvalidArgument("dtype: unknown value");
 }
 
+namespace {
 Halide::Runtime::Buffer<void> describe(void* data, DType dtype, int dims, const halide_dimension_t* shape,
                                        Call& call) {
     const DeviceBackend* device = device_backend(call.device());
     if (!device) return Halide::Runtime::Buffer<void>(halide_type(dtype), data, dims, shape);
-    Halide::Runtime::Buffer<void> b(halide_type(dtype), nullptr, dims, shape);
+    Halide::Runtime::Buffer<void> b(device->element_type(dtype), nullptr, dims, shape);
     const int status = b.device_wrap_native(device->interface(), reinterpret_cast<uint64_t>(data), call.user_context());
     if (status != 0) {
         throw Error(std::string(device->name()) + ": wrapping device memory failed (Halide status " +

@@ -42,7 +42,7 @@ std::string Case::name() const {
     std::ostringstream out;
     if (device == iabn::Device::cuda) out << "cuda_";
     if (device == iabn::Device::opencl) out << "opencl_";
-    out << (dtype == iabn::DType::f64 ? "f64" : "f32") << "_" << (layout == iabn::Layout::nchw ? "nchw" : "nhwc");
+    out << iabn::to_string(dtype) << "_" << (layout == iabn::Layout::nchw ? "nchw" : "nhwc");
     for (int64_t d : shape) out << "_" << d;
     out << "_" << act_name(act, param);
     out << (stats == Stats::batch ? "_batch" : stats == Stats::global_eval ? "_global_eval" : "_global_train");
@@ -57,8 +57,10 @@ std::string Case::name() const {
 void PrintTo(const Case& c, std::ostream* os) { *os << c.name(); }
 
 std::vector<double> round_to(iabn::DType dtype, std::vector<double> v) {
-    if (dtype != iabn::DType::f64) {
+    if (dtype == iabn::DType::f32) {
         for (double& x : v) x = static_cast<double>(static_cast<float>(x));
+    } else if (dtype != iabn::DType::f64) {
+        for (double& x : v) x = round_to_half(half_format(dtype), x);
     }
     return v;
 }
@@ -137,7 +139,7 @@ void check_forward(const Case& c) {
     const Inputs in = make_inputs(c, rng);
     const iabn::Options o = c.options();
     const bool batch = ref::uses_batch_stats(o);
-    const double tol = tolerance(c.dtype);
+    const ForwardTolerances tol{tolerance(c.dtype), channel_tolerance(c.dtype), channel_tolerance(c.dtype)};
     const iabn::DType cd = channel_dtype(c.dtype);
 
     Buffer x(c.dtype, c.shape);
@@ -169,7 +171,7 @@ void check_forward(const Case& c) {
         got.running_mean = cb.running_mean.get();
         got.running_var = cb.running_var.get();
     }
-    for (const Mismatch& m : compare_forward(got, r, batch, ForwardTolerances::all(tol))) {
+    for (const Mismatch& m : compare_forward(got, r, batch, tol)) {
         ADD_FAILURE() << m.what << (batch ? (c.unbiased ? " (unbiased)" : " (biased)") : "") << ": error " << m.error
                       << " > tolerance " << m.tolerance;
     }
@@ -190,7 +192,7 @@ void check_backward(const Case& c) {
     const Inputs in = make_inputs(c, rng);
     const iabn::Options o = c.options();
     const bool batch = ref::uses_batch_stats(o);
-    const double tol = tolerance(c.dtype);
+    const BackwardTolerances tol(tolerance(c.dtype), channel_tolerance(c.dtype));
     const iabn::DType cd = channel_dtype(c.dtype);
 
     // z and saved_invstd come from the reference forward, stored in the case's dtypes; the kernel
@@ -241,7 +243,12 @@ void check_backward(const Case& c) {
         got.weight_grad = cb.weight_grad.get();
         got.bias_grad = cb.bias_grad.get();
     }
-    for (const Mismatch& m : compare_backward(got, r, tol)) {
+    // ELU elements saturated in the stored z (z/a <= -1: their pre-activation is lost) have no
+    // reference dx with batch statistics; every element must still be finite. (Rare in f32,
+    // common in 16 bits, where z rounds to -a from y < ln(2^-11) (f16) or ln(2^-8) (bf16).)
+    BackwardFloors floors;
+    if (batch) floors.skip = &r.saturated;
+    for (const Mismatch& m : compare_backward(got, r, tol, floors)) {
         ADD_FAILURE() << m.what << (c.abs_weight ? " (abs_weight: weight_grad's sign flips where weight < 0)" : "")
                       << ": error " << m.error << " > tolerance " << m.tolerance;
     }
@@ -273,7 +280,7 @@ std::vector<Case> standard_cases() {
     const std::vector<std::vector<int64_t>> nhwc = {{600, 7}, {6, 97, 5}, {3, 11, 13, 6}, {2, 5, 7, 9, 4}};
     std::vector<Case> cases;
     int index = 0, global_index = 0;
-    for (iabn::DType dt : {iabn::DType::f32, iabn::DType::f64}) {
+    for (iabn::DType dt : {iabn::DType::f32, iabn::DType::f64, iabn::DType::f16, iabn::DType::bf16}) {
         for (iabn::Layout lay : {iabn::Layout::nchw, iabn::Layout::nhwc}) {
             for (size_t r = 0; r < 4; r++) {
                 for (const Act& a : acts) {

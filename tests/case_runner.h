@@ -57,7 +57,7 @@ Inputs make_inputs(const Case& c, Rng& rng);
 // dy * xhat are then a sizeable fraction of the sums of their magnitudes (no chance cancellation).
 std::vector<double> make_dz(const Case& c, const Inputs& in, Rng& rng);
 
-// Rounds every value to the tensor dtype (f32 or f64).
+// Rounds every value to the dtype (f16 and bf16 to nearest even, as half.h does).
 std::vector<double> round_to(iabn::DType dtype, std::vector<double> v);
 
 // Per-channel buffers of one call; `given` ones are filled, the others stay empty (data == nullptr).

@@ -41,19 +41,19 @@ std::vector<Mismatch> compare_forward(const ForwardOutputs& got, const ref::Forw
     return out;
 }
 
-std::vector<Mismatch> compare_backward(const BackwardOutputs& got, const ref::BackwardResult& r, double tol,
-                                       const BackwardFloors& floors) {
+std::vector<Mismatch> compare_backward(const BackwardOutputs& got, const ref::BackwardResult& r,
+                                       const BackwardTolerances& tol, const BackwardFloors& floors) {
     std::vector<Mismatch> out;
     const auto& dx_scale = floors.dx_scale ? *floors.dx_scale : r.dx_scale;
     const auto& wg_scale = floors.weight_grad_scale ? *floors.weight_grad_scale : r.weight_grad_scale;
     const auto& bg_scale = floors.bias_grad_scale ? *floors.bias_grad_scale : r.bias_grad_scale;
     check(out, "dx (read back from the dz buffer)", rel_err_floor(got.dx, r.dx, dx_scale, floors.floor, floors.skip),
-          tol);
+          tol.dx);
     const int64_t nonfinite = count_nonfinite(got.dx);
     if (nonfinite != 0) out.push_back({"dx: number of NaN/inf elements", static_cast<double>(nonfinite), 0});
     if (got.grads) {
-        check(out, "weight_grad", rel_err_floor(got.weight_grad, r.weight_grad, wg_scale, floors.floor), tol);
-        check(out, "bias_grad", rel_err_floor(got.bias_grad, r.bias_grad, bg_scale, floors.floor), tol);
+        check(out, "weight_grad", rel_err_floor(got.weight_grad, r.weight_grad, wg_scale, floors.floor), tol.grads);
+        check(out, "bias_grad", rel_err_floor(got.bias_grad, r.bias_grad, bg_scale, floors.floor), tol.grads);
     }
     return out;
 }

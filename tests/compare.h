@@ -64,7 +64,14 @@ struct BackwardFloors {
 };
 
 // dx (floored norm-wise error, and no NaN/inf element), weight_grad and bias_grad when requested.
-std::vector<Mismatch> compare_backward(const BackwardOutputs& got, const ref::BackwardResult& r, double tol,
-                                       const BackwardFloors& floors = BackwardFloors());
+// Norm-wise relative tolerances: dx; weight_grad and bias_grad.
+struct BackwardTolerances {
+    double dx, grads;
+    BackwardTolerances(double tol) : dx(tol), grads(tol) {}  // NOLINT: one budget for all
+    BackwardTolerances(double dx_tol, double grads_tol) : dx(dx_tol), grads(grads_tol) {}
+};
+
+std::vector<Mismatch> compare_backward(const BackwardOutputs& got, const ref::BackwardResult& r,
+                                       const BackwardTolerances& tol, const BackwardFloors& floors = BackwardFloors());
 
 }  // namespace iabn_test

@@ -78,7 +78,21 @@ constexpr double tolerance() {
                                          : 4096.0 * std::numeric_limits<double>::epsilon();
 }
 
+// Tensor outputs of a call on `dtype` tensors. 16-bit tensors are computed in f32 and each
+// element is rounded once to nearest when stored (unit roundoff u = 2^-11 for f16, 2^-8 for
+// bf16), which adds at most u to the norm-wise relative error of the f32 budget.
 inline double tolerance(iabn::DType dtype) {
+    switch (dtype) {
+        case iabn::DType::f64: return tolerance<double>();
+        case iabn::DType::f16: return std::ldexp(1.0, -11) + tolerance<float>();
+        case iabn::DType::bf16: return std::ldexp(1.0, -8) + tolerance<float>();
+        default: return tolerance<float>();
+    }
+}
+
+// Per-channel outputs of a call on `dtype` tensors (f64 buffers for f64 tensors, f32 otherwise):
+// their sums are taken in f64 from the stored elements, so only the f32 (f64) budget applies.
+inline double channel_tolerance(iabn::DType dtype) {
     return dtype == iabn::DType::f64 ? tolerance<double>() : tolerance<float>();
 }
 

@@ -34,6 +34,8 @@ struct World {
     const std::vector<int64_t> shape{4, C, 5};
     Buffer x{iabn::DType::f32, shape}, z{iabn::DType::f32, shape}, dz{iabn::DType::f32, shape};
     Buffer x64{iabn::DType::f64, shape}, dz64{iabn::DType::f64, shape};
+    Buffer x16{iabn::DType::f16, shape}, dz16{iabn::DType::f16, shape}, dzbf16{iabn::DType::bf16, shape};
+    Buffer f16_buf{iabn::DType::f16, {C}};
     Buffer overlap{iabn::DType::f32, {2 * 4 * C * 5}};  // room for partially overlapping z and dz
     Buffer weight{iabn::DType::f32, {C}}, bias{iabn::DType::f32, {C}}, running_mean{iabn::DType::f32, {C}},
         running_var{iabn::DType::f32, {C}}, saved_mean{iabn::DType::f32, {C}}, saved_invstd{iabn::DType::f32, {C}},
@@ -48,7 +50,7 @@ struct World {
     iabn::Options opt;  // defaults: training with batch statistics, identity, nchw
 
     explicit World(Rng& rng) {
-        for (Buffer* b : {&x, &z, &dz, &x64, &dz64, &overlap, &bias, &running_mean, &saved_mean, &weight_grad,
+        for (Buffer* b : {&x, &z, &dz, &x64, &dz64, &x16, &dz16, &dzbf16, &f16_buf, &overlap, &bias, &running_mean, &saved_mean, &weight_grad,
                           &bias_grad}) {
             for (int64_t i = 0; i < b->size(); i++) b->put(i, rng.normal());
         }
@@ -75,6 +77,10 @@ struct World {
                 {"dz", &dz},
                 {"x64", &x64},
                 {"dz64", &dz64},
+                {"x16", &x16},
+                {"dz16", &dz16},
+                {"dzbf16", &dzbf16},
+                {"f16_buf", &f16_buf},
                 {"overlap", &overlap},
                 {"weight", &weight},
                 {"bias", &bias},
@@ -331,6 +337,32 @@ std::vector<BadCase> bad_cases() {
                   },
                   {"z", "dz", "weight", "bias", "saved_invstd", "weight_grad", "bias_grad"}, ""});
     cs.push_back({"dtype_mismatch_z_f32_dz_f64", B, [](World& w) { w.dzr = w.dz64.ref(); }, zdz, ""});
+    // 16-bit tensors take f32 per-channel buffers (as PyTorch's mixed precision keeps them).
+    cs.push_back({"f16_x_with_f16_weight_forward", F,
+                  [](World& w) {
+                      w.xr = w.x16.ref();
+                      w.st.weight = w.f16_buf.ref();
+                  },
+                  {"weight"}, "f32"});
+    cs.push_back({"f16_x_with_f64_running_var_forward", F,
+                  [](World& w) {
+                      w.xr = w.x16.ref();
+                      w.st.running_var = w.f64_buf.ref();
+                  },
+                  {"running_var"}, "f32"});
+    cs.push_back({"f16_z_dz_with_f16_bias_grad_backward", B,
+                  [](World& w) {
+                      w.zr = w.x16.ref();
+                      w.dzr = w.dz16.ref();
+                      w.gr.bias_grad = w.f16_buf.ref();
+                  },
+                  {"bias_grad"}, "f32"});
+    cs.push_back({"dtype_mismatch_z_f16_dz_bf16", B,
+                  [](World& w) {
+                      w.zr = w.x16.ref();
+                      w.dzr = w.dzbf16.ref();
+                  },
+                  zdz, "f16"});
     // Shape mismatch between z and dz.
     cs.push_back({"shape_mismatch_dz_smaller", B, [](World& w) { w.dzr.shape = {4, World::C, 4}; }, zdz, ""});
     cs.push_back({"shape_mismatch_same_numel", B, [](World& w) { w.dzr.shape = {2, World::C, 10}; }, zdz, ""});

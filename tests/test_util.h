@@ -6,6 +6,7 @@
 #pragma once
 
 #include "error_measures.h"
+#include "half.h"
 
 #include <iabn/iabn.h>
 
@@ -110,14 +111,15 @@ inline std::string shape_str(const std::vector<int64_t>& shape) {
 
 using Bytes = std::vector<unsigned char>;
 
-// Dense host memory of f32 or f64, 8-byte aligned, with conversions to and from double.
+// The test's format of a 16-bit dtype (half.h).
+inline HalfFormat half_format(iabn::DType t) { return t == iabn::DType::f16 ? kF16 : kBF16; }
+
+// Dense host memory of any dtype, 8-byte aligned, with conversions to and from double (16-bit
+// dtypes through half.h: rounding to nearest even).
 class Buffer {
 public:
     Buffer() = default;
     Buffer(iabn::DType dtype, std::vector<int64_t> shape) : dtype_(dtype), shape_(std::move(shape)) {
-        if (dtype_ != iabn::DType::f32 && dtype_ != iabn::DType::f64) {
-            throw std::logic_error("test Buffer supports f32 and f64 only");
-        }
         n_ = numel(shape_);
         storage_.assign(static_cast<size_t>((bytes() + 7) / 8 + 1), 0);
     }
@@ -145,16 +147,26 @@ public:
     }
 
     double get(int64_t i) const {
-        if (dtype_ == iabn::DType::f64) return reinterpret_cast<const double*>(raw())[i];
-        return static_cast<double>(reinterpret_cast<const float*>(raw())[i]);
-    }
-    void put(int64_t i, double v) {
-        if (dtype_ == iabn::DType::f64) {
-            reinterpret_cast<double*>(raw())[i] = v;
-        } else {
-            reinterpret_cast<float*>(raw())[i] = static_cast<float>(v);
+        switch (dtype_) {
+            case iabn::DType::f64: return reinterpret_cast<const double*>(raw())[i];
+            case iabn::DType::f32: return static_cast<double>(reinterpret_cast<const float*>(raw())[i]);
+            default: return from_bits(half_format(dtype_), bits(i));
         }
     }
+    void put(int64_t i, double v) {
+        switch (dtype_) {
+            case iabn::DType::f64: reinterpret_cast<double*>(raw())[i] = v; break;
+            case iabn::DType::f32: reinterpret_cast<float*>(raw())[i] = static_cast<float>(v); break;
+            default: set_bits(i, to_bits(half_format(dtype_), v));
+        }
+    }
+    // The stored pattern of a 16-bit element.
+    uint16_t bits(int64_t i) const {
+        uint16_t h;
+        std::memcpy(&h, raw() + 2 * i, 2);
+        return h;
+    }
+    void set_bits(int64_t i, uint16_t h) { std::memcpy(raw() + 2 * i, &h, 2); }
     std::vector<double> get() const {
         std::vector<double> out(static_cast<size_t>(n_));
         for (int64_t i = 0; i < n_; i++) out[static_cast<size_t>(i)] = get(i);
