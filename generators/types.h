@@ -7,8 +7,8 @@
 //
 // Every element a pipeline reads goes through to_compute() and every element it writes through
 // to_storage(): conversions round to nearest even and keep NaN a NaN (Halide's own casts, except
-// f32 -> f16, which is the bit-level conversion below on every target; on OpenCL, which has no
-// half type, both 16-bit dtypes are converted at the bit level both ways).
+// f32 -> f16, which is the bit-level conversion below on every target; on GPUs both 16-bit
+// dtypes are converted at the bit level both ways).
 #pragma once
 
 #include "Halide.h"
@@ -18,10 +18,11 @@
 
 namespace iabn_gen {
 
-// 16-bit floats as their bits (UInt(16)): OpenCL C has no half type without the cl_khr_fp16
-// extension (PoCL, for one, lacks it), and Halide 14 lowers bf16 through half there too, so on
-// OpenCL f16 and bf16 tensors are read and written as 16-bit integers and converted here, with
-// integer operations on the bits. The runtime passes such tensors as uint16.
+// 16-bit floats as their bits (UInt(16)), on GPUs: OpenCL C has no half type without the
+// cl_khr_fp16 extension (PoCL, for one, lacks it; Halide 14 lowers bf16 through half there too),
+// and Halide 14's bf16 PTX does not assemble. There f16 and bf16 tensors are read and written as
+// 16-bit integers and converted here, with integer operations on the bits; the runtime passes
+// such tensors as uint16 (DeviceBackend::element_type).
 inline Halide::Expr f16_bits_to_f32(const Halide::Expr& h) {
     using namespace Halide;
     Expr u = cast(UInt(32), h);
@@ -115,7 +116,9 @@ inline ElementTypes element_types(const std::string& dtype, const Halide::Target
     using Halide::BFloat;
     if (dtype == "f32") return {Float(32), Float(32), Float(32), Float(64)};
     if (dtype == "f64") return {Float(64), Float(64), Float(64), Float(64)};
-    const bool as_bits = target.has_feature(Halide::Target::OpenCL);
+    // GPUs take 16-bit floats as bits: OpenCL C has no half type without cl_khr_fp16, and Halide
+    // 14's BFloat(16) on CUDA gives PTX that ptxas rejects (a 16-bit load into an f32 register).
+    const bool as_bits = target.has_gpu_feature();
     if (dtype == "f16" && as_bits) return {Halide::UInt(16), Float(32), Float(32), Float(64), Bits::f16};
     if (dtype == "bf16" && as_bits) return {Halide::UInt(16), Float(32), Float(32), Float(64), Bits::bf16};
     if (dtype == "f16") return {Float(16), Float(32), Float(32), Float(64)};

@@ -44,8 +44,10 @@ public:
     virtual void read(Call& call, void* host, const void* memory, size_t bytes) const = 0;
 
     // The element type the device's kernels take for a tensor of `dtype`: the dtype itself,
-    // except where the API lacks it (OpenCL's f16 kernels take the bits, generators/types.h).
-    virtual halide_type_t element_type(DType dtype) const { return halide_type(dtype); }
+    // except 16-bit floats, which GPU kernels take as their bits (generators/types.h says why).
+    halide_type_t element_type(DType dtype) const {
+        return dtype_size(dtype) == 2 ? halide_type_t(halide_type_uint, 16) : halide_type(dtype);
+    }
 
     // Whether a data pointer is an address (a range of bytes can overlap another range) or an
     // opaque handle (an OpenCL cl_mem: only the same handle is known to be the same memory).

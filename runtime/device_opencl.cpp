@@ -114,11 +114,6 @@ public:
     }
 
     bool pointers_are_addresses() const override { return false; }
-
-    // OpenCL C has half only with cl_khr_fp16: the 16-bit kernels take the bits and convert.
-    halide_type_t element_type(DType dtype) const override {
-        return dtype_size(dtype) == 2 ? halide_type_t(halide_type_uint, 16) : halide_type(dtype);
-    }
 };
 
 }  // namespace

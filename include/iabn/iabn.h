@@ -47,7 +47,8 @@ struct Options {
     void* opencl_queue = nullptr;
 };
 
-// Per-channel buffers, each of shape [C]; f64 for f64 tensors, f32 otherwise.
+// Per-channel buffers, each of shape [C]; f64 for f64 tensors, f32 otherwise: f16 and bf16
+// tensors (stored in 16 bits, computed in f32) come with f32 state, as in PyTorch's mixed precision.
 // weight and bias may be empty (data == nullptr): scale 1 and shift 0.
 struct ChannelState {
     TensorRef weight, bias, running_mean, running_var, saved_mean, saved_invstd;
