@@ -19,8 +19,26 @@ Rules that come with writing in place:
   the same gradient tensor to several functions, or an expanded (strided) one.
 
 Tensors on the CPU run iabn's CPU kernels; CUDA tensors run its CUDA kernels on the current stream
-(when the library was built with them). dtypes: float32 and float64, with per-channel state of the
-same dtype (float16/bfloat16 are not built yet: a ValueError).
+(when the library was built with them).
+
+dtypes, as ``nn.BatchNorm2d`` takes them (the input's dtype is the output's and ``dx``'s):
+
+* float32 and float64 inputs: per-channel tensors (weight, bias, running_mean, running_var) of the
+  same dtype.
+* float16 and bfloat16 inputs: stored in 16 bits, computed in float32 (each result rounded once to
+  nearest even), with float32 per-channel tensors, as under ``torch.autocast``, which keeps the
+  module in float32 and hands it 16-bit activations: ``InPlaceABN(C)`` (float32 state, the
+  default) takes them as is. The saved statistics are float32, and so are the parameter gradients
+  of float32 parameters. The backward recovers the activation's input from the 16-bit output, so
+  the gradients carry its rounding (a few unit roundoffs; more for ELU where z nears -a).
+* A module turned 16-bit (``model.half()``, ``model.bfloat16()``): per-channel tensors of the
+  input's own 16-bit dtype are accepted too, as torch's batch_norm accepts them. The kernels run on
+  float32 copies; the updated running statistics are rounded back to 16 bits after every batch and
+  the parameter gradients are returned in the parameters' dtype. The running variance then keeps 8
+  (bfloat16) or 11 (float16) significant bits: prefer float32 state (``model.half()`` then
+  ``.float()`` on each InPlaceABN, or autocast).
+* Anything else (float64 state for a 16-bit input, a float32 input with 16-bit state, float16
+  state for a bfloat16 input) is a ValueError that names the rule.
 """
 
 import torch
@@ -33,13 +51,42 @@ __all__ = ["InPlaceABN", "inplace_abn", "ACTIVATIONS"]
 ACTIVATIONS = ("identity", "leaky_relu", "elu")
 
 _DTYPES = {torch.float32: "f32", torch.float64: "f64", torch.float16: "f16", torch.bfloat16: "bf16"}
+_HALF = (torch.float16, torch.bfloat16)
 
 
 def _dtype(t):
     try:
         return _DTYPES[t.dtype]
     except KeyError:
-        raise ValueError(f"iabn: expected a float32 or float64 tensor, got {t.dtype}") from None
+        raise ValueError(f"iabn: expected a float32, float64, float16 or bfloat16 tensor, got {t.dtype}") from None
+
+
+def _kernel_state_dtype(dtype):
+    """The dtype of the per-channel buffers iabn's kernels take for tensors of `dtype`."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _check_state_dtypes(x, **state):
+    """The module docstring's dtype rule for the per-channel tensors of an input x."""
+    _dtype(x)
+    half = x.dtype in _HALF
+    allowed = (torch.float32, x.dtype) if half else (x.dtype,)
+    for name, t in state.items():
+        if t is None or t.dtype in allowed:
+            continue
+        if half:
+            rule = (f"{x.dtype} inputs take float32 per-channel tensors (weight, bias, running_mean, "
+                    f"running_var), as under torch.autocast, or ones of the input's own dtype; keep the "
+                    f"module in float32 (call .float() on it)")
+        else:
+            rule = (f"{x.dtype} inputs take per-channel tensors (weight, bias, running_mean, running_var) of "
+                    f"the input's dtype; cast the module (.to({x.dtype})) or the input")
+        raise ValueError(f"iabn: {name} has dtype {t.dtype}, the input {x.dtype}: {rule}")
+
+
+def _as(t, dtype):
+    """t in `dtype` (t itself when it already is; None stays None)."""
+    return t if t is None or t.dtype == dtype else t.to(dtype)
 
 
 def _ref(t, shape=None):
@@ -77,22 +124,30 @@ class _InPlaceABNFunction(torch.autograd.Function):
                 activation_param, abs_weight):
         layout, shape = _layout(x)
         C = x.shape[1]
-        stat = {"dtype": x.dtype, "device": x.device}
+        # Per-channel buffers: float64 for float64 inputs, float32 otherwise (16-bit inputs too).
+        stat = {"dtype": _kernel_state_dtype(x.dtype), "device": x.device}
         saved_mean = torch.empty(C, **stat) if batch_stats else None
         saved_invstd = torch.empty(C, **stat) if batch_stats else None
+        # 16-bit state (a module after .half()): the kernels run on float32 copies.
+        w, b, rm, rv = (_as(t, stat["dtype"]) for t in (weight, bias, running_mean, running_var))
         # Batch statistics without running ones (track_running_stats=False): iabn always updates a
         # pair, so it gets a pair of its own.
-        if batch_stats and running_mean is None:
-            running_mean, running_var = torch.zeros(C, **stat), torch.ones(C, **stat)
+        if batch_stats and rm is None:
+            rm, rv = torch.zeros(C, **stat), torch.ones(C, **stat)
         with torch.cuda.device(x.device) if x.is_cuda else _nothing():
-            _iabn.forward(_ref(x, shape), _ref(weight), _ref(bias), _ref(running_mean), _ref(running_var),
-                          _ref(saved_mean), _ref(saved_invstd), activation, activation_param, eps,
-                          1.0 - momentum, layout, batch_stats, False, True, abs_weight, _stream(x))
+            _iabn.forward(_ref(x, shape), _ref(w), _ref(b), _ref(rm), _ref(rv), _ref(saved_mean),
+                          _ref(saved_invstd), activation, activation_param, eps, 1.0 - momentum, layout,
+                          batch_stats, False, True, abs_weight, _stream(x))
+        if batch_stats:  # updated copies of 16-bit running statistics: rounded back
+            for own, updated in ((running_mean, rm), (running_var, rv)):
+                if own is not None and own is not updated:
+                    own.copy_(updated)
         ctx.mark_dirty(x)
         ctx.layout, ctx.shape = layout, shape
         ctx.settings = (activation, activation_param, eps, batch_stats, abs_weight)
-        # z, and the statistics it was normalized with: saved (batch) or running (global).
-        ctx.save_for_backward(x, weight, bias, saved_invstd if batch_stats else running_var)
+        # z, and the statistics it was normalized with: saved (batch) or running (global), in the
+        # kernels' per-channel dtype.
+        ctx.save_for_backward(x, weight, bias, saved_invstd if batch_stats else rv)
         return x
 
     @staticmethod
@@ -104,13 +159,19 @@ class _InPlaceABNFunction(torch.autograd.Function):
         # functions, or hand over an expanded view.
         dx = torch.empty_like(z)
         dx.copy_(dz)
-        weight_grad = torch.empty_like(weight) if weight is not None and ctx.needs_input_grad[1] else None
-        bias_grad = torch.empty_like(bias) if bias is not None and ctx.needs_input_grad[2] else None
+        # The kernels take and fill per-channel buffers of the statistics' dtype (float32 for
+        # 16-bit inputs); the gradients go back in the parameters' own dtype.
+        stat = {"dtype": stats.dtype, "device": stats.device}
+        w, b = _as(weight, stat["dtype"]), _as(bias, stat["dtype"])
+        weight_grad = torch.empty(w.shape, **stat) if weight is not None and ctx.needs_input_grad[1] else None
+        bias_grad = torch.empty(b.shape, **stat) if bias is not None and ctx.needs_input_grad[2] else None
         with torch.cuda.device(z.device) if z.is_cuda else _nothing():
-            _iabn.backward(_ref(z, ctx.shape), _ref(dx, ctx.shape), _ref(weight), _ref(bias),
+            _iabn.backward(_ref(z, ctx.shape), _ref(dx, ctx.shape), _ref(w), _ref(b),
                            _ref(stats) if batch_stats else None, None if batch_stats else _ref(stats),
                            _ref(weight_grad), _ref(bias_grad), activation, activation_param, eps, ctx.layout,
                            batch_stats, False, abs_weight, _stream(z))
+        weight_grad = None if weight_grad is None else weight_grad.to(weight.dtype)
+        bias_grad = None if bias_grad is None else bias_grad.to(bias.dtype)
         return dx, weight_grad, bias_grad, None, None, None, None, None, None, None, None
 
 
@@ -131,12 +192,15 @@ def inplace_abn(x, weight, bias, running_mean, running_var, training=True, momen
     (``running = (1 - momentum) * running + momentum * batch``) and the running variance is
     unbiased. Batch statistics are used when ``training`` or when there are no running statistics;
     then the running ones, if given, are updated in place. ``abs_weight``: the scale is
-    ``|weight| + eps`` (mapillary's convention) instead of ``weight``.
+    ``|weight| + eps`` (mapillary's convention) instead of ``weight``. dtypes: the module
+    docstring's rule (float16/bfloat16 ``x`` with float32 weight, bias and running statistics, as
+    under autocast, or with ones of ``x``'s dtype).
     """
     _iabn.check_activation(activation)
     batch_stats = training or running_mean is None
     if (running_mean is None) != (running_var is None):
         raise ValueError("iabn: running_mean and running_var must both be given or both be None")
+    _check_state_dtypes(x, weight=weight, bias=bias, running_mean=running_mean, running_var=running_var)
     return _InPlaceABNFunction.apply(x, weight, bias, running_mean, running_var, batch_stats, float(momentum),
                                      float(eps), activation, float(activation_param), bool(abs_weight))
 
@@ -149,6 +213,13 @@ class InPlaceABN(nn.Module):
     ``state_dict`` keys of ``nn.BatchNorm2d`` (a BatchNorm checkpoint loads) and about half the
     memory saved for backward. ``activation``: "identity", "leaky_relu" or "elu" (relu cannot be
     inverted). ``momentum=None``: the cumulative average, as in torch.
+
+    ``dtype``: of the parameters and running statistics (float32 by default). A float32 module
+    takes float32 inputs and float16/bfloat16 ones (torch.autocast's arrangement: 16-bit
+    activations, float32 state); ``.double()`` makes it take float64 inputs. After ``.half()`` or
+    ``.bfloat16()`` it takes inputs of that dtype, computing on float32 copies of its state and
+    rounding the running statistics back to 16 bits after each batch; keeping the state in float32
+    (``.float()`` on the layer after ``model.half()``) keeps them more precise.
     """
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, activation="leaky_relu",

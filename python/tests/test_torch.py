@@ -3,10 +3,11 @@
 Every comparison is with torch.nn.functional (an independent implementation of the same math):
 outputs, running statistics (torch's momentum convention, the cumulative average, unbiased
 variance), gradients (autograd through the reference, and torch.autograd.gradcheck), over ranks 2
-to 5, contiguous and channels_last inputs, every activation, train and eval, affine and not. Then
-what the package promises beyond the math: the memory saved for backward, BatchNorm checkpoints,
-training that follows BatchNorm + activation step by step, a gradient shared by two consumers,
-and errors in Python's terms.
+to 5, contiguous and channels_last inputs, every activation, train and eval, affine and not; the
+same grid for float16 and bfloat16 inputs with float32 state, within bounds derived from their
+unit roundoff. Then what the package promises beyond the math: the memory saved for backward,
+BatchNorm checkpoints, training that follows BatchNorm + activation step by step, a gradient
+shared by two consumers, 16-bit modules and autocast, and errors in Python's terms.
 """
 
 import itertools
@@ -156,6 +157,271 @@ def test_float32_matches_within_float32_rounding():
     torch.testing.assert_close(abn.running_var, bn.running_var, rtol=1e-5, atol=1e-6)
 
 
+# ---------------------------------------------------------------------------------------------
+# float16 and bfloat16 inputs: stored in 16 bits, computed in float32, with float32 per-channel
+# state (torch.autocast's arrangement). The reference is torch's float64 batch_norm + activation on
+# the same 16-bit values cast up. Every tolerance is derived from the unit roundoff u of the dtype
+# (round to nearest: a stored value is within u * |value| of the float32 result, or within half the
+# subnormal spacing below the normal range) and the float32 budget of iabn's own tests.
+
+HALF_U = {torch.float16: 2.0 ** -11, torch.bfloat16: 2.0 ** -8}
+HALF_SUBNORMAL = {torch.float16: 2.0 ** -25, torch.bfloat16: 2.0 ** -134}  # half the subnormal spacing
+# float32: 80 eps, iabn's tests' budget (tests/error_measures.h) for a few roundings per element
+# and the per-channel sums (accumulated in double, rounded to float32).
+F32 = 80 * 2.0 ** -23
+
+
+def per_channel(t, like):
+    """A [C] tensor, broadcastable over `like` (channels at dim 1)."""
+    return t.view(1, -1, *([1] * (like.dim() - 2)))
+
+
+def channel_sum(t):
+    return t.sum(dim=[d for d in range(t.dim()) if d != 1])
+
+
+def inverse_activation(z, activation, param, step):
+    """y from z as iabn recovers it (README, "Semantics"): ELU's log1p argument clamped at -1 + step."""
+    if activation == "leaky_relu":
+        neg = z / param
+    elif activation == "elu":
+        neg = torch.log1p(torch.clamp(z / param, min=-1 + step))
+    else:
+        return z
+    return torch.where(z >= 0, z, neg)
+
+
+def derivative_factor(z, activation, param):
+    """act'(y) written in terms of z, as iabn computes it (0 where ELU saturated)."""
+    if activation == "identity":
+        return torch.ones_like(z)
+    neg = torch.full_like(z, param) if activation == "leaky_relu" else torch.clamp(z + param, min=0)
+    return torch.where(z >= 0, torch.ones_like(z), neg)
+
+
+def half_reference(x16, weight, bias, rm, rv, training, momentum, eps, activation, param, dz16):
+    """torch's float64 results from the 16-bit x and dz (cast up) and the float32 state, and the
+    elementwise bounds of what iabn's may differ by:
+
+    * z: rounded once to 16 bits from float32: u |z| + half the subnormal spacing, plus the f32
+      budget (of max |z|).
+    * The backward recovers y from the stored z, which may be anywhere in z +- dz_bound: its error
+      is propagated exactly through the inverse activation (the ends of the interval, clamped as
+      iabn clamps ELU) and to first order through xhat = (y - b) / w, dy = dz * act'(y), the sums
+      db = sum(dy), dw = sum(dy * xhat) and dx = w invstd (dy - db/M - xhat dw/M) (batch
+      statistics) or w invstd dy (running ones); dx is rounded once more to 16 bits. Each result
+      gets the f32 budget of the magnitudes it is summed from.
+    """
+    dtype = x16.dtype
+    u, sub = HALF_U[dtype], HALF_SUBNORMAL[dtype]
+    C = x16.shape[1]
+    x = x16.double()
+    w = weight.double() if weight is not None else None
+    b = bias.double() if bias is not None else None
+    xr = x.clone().requires_grad_()
+    wr = w.clone().requires_grad_() if w is not None else None
+    br = b.clone().requires_grad_() if b is not None else None
+    rm_ref, rv_ref = rm.double(), rv.double()
+    y = F.batch_norm(xr, rm_ref, rv_ref, wr, br, training, momentum, eps)
+    z = activate(y, activation, param)
+    dz = dz16.double()
+    z.backward(dz)
+    out = {"z": z.detach(), "running_mean": rm_ref, "running_var": rv_ref, "dx": xr.grad,
+           "weight_grad": wr.grad if wr is not None else None, "bias_grad": br.grad if br is not None else None}
+
+    with torch.no_grad():
+        y, z = y.detach(), z.detach()
+        M = x.numel() // C
+        if training:
+            mean = channel_sum(x) / M
+            var = channel_sum((x - per_channel(mean, x)) ** 2) / M
+        else:
+            mean, var = rm.double(), rv.double()
+        invstd = per_channel(1 / torch.sqrt(var + eps), x)
+        xhat = (x - per_channel(mean, x)) * invstd
+        g = per_channel(w.abs(), x) if w is not None else torch.ones_like(invstd)
+        gi = g * invstd
+        dy = dz * derivative_factor(z, activation, param)
+        dw_exact = channel_sum(dy * xhat)
+
+        z_bound = u * z.abs() + sub + F32 * z.abs().max()
+        ends = (z - z_bound, z + z_bound)
+        y_bound = torch.maximum(*(torch.abs(inverse_activation(e, activation, param, u) - y) for e in ends))
+        fac = derivative_factor(z, activation, param)
+        fac_bound = torch.maximum(*(torch.abs(derivative_factor(e, activation, param) - fac) for e in ends))
+        dy_bound = dz.abs() * fac_bound
+        xhat_bound = y_bound / g
+        db_bound = channel_sum(dy_bound) + F32 * channel_sum(dy.abs())
+        dw_bound = channel_sum(dy_bound * xhat.abs() + dy.abs() * xhat_bound) + F32 * channel_sum((dy * xhat).abs())
+        if training:
+            dx_bound = gi * (dy_bound + per_channel(db_bound, x) / M + xhat_bound * per_channel(dw_exact.abs(), x) / M
+                             + xhat.abs() * per_channel(dw_bound, x) / M)
+            dx_scale = gi * (dy.abs() + per_channel(channel_sum(dy.abs()), x) / M
+                             + xhat.abs() * per_channel(channel_sum((dy * xhat).abs()), x) / M)
+        else:
+            dx_bound = gi * dy_bound
+            dx_scale = gi * dy.abs()
+        dx_bound = (1 + u) * (dx_bound + F32 * dx_scale) + u * out["dx"].abs() + sub
+    bounds = {"z": z_bound, "dx": dx_bound, "weight_grad": dw_bound, "bias_grad": db_bound}
+    return out, bounds
+
+
+def assert_within(got, want, bound, what):
+    err = (got.double() - want).abs()
+    worst = (err / bound).max().item()
+    assert torch.isfinite(got).all(), f"{what}: not finite"
+    assert worst <= 1, f"{what}: an error {worst:.3g} times its bound (largest error {err.max().item():.3g})"
+
+
+HALF_CASES = [(dt, r, l, a, t, aff) for dt in HALF_U for r in SHAPES for l in layouts(r) for a in ACTIVATIONS
+              for t in (True, False) for aff in (True, False)]
+
+
+@pytest.mark.parametrize("dtype,rank,layout,act,training,affine", HALF_CASES,
+                         ids=[f"{str(dt)[6:]}-r{r}-{l}-{a[0]}{a[1]}-{'train' if t else 'eval'}-"
+                              f"{'affine' if aff else 'plain'}" for dt, r, l, a, t, aff in HALF_CASES])
+def test_16bit_forward_backward_and_running_stats_match_float64_torch(dtype, rank, layout, act, training, affine):
+    activation, param = act
+    C = SHAPES[rank][1]
+    x16 = inputs(rank, layout).to(dtype)
+    # float32 state, as an autocast model keeps it.
+    weight = ((torch.rand(C) + 0.5) * torch.sign(torch.randn(C))) if affine else None
+    bias = torch.randn(C) if affine else None
+    rm, rv = torch.randn(C) * 0.2, torch.rand(C) + 0.5
+    dz16 = laid_out(torch.randn(*SHAPES[rank]), layout).to(dtype)
+    momentum, eps = 0.1, 1e-5
+    ref, bound = half_reference(x16, weight, bias, rm.clone(), rv.clone(), training, momentum, eps, activation,
+                                param, dz16)
+
+    xi = x16.clone().requires_grad_()
+    wi = weight.clone().requires_grad_() if affine else None
+    bi = bias.clone().requires_grad_() if affine else None
+    rm_i, rv_i = rm.clone(), rv.clone()
+    inp = laid_out(xi * 1.0, layout)
+    zi = inplace_abn(inp, wi, bi, rm_i, rv_i, training, momentum, eps, activation, param)
+    assert zi.data_ptr() == inp.data_ptr() and zi.dtype == dtype
+    zi.backward(dz16)
+
+    assert_within(zi.detach(), ref["z"], bound["z"], "z")
+    assert rm_i.dtype == rv_i.dtype == torch.float32
+    # Running statistics: float32 results of double sums of the 16-bit x (unchanged in eval).
+    torch.testing.assert_close(rm_i.double(), ref["running_mean"], rtol=F32, atol=F32)
+    torch.testing.assert_close(rv_i.double(), ref["running_var"], rtol=F32, atol=F32)
+    assert xi.grad.dtype == dtype
+    assert_within(xi.grad, ref["dx"], bound["dx"], "dx")
+    if affine:
+        assert wi.grad.dtype == bi.grad.dtype == torch.float32
+        assert_within(wi.grad, ref["weight_grad"], bound["weight_grad"], "weight_grad")
+        assert_within(bi.grad, ref["bias_grad"], bound["bias_grad"], "bias_grad")
+
+
+@pytest.mark.parametrize("dtype", list(HALF_U), ids=["float16", "bfloat16"])
+def test_16bit_input_with_float32_module_saves_float32_statistics(dtype):
+    C = 6
+    abn = InPlaceABN(C, activation="leaky_relu", activation_param=0.1)
+    x = (torch.randn(4, C, 5, 5) * 2 + 1).to(dtype)
+    saved = []
+
+    def pack(t):
+        saved.append((tuple(t.shape), t.dtype))
+        return t
+
+    inp = x.clone().requires_grad_() * 1.0
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        z = abn(inp)
+    # z, weight, bias and the batch's invstd: the 16-bit output and float32 per-channel tensors.
+    assert sorted(saved, key=str) == sorted([((4, C, 5, 5), dtype)] + [((C,), torch.float32)] * 3, key=str)
+    z.float().sum().backward()
+    assert abn.weight.grad.dtype == abn.bias.grad.dtype == torch.float32
+    assert abn.running_mean.dtype == abn.running_var.dtype == torch.float32
+    assert int(abn.num_batches_tracked) == 1
+
+
+@pytest.mark.parametrize("dtype", list(HALF_U), ids=["float16", "bfloat16"])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_16bit_state_is_the_float32_computation_rounded_back(dtype, training):
+    """A module turned 16-bit (model.half()): computed on float32 copies of its state, so every
+    result is the float32-state module's on the same values, with the running statistics and the
+    parameter gradients rounded to the state's dtype (exactly: one rounding of the same float32s)."""
+    C = 5
+    torch.manual_seed(7)
+    abn16 = InPlaceABN(C, activation="elu", activation_param=1.0).to(dtype)
+    with torch.no_grad():
+        abn16.weight.uniform_(0.5, 1.5)
+        abn16.bias.normal_()
+        abn16.running_mean.normal_()
+        abn16.running_var.uniform_(0.5, 2)
+    abn32 = InPlaceABN(C, activation="elu", activation_param=1.0)
+    abn16.train(training)
+    abn32.train(training)
+    for step in range(3):
+        abn32.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in abn16.state_dict().items()})
+        abn32.zero_grad()
+        abn16.zero_grad()
+        x = (torch.randn(4, C, 3, 5) * 1.5 + 0.3).to(dtype)
+        dz = torch.randn(4, C, 3, 5).to(dtype)
+        x16, x32 = x.clone().requires_grad_(), x.clone().requires_grad_()
+        z16, z32 = abn16(x16 * 1.0), abn32(x32 * 1.0)
+        z16.backward(dz)
+        z32.backward(dz)
+        assert torch.equal(z16, z32), f"step {step}: z"
+        assert torch.equal(x16.grad, x32.grad), f"step {step}: dx"
+        for name in ("weight", "bias"):
+            g16, g32 = getattr(abn16, name).grad, getattr(abn32, name).grad
+            assert g16.dtype == dtype and torch.equal(g16, g32.to(dtype)), f"step {step}: {name} grad"
+        for name in ("running_mean", "running_var"):
+            r16, r32 = getattr(abn16, name), getattr(abn32, name)
+            assert r16.dtype == dtype and torch.equal(r16, r32.to(dtype)), f"step {step}: {name}"
+    assert int(abn16.num_batches_tracked) == (3 if training else 0)
+
+
+def test_16bit_dtype_rule_errors():
+    x16, xbf = torch.randn(2, 3, 4).half(), torch.randn(2, 3, 4).bfloat16()
+    with pytest.raises(ValueError, match="float16 inputs take float32 per-channel tensors"):
+        InPlaceABN(3).double()(x16)
+    with pytest.raises(ValueError, match="bfloat16 inputs take float32 per-channel tensors"):
+        InPlaceABN(3).half()(xbf)
+    with pytest.raises(ValueError, match="torch.float32 inputs take per-channel tensors .* of the input's dtype"):
+        InPlaceABN(3).half()(torch.randn(2, 3, 4))
+    with pytest.raises(ValueError, match="running_var has dtype torch.float64"):
+        inplace_abn(x16, None, None, torch.zeros(3), torch.ones(3, dtype=torch.float64))
+    # float32 and 16-bit per-channel tensors may be mixed (each is taken as float32).
+    abn = InPlaceABN(3)
+    abn.weight.data = abn.weight.data.half()
+    abn(x16.clone())
+    assert abn.running_var.dtype == torch.float32 and int(abn.num_batches_tracked) == 1
+
+
+def test_bfloat16_autocast_network_follows_batchnorm_plus_activation():
+    """Under torch.autocast on the CPU (bfloat16), a convolution hands a float32 InPlaceABN a bfloat16
+    tensor, as it hands it to nn.BatchNorm2d, whose CPU kernel takes the same mixed dtypes in torch
+    1.13. Both round their outputs to bfloat16 from float32 arithmetic."""
+    u = HALF_U[torch.bfloat16]
+    nets = [small_net(lambda c: (torch.nn.BatchNorm2d(c), torch.nn.LeakyReLU(0.01))).float(),
+            small_net(lambda c: (InPlaceABN(c, activation="leaky_relu", activation_param=0.01),)).float()]
+    x = torch.randn(6, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+    outs, grads, feats = [], [], []
+    for net in nets:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            h = net[1](net[0](x))  # conv, then the normalization: its output is bfloat16
+            feats.append(h.dtype)
+            out = net(x)
+        outs.append(out.float())
+        out.float().square().sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
+    assert feats == [torch.bfloat16, torch.bfloat16]
+    norms = [[m for m in net.modules() if isinstance(m, (torch.nn.BatchNorm2d, InPlaceABN))] for net in nets]
+    for bn, abn in zip(*norms):
+        assert abn.weight.dtype == abn.running_var.dtype == abn.weight.grad.dtype == torch.float32
+        # Two forwards (the first one only for its dtype), the same batch: the same statistics.
+        torch.testing.assert_close(abn.running_mean, bn.running_mean, rtol=8 * u, atol=8 * u)
+        torch.testing.assert_close(abn.running_var, bn.running_var, rtol=8 * u, atol=8 * u)
+    # The two networks round differently in bfloat16: a few u, norm-wise.
+    rel = lambda a, b: ((a - b).norm() / b.norm()).item()
+    assert rel(outs[1], outs[0]) <= 8 * u
+    assert rel(grads[1], grads[0]) <= 16 * u
+
+
 def saved_bytes(run):
     """Bytes autograd keeps for backward while `run` builds the graph (each storage counted once)."""
     kept = {}
@@ -169,9 +435,11 @@ def saved_bytes(run):
     return sum(kept.values()), out
 
 
-def test_saves_about_half_of_batchnorm_plus_activation():
+# bfloat16: torch 1.13's CPU BatchNorm takes it with float32 state (not float16: no CPU kernel).
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
+def test_saves_about_half_of_batchnorm_plus_activation(dtype):
     C = 32
-    x0 = torch.randn(8, C, 16, 16)
+    x0 = torch.randn(8, C, 16, 16).to(dtype)
     bn = torch.nn.BatchNorm2d(C)
     abn = InPlaceABN(C)
     # After a convolution, as in a network (its input is what it saves itself: not counted here).
@@ -289,12 +557,11 @@ def test_errors_in_pythons_terms():
         InPlaceABN(3, activation_param=0.0)(torch.randn(2, 3, 4))
     with pytest.raises(ValueError, match="contiguous"):
         InPlaceABN(3)(torch.randn(4, 5, 3).transpose(1, 2))
-    with pytest.raises(ValueError, match="float32 or float64"):
+    with pytest.raises(ValueError, match="float32, float64, float16 or bfloat16"):
         InPlaceABN(3)(torch.ones(2, 3, 4, dtype=torch.int32))
-    with pytest.raises(ValueError, match="f16"):
-        InPlaceABN(3)(torch.randn(2, 3, 4).half())
-    with pytest.raises(ValueError, match="dtype"):
+    with pytest.raises(ValueError, match="weight has dtype torch.float32, the input torch.float64"):
         InPlaceABN(3)(torch.randn(2, 3, 4, dtype=torch.float64))  # float32 state, float64 input
+    # (16-bit inputs: test_16bit_dtype_rule_errors)
     with pytest.raises(ValueError, match="at least 2 elements per channel"):
         InPlaceABN(3)(torch.randn(1, 3))
     with pytest.raises(RuntimeError, match="leaf"):
