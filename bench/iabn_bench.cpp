@@ -3,14 +3,15 @@
 // the noise of a shared machine hits all of them alike. Reports medians as a table, a JSON file
 // and a chart (README.md here says what is measured and how).
 //
-//   iabn-bench [--threads 2] [--repeats 11] [--quick] [--f32-only] [--no-onednn]
-//              [--shape NAME|DIMS]... [--layout nchw|nhwc]
+//   iabn-bench [--threads 2] [--repeats 11] [--quick] [--dtypes f32,f16,bf16,f64] [--f32-only]
+//              [--no-onednn] [--shape NAME|DIMS]... [--layout nchw|nhwc]
 //              [--json iabn-bench.json] [--png iabn-bench.png]
 //
 // Floors (docs/DESIGN.md, "Performance model"), in passes over the tensor:
 //   forward (training):          nchw 2 (read x, write z); channels-last 3 (+ a read for the statistics)
 //   forward (global statistics): 2
 //   backward (training):         nchw 3 (read z and dz, write dx); channels-last 5 (+ reads of z and dz)
+// A pass moves the tensor's own bytes: 16-bit rows move half the bytes of f32 rows.
 #include "floor.h"
 #include "onednn.h"
 #include "report.h"
@@ -31,8 +32,11 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <numeric>
 #include <random>
+#include <sstream>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
@@ -52,9 +56,13 @@ const std::vector<Shape> kShapes = {
     {"rank 2", {4096, 1024}},               {"rank 5", {8, 32, 16, 32, 32}},
 };
 
+// The tensor dtypes the bench knows, in the default order of its rows.
+const std::vector<std::string> kDtypes = {"f32", "f16", "bf16", "f64"};
+
 struct Settings {
     int threads = 2, repeats = 11;
-    bool quick = false, f64 = true, onednn = true;
+    bool quick = false, onednn = true;
+    std::vector<std::string> dtypes = kDtypes;  // --dtypes (in the given order), --f32-only
     std::vector<std::string> shapes;  // --shape: names or dims to run (all when empty)
     std::string layout;               // --layout: nchw or nhwc only (both when empty)
     std::string json = "iabn-bench.json", png = "iabn-bench.png";
@@ -94,7 +102,8 @@ std::vector<T> to_channels_last(const std::vector<T>& nchw, int64_t n, int64_t c
 // The comparison is only fair if oneDNN computes what iabn computes: checked once per shape,
 // norm-wise (||a - b|| / ||b||). Not element-wise: an element whose BN output rounds to the kink
 // (0) can take the other slope of leaky_relu in one library, which changes its gradient by O(1)
-// and is equally right.
+// and is equally right. 1e-2 holds for 16-bit tensors too: both libraries compute in f32 and
+// round each output once (bf16: 2^-8 = 3.9e-3 relative), oneDNN also its intermediate dy.
 double relative_difference(const std::vector<float>& dnnl_nchw, const std::vector<float>& iabn_nchw) {
     double diff = 0, norm = 0;
     for (size_t i = 0; i < iabn_nchw.size(); i++) {
@@ -105,164 +114,324 @@ double relative_difference(const std::vector<float>& dnnl_nchw, const std::vecto
     return std::sqrt(diff / norm);
 }
 
-// Times one shape in one layout and dtype: iabn's three passes, their floors and (f32 training
-// passes) oneDNN, interleaved, `repeats` samples each after a warm-up round.
+// What the bench needs to know of each tensor dtype: T is the element's storage (float, double,
+// or floor.h's f16 and bf16 bits), Channel the per-channel buffers' (f32 for 16-bit tensors).
 template <typename T>
-std::vector<Row> run_shape(const Shape& sh, iabn::Layout layout, const Settings& set, std::mt19937& rng,
-                           bench::CacheFlush& flush) {
-    constexpr bool is_f32 = std::is_same<T, float>::value;
-    const iabn::DType dtype = is_f32 ? iabn::DType::f32 : iabn::DType::f64;
-    const int64_t channels = sh.nchw[1];
-    int64_t spatial = 1;
-    for (size_t i = 2; i < sh.nchw.size(); i++) spatial *= sh.nchw[i];
-    std::vector<int64_t> shape = sh.nchw;
-    if (layout == iabn::Layout::nhwc) {  // the same tensor, channels last
-        shape.erase(shape.begin() + 1);
-        shape.push_back(channels);
-    }
-    // Rank 2 is channels-last whatever the declared layout.
-    const bool channels_last = layout == iabn::Layout::nhwc || sh.nchw.size() == 2;
-    const size_t n = static_cast<size_t>(sh.nchw[0] * channels * spatial);
+struct Dtype;
+template <>
+struct Dtype<float> {
+    using Channel = float;
+    static constexpr iabn::DType dtype = iabn::DType::f32;
+    static float from_double(double v) { return static_cast<float>(v); }
+    static float to_float(float v) { return v; }
+};
+template <>
+struct Dtype<double> {
+    using Channel = double;
+    static constexpr iabn::DType dtype = iabn::DType::f64;
+    static double from_double(double v) { return v; }
+    static float to_float(double v) { return static_cast<float>(v); }
+};
+template <>
+struct Dtype<bench::f16> {
+    using Channel = float;
+    static constexpr iabn::DType dtype = iabn::DType::f16;
+    static bench::f16 from_double(double v) { return bench::to_f16(static_cast<float>(v)); }
+    static float to_float(bench::f16 v) { return bench::to_float(v); }
+};
+template <>
+struct Dtype<bench::bf16> {
+    using Channel = float;
+    static constexpr iabn::DType dtype = iabn::DType::bf16;
+    static bench::bf16 from_double(double v) { return bench::to_bf16(static_cast<float>(v)); }
+    static float to_float(bench::bf16 v) { return bench::to_float(v); }
+};
 
-    std::normal_distribution<T> normal(0, 1);
-    std::vector<T> x_nchw(n), dz_nchw(n);
-    for (size_t i = 0; i < n; i++) {
-        x_nchw[i] = T(0.5) + normal(rng);
-        dz_nchw[i] = normal(rng);
-    }
-    const std::vector<T> x0 = layout == iabn::Layout::nhwc ? to_channels_last(x_nchw, sh.nchw[0], channels, spatial)
-                                                           : x_nchw;
-    const std::vector<T> dz0 = layout == iabn::Layout::nhwc
-                                   ? to_channels_last(dz_nchw, sh.nchw[0], channels, spatial)
-                                   : dz_nchw;
-    std::vector<T> x(n), dz(n), z(n), w(channels, 1), b(channels, 0), rm(channels, 0), rv(channels, 1), sm(channels),
-        si(channels), wg(channels), bg(channels);
-    auto ch = [&](std::vector<T>& v) { return iabn::TensorRef{v.data(), dtype, {channels}}; };
-    const iabn::ChannelState state{ch(w), ch(b), ch(rm), ch(rv), ch(sm), ch(si)};
-    const iabn::ParamGrads grads{ch(wg), ch(bg)};
-    iabn::Options train;
-    train.activation = iabn::Activation::leaky_relu;
-    train.activation_param = 0.01;
-    train.layout = layout;
-    iabn::Options global = train;
-    global.training = false;
-    const iabn::TensorRef tx{x.data(), dtype, shape}, tdz{dz.data(), dtype, shape};
+// One shape and layout's data, drawn once and given to every dtype (each rounds it to its own
+// precision), so that the dtypes' rows time the same tensor.
+struct Data {
+    std::vector<double> x_nchw, dz_nchw;  // logical nchw order
+};
 
-    // oneDNN, f32 only (its CPU batch normalization has no f64): the same layout, and for nchw its
-    // blocked nChw16c too (rank 2 has no blocked format).
-    std::unique_ptr<bench::DnnlBnLeakyRelu> dnnl, dnnl_blocked;
-    if (is_f32 && set.onednn) {
-        const bench::DnnlFormat format = layout == iabn::Layout::nhwc ? bench::DnnlFormat::nhwc : bench::DnnlFormat::nchw;
-        dnnl = std::make_unique<bench::DnnlBnLeakyRelu>(sh.nchw, format, 0.01f);
-        dnnl->load(reinterpret_cast<const float*>(x_nchw.data()), reinterpret_cast<const float*>(dz_nchw.data()));
-        if (layout == iabn::Layout::nchw && sh.nchw.size() > 2) {
-            dnnl_blocked = std::make_unique<bench::DnnlBnLeakyRelu>(sh.nchw, bench::DnnlFormat::blocked16c, 0.01f);
-            dnnl_blocked->load(reinterpret_cast<const float*>(x_nchw.data()),
-                               reinterpret_cast<const float*>(dz_nchw.data()));
+// Notes printed under the table: oneDNN's implementations, and why a column is n/a. Each once.
+struct Notes {
+    std::vector<std::string> lines;
+    void add(const std::string& line) {
+        if (std::find(lines.begin(), lines.end(), line) == lines.end()) lines.push_back(line);
+    }
+};
+
+// One dtype of one shape and layout: its own tensors, iabn's three passes, their floors and
+// (f32, and the 16-bit dtypes oneDNN has) oneDNN's training passes. run_shape() interleaves the
+// dtypes' samples: each repeat times every pass of every dtype once.
+class Case {
+public:
+    virtual ~Case() = default;
+    // Stops the bench if oneDNN and iabn disagree (relative_difference above).
+    virtual void check_onednn() = 0;
+    // One repeat: each pass once, after a restore and a cache flush; kept unless `keep` is false.
+    virtual void sample(bool keep) = 0;
+    // fwd-train, fwd-global, bwd-train: medians of the kept samples.
+    virtual std::vector<Row> rows() const = 0;
+};
+
+template <typename T>
+class TypedCase final : public Case {
+public:
+    TypedCase(const Shape& sh, iabn::Layout layout, const Settings& set, const Data& data, bench::CacheFlush& flush,
+              Notes& notes)
+        : sh_(sh), layout_(layout), flush_(flush) {
+        using C = typename Dtype<T>::Channel;
+        channels_ = sh.nchw[1];
+        for (size_t i = 2; i < sh.nchw.size(); i++) spatial_ *= sh.nchw[i];
+        shape_ = sh.nchw;
+        if (layout == iabn::Layout::nhwc) {  // the same tensor, channels last
+            shape_.erase(shape_.begin() + 1);
+            shape_.push_back(channels_);
         }
+        // Rank 2 is channels-last whatever the declared layout.
+        channels_last_ = layout == iabn::Layout::nhwc || sh.nchw.size() == 2;
+        n_ = static_cast<size_t>(sh.nchw[0] * channels_ * spatial_);
+
+        std::vector<T> x_nchw(n_), dz_nchw(n_);
+        for (size_t i = 0; i < n_; i++) {
+            x_nchw[i] = Dtype<T>::from_double(data.x_nchw[i]);
+            dz_nchw[i] = Dtype<T>::from_double(data.dz_nchw[i]);
+        }
+        x0_ = layout == iabn::Layout::nhwc ? to_channels_last(x_nchw, sh.nchw[0], channels_, spatial_) : x_nchw;
+        dz0_ = layout == iabn::Layout::nhwc ? to_channels_last(dz_nchw, sh.nchw[0], channels_, spatial_) : dz_nchw;
+        x_.resize(n_);
+        dz_.resize(n_);
+        for (std::vector<C>* v : {&w_, &b_, &rm_, &rv_, &sm_, &si_, &wg_, &bg_}) v->assign(channels_, C(0));
+        std::fill(w_.begin(), w_.end(), C(1));
+        std::fill(rv_.begin(), rv_.end(), C(1));
+        const iabn::DType cd = std::is_same<C, double>::value ? iabn::DType::f64 : iabn::DType::f32;
+        auto ch = [&](std::vector<C>& v) { return iabn::TensorRef{v.data(), cd, {channels_}}; };
+        state_ = iabn::ChannelState{ch(w_), ch(b_), ch(rm_), ch(rv_), ch(sm_), ch(si_)};
+        grads_ = iabn::ParamGrads{ch(wg_), ch(bg_)};
+        train_.activation = iabn::Activation::leaky_relu;
+        train_.activation_param = 0.01;
+        train_.layout = layout;
+        global_ = train_;
+        global_.training = false;
+        tx_ = iabn::TensorRef{x_.data(), Dtype<T>::dtype, shape_};
+        tdz_ = iabn::TensorRef{dz_.data(), Dtype<T>::dtype, shape_};
+
+        // oneDNN, where it has the dtype (its CPU batch normalization has no f64): the same
+        // layout, and for nchw its blocked nChw16c too (rank 2 has no blocked format).
+        if (set.onednn && Dtype<T>::dtype != iabn::DType::f64) {
+            const bench::DnnlType type = Dtype<T>::dtype == iabn::DType::f32   ? bench::DnnlType::f32
+                                         : Dtype<T>::dtype == iabn::DType::f16 ? bench::DnnlType::f16
+                                                                               : bench::DnnlType::bf16;
+            // oneDNN loads f32 values, the dtype's own (exact in f32): it gets iabn's inputs.
+            std::vector<float> xf(n_), dzf(n_);
+            for (size_t i = 0; i < n_; i++) {
+                xf[i] = Dtype<T>::to_float(x_nchw[i]);
+                dzf[i] = Dtype<T>::to_float(dz_nchw[i]);
+            }
+            const bench::DnnlFormat same =
+                layout == iabn::Layout::nhwc ? bench::DnnlFormat::nhwc : bench::DnnlFormat::nchw;
+            dnnl_ = make_dnnl(same, type, xf, dzf, notes, dnnl_na_);
+            if (layout == iabn::Layout::nchw && sh.nchw.size() > 2) {
+                dnnl_blocked_ = make_dnnl(bench::DnnlFormat::blocked16c, type, xf, dzf, notes, dnnl_blocked_na_);
+            }
+        }
+
+        // z and the saved statistics for the backward.
+        restore_x();
+        iabn::forward(tx_, state_, train_);
+        z_ = x_;
     }
 
-    // One timed run of `run` after `prepare` and a cache flush (neither timed).
-    auto timed = [&](const std::function<void()>& prepare, const std::function<void()>& run) {
-        prepare();
-        flush();
-        const double start = bench::now();
-        run();
-        return bench::now() - start;
-    };
-    auto restore_x = [&] { std::memcpy(x.data(), x0.data(), n * sizeof(T)); };
-    auto restore_z_dz = [&] {
-        std::memcpy(x.data(), z.data(), n * sizeof(T));
-        std::memcpy(dz.data(), dz0.data(), n * sizeof(T));
-    };
-    // z and the saved statistics for the backward.
-    restore_x();
-    iabn::forward(tx, state, train);
-    z = x;
-
-    // x = z and dz = dx from iabn, against oneDNN's output and input gradient.
-    if (dnnl) {
+    void check_onednn() override {
+        if (!dnnl_ && !dnnl_blocked_) return;
+        // x = z and dz = dx from iabn, against oneDNN's output and input gradient.
         restore_z_dz();
-        iabn::backward(tx, tdz, state, grads, train);
-        auto logical = [&](const std::vector<T>& v) {
-            std::vector<float> out(n);
-            for (int64_t i = 0; i < sh.nchw[0]; i++)
-                for (int64_t c = 0; c < channels; c++)
-                    for (int64_t k = 0; k < spatial; k++) {
-                        const int64_t at = layout == iabn::Layout::nhwc ? (i * spatial + k) * channels + c
-                                                                        : (i * channels + c) * spatial + k;
-                        out[(i * channels + c) * spatial + k] = static_cast<float>(v[at]);
-                    }
-            return out;
-        };
-        const std::vector<float> z_nchw = logical(x), dx_nchw = logical(dz);
-        for (bench::DnnlBnLeakyRelu* d : {dnnl.get(), dnnl_blocked.get()}) {
+        iabn::backward(tx_, tdz_, state_, grads_, train_);
+        const std::vector<float> z_nchw = logical(x_), dx_nchw = logical(dz_);
+        for (bench::DnnlBnLeakyRelu* d : {dnnl_.get(), dnnl_blocked_.get()}) {
             if (d == nullptr) continue;
             d->restore_forward();
             d->forward();
             d->restore_backward();
             d->backward();
-            for (auto [what, diff] : {std::make_pair("forward output", relative_difference(d->output_nchw(), z_nchw)),
-                                      std::make_pair("input gradient",
-                                                     relative_difference(d->grad_input_nchw(), dx_nchw))}) {
+            for (auto [what, diff] :
+                 {std::make_pair("forward output", relative_difference(d->output_nchw(), z_nchw)),
+                  std::make_pair("input gradient", relative_difference(d->grad_input_nchw(), dx_nchw))}) {
                 if (!(diff <= 1e-2)) {
-                    throw std::runtime_error(std::string("oneDNN and iabn disagree on the ") + what +
-                                             ": norm-wise relative difference " + std::to_string(diff));
+                    throw std::runtime_error(std::string("oneDNN and iabn disagree on the ") + what + " (" +
+                                             iabn::to_string(Dtype<T>::dtype) +
+                                             "): norm-wise relative difference " + std::to_string(diff));
                 }
             }
         }
     }
 
-    double sink = 0;
-    std::vector<double> fwd, fwd_floor, glob, glob_floor, bwd, bwd_floor, dn_fwd, dn_bwd, dnb_fwd, dnb_bwd;
-    for (int r = 0; r < set.repeats + 1; r++) {
-        const bool keep = r > 0;  // round 0 warms up
-        auto sample = [&](std::vector<double>& into, double t) {
+    void sample(bool keep) override {
+        auto add = [&](std::vector<double>& into, double t) {
             if (keep) into.push_back(t);
         };
-        sample(fwd, timed(restore_x, [&] { iabn::forward(tx, state, train); }));
-        sample(fwd_floor, timed(restore_x, [&] {
-                   if (channels_last) sink += bench::floor_read(x.data(), n);
-                   bench::floor_scale(x.data(), n);
-               }));
-        sample(glob, timed(restore_x, [&] { iabn::forward(tx, state, global); }));
-        sample(glob_floor, timed(restore_x, [&] { bench::floor_scale(x.data(), n); }));
-        sample(bwd, timed(restore_z_dz, [&] { iabn::backward(tx, tdz, state, grads, train); }));
-        sample(bwd_floor, timed(restore_z_dz, [&] {
-                   if (channels_last) sink += bench::floor_read(x.data(), n) + bench::floor_read(dz.data(), n);
-                   bench::floor_combine(dz.data(), x.data(), n);
-               }));
-        for (auto [d, f, bw] : {std::make_tuple(dnnl.get(), &dn_fwd, &dn_bwd),
-                                std::make_tuple(dnnl_blocked.get(), &dnb_fwd, &dnb_bwd)}) {
+        auto fresh_x = [&] { restore_x(); };
+        auto fresh_z_dz = [&] { restore_z_dz(); };
+        add(fwd_, timed(fresh_x, [&] { iabn::forward(tx_, state_, train_); }));
+        add(fwd_floor_, timed(fresh_x, [&] {
+                if (channels_last_) sink_ += bench::floor_read(x_.data(), n_);
+                bench::floor_scale(x_.data(), n_);
+            }));
+        add(glob_, timed(fresh_x, [&] { iabn::forward(tx_, state_, global_); }));
+        add(glob_floor_, timed(fresh_x, [&] { bench::floor_scale(x_.data(), n_); }));
+        add(bwd_, timed(fresh_z_dz, [&] { iabn::backward(tx_, tdz_, state_, grads_, train_); }));
+        add(bwd_floor_, timed(fresh_z_dz, [&] {
+                if (channels_last_) sink_ += bench::floor_read(x_.data(), n_) + bench::floor_read(dz_.data(), n_);
+                bench::floor_combine(dz_.data(), x_.data(), n_);
+            }));
+        for (auto [d, f, b] : {std::make_tuple(dnnl_.get(), &dn_fwd_, &dn_bwd_),
+                               std::make_tuple(dnnl_blocked_.get(), &dnb_fwd_, &dnb_bwd_)}) {
             if (d == nullptr) continue;
-            sample(*f, timed([&] { d->restore_forward(); }, [&] { d->forward(); }));
-            sample(*bw, timed([&] { d->restore_backward(); }, [&] { d->backward(); }));
+            add(*f, timed([&] { d->restore_forward(); }, [&] { d->forward(); }));
+            add(*b, timed([&] { d->restore_backward(); }, [&] { d->backward(); }));
+        }
+        if (sink_ == 12345.678) std::printf(" ");  // keeps the floor reads alive
+    }
+
+    std::vector<Row> rows() const override {
+        const std::string layout_name = sh_.nchw.size() == 2 ? "rank2" : iabn::to_string(layout_);
+        std::vector<Row> out;
+        auto add = [&](const char* pass, const std::vector<double>& t, const std::vector<double>& t_floor,
+                       double passes, const std::vector<double>& t_dnnl, const std::vector<double>& t_blocked,
+                       bool timed_by_onednn) {
+            Row row;
+            row.shape_name = sh_.name;
+            row.shape = shape_text(shape_);
+            row.layout = layout_name;
+            row.dtype = iabn::to_string(Dtype<T>::dtype);
+            row.pass = pass;
+            row.iabn_ms = bench::median(t) * 1e3;
+            row.floor_ms = bench::median(t_floor) * 1e3;
+            row.floor_passes = passes;
+            row.tensor_bytes = double(n_) * sizeof(T);
+            row.onednn_ms = bench::median(t_dnnl) * 1e3;
+            row.onednn_blocked_ms = bench::median(t_blocked) * 1e3;
+            // n/a: oneDNN would have been timed on this pass, but has no implementation here.
+            row.onednn_na = timed_by_onednn && dnnl_na_;
+            row.onednn_blocked_na = timed_by_onednn && dnnl_blocked_na_;
+            out.push_back(row);
+        };
+        add("fwd-train", fwd_, fwd_floor_, channels_last_ ? 3 : 2, dn_fwd_, dnb_fwd_, true);
+        add("fwd-global", glob_, glob_floor_, 2, {}, {}, false);
+        add("bwd-train", bwd_, bwd_floor_, channels_last_ ? 5 : 3, dn_bwd_, dnb_bwd_, true);
+        return out;
+    }
+
+private:
+    // oneDNN in `format`, or nullptr with `na` set where it has no implementation for a 16-bit
+    // type (f32 must work: a failure there stops the bench, as before 16-bit rows existed).
+    std::unique_ptr<bench::DnnlBnLeakyRelu> make_dnnl(bench::DnnlFormat format, bench::DnnlType type,
+                                                      const std::vector<float>& x, const std::vector<float>& dz,
+                                                      Notes& notes, bool& na) {
+        const std::string what = std::string("oneDNN ") + bench::to_string(type) + " " +
+                                 bench::to_string(format, sh_.nchw.size()) + ": ";
+        try {
+            auto d = std::make_unique<bench::DnnlBnLeakyRelu>(sh_.nchw, format, 0.01f, type);
+            d->load(x.data(), dz.data());
+            notes.add(what + d->implementations());
+            return d;
+        } catch (const bench::DnnlUnsupported& e) {
+            if (type == bench::DnnlType::f32) throw std::runtime_error(what + e.what());
+            na = true;
+            notes.add(what + "n/a, " + e.what());
+            return nullptr;
         }
     }
-    if (sink == 12345.678) std::printf(" ");  // keeps the floor reads alive
 
-    const std::string layout_name = sh.nchw.size() == 2 ? "rank2" : iabn::to_string(layout);
+    // One timed run of `run` after `prepare` and a cache flush (neither timed).
+    double timed(const std::function<void()>& prepare, const std::function<void()>& run) {
+        prepare();
+        flush_();
+        const double start = bench::now();
+        run();
+        return bench::now() - start;
+    }
+    void restore_x() { std::memcpy(x_.data(), x0_.data(), n_ * sizeof(T)); }
+    void restore_z_dz() {
+        std::memcpy(x_.data(), z_.data(), n_ * sizeof(T));
+        std::memcpy(dz_.data(), dz0_.data(), n_ * sizeof(T));
+    }
+    // A tensor of this case's layout, in logical nchw order, as f32 (exact for every dtype but
+    // f64, which oneDNN does not run).
+    std::vector<float> logical(const std::vector<T>& v) const {
+        std::vector<float> out(n_);
+        for (int64_t i = 0; i < sh_.nchw[0]; i++)
+            for (int64_t c = 0; c < channels_; c++)
+                for (int64_t k = 0; k < spatial_; k++) {
+                    const int64_t at = layout_ == iabn::Layout::nhwc ? (i * spatial_ + k) * channels_ + c
+                                                                     : (i * channels_ + c) * spatial_ + k;
+                    out[(i * channels_ + c) * spatial_ + k] = Dtype<T>::to_float(v[at]);
+                }
+        return out;
+    }
+
+    const Shape& sh_;
+    iabn::Layout layout_;
+    bench::CacheFlush& flush_;
+    int64_t channels_ = 0, spatial_ = 1;
+    std::vector<int64_t> shape_;
+    bool channels_last_ = false;
+    size_t n_ = 0;
+    std::vector<T> x0_, dz0_, x_, dz_, z_;
+    std::vector<typename Dtype<T>::Channel> w_, b_, rm_, rv_, sm_, si_, wg_, bg_;
+    iabn::ChannelState state_;
+    iabn::ParamGrads grads_;
+    iabn::Options train_, global_;
+    iabn::TensorRef tx_, tdz_;
+    std::unique_ptr<bench::DnnlBnLeakyRelu> dnnl_, dnnl_blocked_;
+    bool dnnl_na_ = false, dnnl_blocked_na_ = false;
+    std::vector<double> fwd_, fwd_floor_, glob_, glob_floor_, bwd_, bwd_floor_, dn_fwd_, dn_bwd_, dnb_fwd_, dnb_bwd_;
+    double sink_ = 0;
+};
+
+std::unique_ptr<Case> make_case(const std::string& dtype, const Shape& sh, iabn::Layout layout, const Settings& set,
+                                const Data& data, bench::CacheFlush& flush, Notes& notes) {
+    if (dtype == "f32") return std::make_unique<TypedCase<float>>(sh, layout, set, data, flush, notes);
+    if (dtype == "f64") return std::make_unique<TypedCase<double>>(sh, layout, set, data, flush, notes);
+    if (dtype == "f16") return std::make_unique<TypedCase<bench::f16>>(sh, layout, set, data, flush, notes);
+    return std::make_unique<TypedCase<bench::bf16>>(sh, layout, set, data, flush, notes);
+}
+
+// Times one shape in one layout, every selected dtype on the same data, interleaved: each repeat
+// runs every pass of every dtype once (after a warm-up round), so that the noise of a shared
+// machine hits the dtypes alike. Prints the rows by pass, the dtypes of a pass side by side.
+std::vector<Row> run_shape(const Shape& sh, iabn::Layout layout, const Settings& set, std::mt19937& rng,
+                           bench::CacheFlush& flush, Notes& notes) {
+    const size_t n = static_cast<size_t>(std::accumulate(sh.nchw.begin(), sh.nchw.end(), int64_t{1},
+                                                         std::multiplies<int64_t>()));
+    std::vector<std::unique_ptr<Case>> cases;
+    {
+        Data data;
+        data.x_nchw.resize(n);
+        data.dz_nchw.resize(n);
+        std::normal_distribution<double> normal(0, 1);
+        for (size_t i = 0; i < n; i++) {
+            data.x_nchw[i] = 0.5 + normal(rng);
+            data.dz_nchw[i] = normal(rng);
+        }
+        for (const std::string& dtype : set.dtypes) {
+            cases.push_back(make_case(dtype, sh, layout, set, data, flush, notes));
+        }
+    }
+    for (auto& c : cases) c->check_onednn();
+    for (int r = 0; r < set.repeats + 1; r++) {
+        for (auto& c : cases) c->sample(r > 0);  // round 0 warms up
+    }
+    std::vector<std::vector<Row>> by_case;
+    for (auto& c : cases) by_case.push_back(c->rows());
     std::vector<Row> rows;
-    auto add = [&](const char* pass, const std::vector<double>& t, const std::vector<double>& t_floor, double passes,
-                   const std::vector<double>& t_dnnl, const std::vector<double>& t_blocked) {
-        Row row;
-        row.shape_name = sh.name;
-        row.shape = shape_text(shape);
-        row.layout = layout_name;
-        row.dtype = is_f32 ? "f32" : "f64";
-        row.pass = pass;
-        row.iabn_ms = bench::median(t) * 1e3;
-        row.floor_ms = bench::median(t_floor) * 1e3;
-        row.floor_passes = passes;
-        row.tensor_bytes = double(n) * sizeof(T);
-        row.onednn_ms = bench::median(t_dnnl) * 1e3;
-        row.onednn_blocked_ms = bench::median(t_blocked) * 1e3;
-        bench::print_row(row);
-        rows.push_back(row);
-    };
-    add("fwd-train", fwd, fwd_floor, channels_last ? 3 : 2, dn_fwd, dnb_fwd);
-    add("fwd-global", glob, glob_floor, 2, {}, {});
-    add("bwd-train", bwd, bwd_floor, channels_last ? 5 : 3, dn_bwd, dnb_bwd);
+    for (size_t pass = 0; pass < 3; pass++) {
+        for (const std::vector<Row>& r : by_case) {
+            bench::print_row(r[pass]);
+            rows.push_back(r[pass]);
+        }
+    }
     return rows;
 }
 
@@ -292,6 +461,19 @@ void measure_memory(bench::RunInfo& info, const Settings& set, bench::CacheFlush
     info.read_write_gbs = 2 * bytes / bench::median(read_write) / 1e9;
 }
 
+// "f32,bf16" -> {"f32", "bf16"}: known names, each once.
+std::vector<std::string> split_dtypes(const std::string& list) {
+    std::vector<std::string> out;
+    std::stringstream in(list);
+    for (std::string d; std::getline(in, d, ',');) {
+        if (std::find(kDtypes.begin(), kDtypes.end(), d) == kDtypes.end())
+            throw std::runtime_error("--dtypes takes f32, f16, bf16 and f64, comma-separated, not '" + d + "'");
+        if (std::find(out.begin(), out.end(), d) == out.end()) out.push_back(d);
+    }
+    if (out.empty()) throw std::runtime_error("--dtypes names no dtype");
+    return out;
+}
+
 Settings parse(int argc, char** argv) {
     Settings set;
     for (int i = 1; i < argc; i++) {
@@ -303,7 +485,8 @@ Settings parse(int argc, char** argv) {
         if (a == "--threads") set.threads = std::stoi(value());
         else if (a == "--repeats") set.repeats = std::max(3, std::stoi(value()));
         else if (a == "--quick") set.quick = true;
-        else if (a == "--f32-only") set.f64 = false;
+        else if (a == "--f32-only") set.dtypes = {"f32"};
+        else if (a == "--dtypes") set.dtypes = split_dtypes(value());
         else if (a == "--no-onednn") set.onednn = false;
         else if (a == "--shape") set.shapes.push_back(value());
         else if (a == "--layout") set.layout = value();
@@ -311,8 +494,8 @@ Settings parse(int argc, char** argv) {
         else if (a == "--png") set.png = value();
         else {
             std::fprintf(stderr,
-                         "usage: iabn-bench [--threads 2] [--repeats 11] [--quick] [--f32-only] [--no-onednn]\n"
-                         "                  [--shape NAME|DIMS]... [--layout nchw|nhwc]\n"
+                         "usage: iabn-bench [--threads 2] [--repeats 11] [--quick] [--dtypes f32,f16,bf16,f64]\n"
+                         "                  [--f32-only] [--no-onednn] [--shape NAME|DIMS]... [--layout nchw|nhwc]\n"
                          "                  [--json iabn-bench.json] [--png iabn-bench.png]\n");
             std::exit(a == "--help" ? 0 : 2);
         }
@@ -351,6 +534,9 @@ int main(int argc, char** argv) try {
     info.date = date;
     info.cpu = cpu_model();
     info.kernel_target = iabn::kernel_target();
+    for (const std::string& d : set.dtypes) {
+        if (d == "f16" || d == "bf16") info.floor_conversions = bench::floor_conversions();
+    }
     info.threads = set.threads;
     info.repeats = set.repeats;
     for (int i = 0; i < argc; i++) info.command += (i ? " " : "") + std::string(argv[i]);
@@ -368,18 +554,18 @@ int main(int argc, char** argv) try {
                 picked.push_back(sh);
         shapes = picked;
     }
-    for (bool f64 : {false, true}) {
-        if (f64 && !set.f64) continue;
-        for (const Shape& sh : shapes) {
-            for (iabn::Layout layout : {iabn::Layout::nchw, iabn::Layout::nhwc}) {
-                if (sh.nchw.size() == 2 && layout == iabn::Layout::nhwc) continue;  // rank 2: one run
-                if (!set.layout.empty() && set.layout != iabn::to_string(layout)) continue;
-                std::vector<Row> r = f64 ? run_shape<double>(sh, layout, set, rng, flush)
-                                         : run_shape<float>(sh, layout, set, rng, flush);
-                rows.insert(rows.end(), r.begin(), r.end());
-            }
+    Notes notes;
+    for (const Shape& sh : shapes) {
+        for (iabn::Layout layout : {iabn::Layout::nchw, iabn::Layout::nhwc}) {
+            if (sh.nchw.size() == 2 && layout == iabn::Layout::nhwc) continue;  // rank 2: one run
+            if (!set.layout.empty() && set.layout != iabn::to_string(layout)) continue;
+            std::vector<Row> r = run_shape(sh, layout, set, rng, flush, notes);
+            rows.insert(rows.end(), r.begin(), r.end());
         }
     }
+    if (!notes.lines.empty()) std::printf("\n");
+    for (const std::string& line : notes.lines) std::printf("%s\n", line.c_str());
+    info.notes = notes.lines;
     bench::write_json(set.json, info, rows);
     std::printf("\nwrote %s\n", set.json.c_str());
     if (bench::write_chart(set.png, info, rows)) std::printf("wrote %s\n", set.png.c_str());

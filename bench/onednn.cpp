@@ -7,11 +7,19 @@
 
 namespace bench {
 
-const char* to_string(DnnlFormat f) {
-    switch (f) {
-        case DnnlFormat::nchw: return "nchw";
-        case DnnlFormat::nhwc: return "nhwc";
-        case DnnlFormat::blocked16c: return "blocked 16c (nCw16c / nChw16c / nCdhw16c by rank)";
+std::string to_string(DnnlFormat f, size_t rank) {
+    static const char* plain[] = {"nc", "ncw", "nchw", "ncdhw"};
+    static const char* last[] = {"nc", "nwc", "nhwc", "ndhwc"};
+    static const char* blocked[] = {"none", "nCw16c", "nChw16c", "nCdhw16c"};
+    if (rank < 2 || rank > 5) return "?";
+    return f == DnnlFormat::nchw ? plain[rank - 2] : f == DnnlFormat::nhwc ? last[rank - 2] : blocked[rank - 2];
+}
+
+const char* to_string(DnnlType t) {
+    switch (t) {
+        case DnnlType::f32: return "f32";
+        case DnnlType::f16: return "f16";
+        case DnnlType::bf16: return "bf16";
     }
     return "?";
 }
@@ -47,11 +55,13 @@ struct DnnlBnLeakyRelu::Impl {
     dnnl::eltwise_forward act_forward;
     dnnl::eltwise_backward act_backward;
     dnnl::batch_normalization_backward bn_backward;
+    std::string implementations;
 
     void reorder(memory& from, memory& to) {
         dnnl::reorder(from, to).execute(stream, from, to);
         stream.wait();
     }
+    // Reorders convert between data types too: 16 bits to f32 exactly.
     std::vector<float> to_nchw(memory& from) {
         std::vector<float> out(plain.get_size() / sizeof(float));
         memory to(plain, engine, out.data());
@@ -63,17 +73,22 @@ struct DnnlBnLeakyRelu::Impl {
     }
 };
 
-DnnlBnLeakyRelu::DnnlBnLeakyRelu(const std::vector<int64_t>& dims, DnnlFormat format, float slope)
+DnnlBnLeakyRelu::DnnlBnLeakyRelu(const std::vector<int64_t>& dims, DnnlFormat format, float slope, DnnlType type)
     : impl_(std::make_unique<Impl>()) {
     Impl& d = *impl_;
     const tag data_tag = format_tag(format, dims.size());
+    const memory::data_type data_type = type == DnnlType::f32    ? memory::data_type::f32
+                                        : type == DnnlType::bf16 ? memory::data_type::bf16
+                                                                 : memory::data_type::f16;
+    const char* creating = "";  // the primitive being created, for the error message
     try {
         using dnnl::algorithm;
         using dnnl::normalization_flags;
         using dnnl::prop_kind;
         const float epsilon = 1e-5f;
         d.dims = memory::dims(dims.begin(), dims.end());
-        d.data = memory::desc(d.dims, memory::data_type::f32, data_tag);
+        d.data = memory::desc(d.dims, data_type, data_tag);
+        // The plain f32 tensors that load() takes and the checks read back.
         d.plain = memory::desc(d.dims, memory::data_type::f32, format_tag(DnnlFormat::nchw, dims.size()));
         d.channel = memory::desc({dims[1]}, memory::data_type::f32, tag::x);
         for (memory* m : {&d.x, &d.y, &d.dz, &d.dy, &d.dx, &d.x_saved, &d.dz_saved}) *m = memory(d.data, d.engine);
@@ -88,23 +103,32 @@ DnnlBnLeakyRelu::DnnlBnLeakyRelu(const std::vector<int64_t>& dims, DnnlFormat fo
         }
 
         const auto flags = normalization_flags::use_scale | normalization_flags::use_shift;
+        creating = "batch_normalization forward";
         const dnnl::batch_normalization_forward::primitive_desc bn_fwd_pd(
             {prop_kind::forward_training, d.data, epsilon, flags}, d.engine);
         d.bn_forward = dnnl::batch_normalization_forward(bn_fwd_pd);
         // relu with a negative slope is leaky_relu; the _use_dst_for_bwd variant lets the backward
         // work from the activated output, as the forward overwrote its input.
+        creating = "eltwise forward";
         const dnnl::eltwise_forward::primitive_desc act_fwd_pd(
             {prop_kind::forward_training, algorithm::eltwise_relu_use_dst_for_bwd, d.data, slope}, d.engine);
         d.act_forward = dnnl::eltwise_forward(act_fwd_pd);
+        creating = "eltwise backward";
         const dnnl::eltwise_backward::primitive_desc act_bwd_pd(
             {algorithm::eltwise_relu_use_dst_for_bwd, d.data, d.data, slope}, d.engine, act_fwd_pd);
         d.act_backward = dnnl::eltwise_backward(act_bwd_pd);
+        creating = "batch_normalization backward";
         const dnnl::batch_normalization_backward::primitive_desc bn_bwd_pd(
             {prop_kind::backward, d.data, d.data, epsilon, flags}, d.engine, bn_fwd_pd);
         d.bn_backward = dnnl::batch_normalization_backward(bn_bwd_pd);
+        d.implementations = std::string("bn ") + bn_fwd_pd.impl_info_str() + " / " + bn_bwd_pd.impl_info_str() +
+                            ", eltwise " + act_fwd_pd.impl_info_str() + " / " + act_bwd_pd.impl_info_str();
     } catch (const dnnl::error& e) {
-        throw std::runtime_error(std::string("oneDNN (") + to_string(format) + "): creating the primitives: " +
-                                 e.what());
+        const std::string what = std::string(creating) + ": " + e.what();
+        // "No implementation here" is a fact to report; any other failure is a bug to stop on.
+        if (e.status == dnnl_unimplemented) throw DnnlUnsupported(what);
+        throw std::runtime_error(std::string("oneDNN (") + to_string(type) + ", " + to_string(format, dims.size()) +
+                                 "): " + what);
     }
 }
 
@@ -149,5 +173,6 @@ void DnnlBnLeakyRelu::backward() {
 
 std::vector<float> DnnlBnLeakyRelu::output_nchw() const { return impl_->to_nchw(impl_->y); }
 std::vector<float> DnnlBnLeakyRelu::grad_input_nchw() const { return impl_->to_nchw(impl_->dx); }
+std::string DnnlBnLeakyRelu::implementations() const { return impl_->implementations; }
 
 }  // namespace bench

@@ -1,5 +1,6 @@
 #include "report.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <stdexcept>
@@ -9,8 +10,9 @@ namespace {
 
 double gbps(const Row& r) { return r.floor_passes * r.tensor_bytes / (r.iabn_ms * 1e-3) / 1e9; }
 
-// "12.345" or "-" when not measured.
-std::string ms_or_dash(double ms, const char* format) {
+// "12.345", "n/a" when oneDNN has no implementation, or "-" when not measured.
+std::string ms_or_dash(double ms, const char* format, bool na = false) {
+    if (na) return "n/a";
     if (ms <= 0) return "-";
     char buf[32];
     std::snprintf(buf, sizeof buf, format, ms);
@@ -24,6 +26,16 @@ std::string json_number(double v) {
     return buf;
 }
 
+// The notes quote oneDNN's messages: quotes and backslashes escaped.
+std::string json_escape(const std::string& text) {
+    std::string out;
+    for (char c : text) {
+        if (c == '"' || c == '\\') out += '\\';
+        out += c;
+    }
+    return out;
+}
+
 }  // namespace
 
 void print_header(const RunInfo& info) {
@@ -33,8 +45,14 @@ void print_header(const RunInfo& info) {
                 "x = oneDNN time / iabn time\n",
                 info.repeats);
     std::printf("memory, 128 MB: read-only pass %.1f GB/s, in-place read+write pass %.1f GB/s (bytes read and "
-                "written)\n\n",
+                "written)\n",
                 info.read_gbs, info.read_write_gbs);
+    if (!info.floor_conversions.empty()) {
+        std::printf("16-bit rows: their own bytes (half of f32's); the floors load 16 bits, compute in f32, store 16 "
+                    "bits, converting with: %s\n",
+                    info.floor_conversions.c_str());
+    }
+    std::printf("\n");
     std::printf("%-16s %-20s %-6s %-4s %-10s %8s %8s %6s %6s %9s %6s %9s %6s\n", "shape", "", "layout", "type", "pass",
                 "iabn ms", "floor ms", "ratio", "GB/s", "oneDNN ms", "x", "16c ms", "x");
 }
@@ -43,8 +61,9 @@ void print_row(const Row& r) {
     auto speedup = [&](double other) { return other > 0 ? ms_or_dash(other / r.iabn_ms, "%.2f") : std::string("-"); };
     std::printf("%-16s %-20s %-6s %-4s %-10s %8.3f %8.3f %6.2f %6.1f %9s %6s %9s %6s\n", r.shape_name.c_str(),
                 r.shape.c_str(), r.layout.c_str(), r.dtype.c_str(), r.pass.c_str(), r.iabn_ms, r.floor_ms,
-                r.iabn_ms / r.floor_ms, gbps(r), ms_or_dash(r.onednn_ms, "%.3f").c_str(), speedup(r.onednn_ms).c_str(),
-                ms_or_dash(r.onednn_blocked_ms, "%.3f").c_str(), speedup(r.onednn_blocked_ms).c_str());
+                r.iabn_ms / r.floor_ms, gbps(r), ms_or_dash(r.onednn_ms, "%.3f", r.onednn_na).c_str(),
+                speedup(r.onednn_ms).c_str(), ms_or_dash(r.onednn_blocked_ms, "%.3f", r.onednn_blocked_na).c_str(),
+                speedup(r.onednn_blocked_ms).c_str());
     std::fflush(stdout);
 }
 
@@ -54,7 +73,12 @@ void write_json(const std::string& path, const RunInfo& info, const std::vector<
     json << "{\n  \"date\": \"" << info.date << "\",\n  \"cpu\": \"" << info.cpu << "\",\n  \"threads\": " << info.threads
          << ",\n  \"kernel_target\": \"" << info.kernel_target << "\",\n  \"command\": \"" << info.command
          << "\",\n  \"repeats\": " << info.repeats << ",\n  \"read_gbs\": " << json_number(info.read_gbs)
-         << ",\n  \"read_write_gbs\": " << json_number(info.read_write_gbs) << ",\n  \"rows\": [\n";
+         << ",\n  \"read_write_gbs\": " << json_number(info.read_write_gbs)
+         << ",\n  \"floor_conversions\": \"" << info.floor_conversions << "\",\n  \"notes\": [";
+    for (size_t i = 0; i < info.notes.size(); i++) {
+        json << (i ? ", " : "") << "\"" << json_escape(info.notes[i]) << "\"";
+    }
+    json << "],\n  \"rows\": [\n";
     for (size_t i = 0; i < rows.size(); i++) {
         const Row& r = rows[i];
         json << "    {\"shape_name\": \"" << r.shape_name << "\", \"shape\": \"" << r.shape << "\", \"layout\": \""
@@ -62,7 +86,9 @@ void write_json(const std::string& path, const RunInfo& info, const std::vector<
              << "\", \"iabn_ms\": " << json_number(r.iabn_ms) << ", \"floor_ms\": " << json_number(r.floor_ms)
              << ", \"floor_passes\": " << r.floor_passes << ", \"ratio\": " << json_number(r.iabn_ms / r.floor_ms)
              << ", \"tensor_bytes\": " << r.tensor_bytes << ", \"onednn_ms\": " << json_number(r.onednn_ms)
-             << ", \"onednn_nchw16c_ms\": " << json_number(r.onednn_blocked_ms) << "}"
+             << ", \"onednn_nchw16c_ms\": " << json_number(r.onednn_blocked_ms)
+             << ", \"onednn_na\": " << (r.onednn_na ? "true" : "false")
+             << ", \"onednn_nchw16c_na\": " << (r.onednn_blocked_na ? "true" : "false") << "}"
              << (i + 1 < rows.size() ? "," : "") << "\n";
     }
     json << "  ]\n}\n";
@@ -70,6 +96,10 @@ void write_json(const std::string& path, const RunInfo& info, const std::vector<
 
 bool write_chart(const std::string& png, const RunInfo& info, const std::vector<Row>& rows) {
     // One data line per f32 (shape, layout): the ratios to the floor of the two training passes.
+    if (std::none_of(rows.begin(), rows.end(), [](const Row& r) { return r.dtype == "f32"; })) {
+        std::fprintf(stderr, "iabn-bench: the chart shows f32 rows, and this run has none: no chart\n");
+        return false;
+    }
     const std::string dat = png + ".dat";
     {
         std::ofstream out(dat);

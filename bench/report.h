@@ -6,12 +6,14 @@
 
 namespace bench {
 
-// One pass of one shape: iabn against its floor and, where measured (f32 training passes),
-// oneDNN in the same memory format and in its blocked nChw16c format. 0 ms = not measured.
+// One pass of one shape and dtype: iabn against its floor and, where measured (training passes,
+// f32 and the 16-bit types oneDNN has), oneDNN in the same memory format and in its blocked
+// nChw16c format. 0 ms = not measured; *_na: oneDNN has no implementation for it (printed n/a).
 struct Row {
     std::string shape_name, shape, layout, dtype, pass;
     double iabn_ms = 0, floor_ms = 0, floor_passes = 0, tensor_bytes = 0;
     double onednn_ms = 0, onednn_blocked_ms = 0;
+    bool onednn_na = false, onednn_blocked_na = false;
 };
 
 struct RunInfo {
@@ -21,13 +23,18 @@ struct RunInfo {
     // read+write pass over the same 128 MB (one-pass nchw kernels read a block, then rewrite it
     // from cache: their read phase runs at the first rate, the floor at the second).
     double read_gbs = 0, read_write_gbs = 0;
+    // How the 16-bit floors convert here (bench::floor_conversions()); empty without 16-bit rows.
+    std::string floor_conversions;
+    // Printed under the table: oneDNN's implementations per dtype and format, and why n/a.
+    std::vector<std::string> notes;
 };
 
 void print_header(const RunInfo& info);
 void print_row(const Row& row);
 void write_json(const std::string& path, const RunInfo& info, const std::vector<Row>& rows);
 // Ratio to the floor per shape, iabn against oneDNN (f32 training passes), drawn by gnuplot
-// into `png`. Returns false (after saying why) when gnuplot is missing or fails.
+// into `png`. Returns false (after saying why) when gnuplot is missing or fails, or without f32
+// rows.
 bool write_chart(const std::string& png, const RunInfo& info, const std::vector<Row>& rows);
 
 }  // namespace bench

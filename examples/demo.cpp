@@ -2,8 +2,11 @@
 // needs to judge the result: the dispatched target, the error against a float64 reference, the
 // times and bandwidth, and the memory a framework keeps between the passes.
 //
-//   iabn_demo [--shape 32,64,56,56] [--layout nchw|nhwc] [--dtype f32|f64]
+//   iabn_demo [--shape 32,64,56,56] [--layout nchw|nhwc] [--dtype f32|f64|f16|bf16]
 //             [--activation leaky_relu] [--param 0.01] [--threads N] [--repeats 7]
+//
+// f16 and bf16 tensors hold 16-bit floats, which C++17 has no type for: the demo stores their bits
+// in uint16_t and converts with the four small functions below.
 #include "demo_check.h"
 
 #include <iabn/iabn.h>
@@ -11,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -33,7 +37,7 @@ struct Config {
 [[noreturn]] void usage(const char* error) {
     if (error) std::fprintf(stderr, "iabn_demo: %s\n", error);
     std::fprintf(stderr,
-                 "usage: iabn_demo [--shape 32,64,56,56] [--layout nchw|nhwc] [--dtype f32|f64]\n"
+                 "usage: iabn_demo [--shape 32,64,56,56] [--layout nchw|nhwc] [--dtype f32|f64|f16|bf16]\n"
                  "                 [--activation identity|leaky_relu|elu] [--param 0.01] [--threads N] [--repeats 7]\n");
     std::exit(error ? 2 : 0);
 }
@@ -53,8 +57,11 @@ Config parse(int argc, char** argv) {
             if (v != "nchw" && v != "nhwc") usage("--layout takes nchw or nhwc");
             c.layout = v == "nchw" ? iabn::Layout::nchw : iabn::Layout::nhwc;
         } else if (a == "--dtype") {
-            if (v != "f32" && v != "f64") usage("--dtype takes f32 or f64");
-            c.dtype = v == "f32" ? iabn::DType::f32 : iabn::DType::f64;
+            if (v == "f32") c.dtype = iabn::DType::f32;
+            else if (v == "f64") c.dtype = iabn::DType::f64;
+            else if (v == "f16") c.dtype = iabn::DType::f16;
+            else if (v == "bf16") c.dtype = iabn::DType::bf16;
+            else usage("--dtype takes f32, f64, f16 or bf16");
         } else if (a == "--activation") {
             c.activation = iabn::parse_activation(v);
         } else if (a == "--param") {
@@ -70,20 +77,79 @@ Config parse(int argc, char** argv) {
     return c;
 }
 
-// Tensor storage in the run's dtype, filled from doubles.
+// 16-bit floats as iabn stores them: f16 is IEEE binary16 (1 sign, 5 exponent, 10 fraction bits),
+// bf16 the upper half of an f32 (1 sign, 8 exponent, 7 fraction bits). From f32 they round to
+// nearest, ties to even, as iabn's kernels do; NaN stays NaN.
+float bits_as_float(uint32_t bits) {
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    return f;
+}
+uint32_t float_bits(float f) {
+    uint32_t bits;
+    std::memcpy(&bits, &f, sizeof bits);
+    return bits;
+}
+
+float bf16_to_float(uint16_t h) { return bits_as_float(uint32_t{h} << 16); }
+
+uint16_t float_to_bf16(float v) {
+    const uint32_t b = float_bits(v);
+    if ((b & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((b >> 16) | 0x40u);  // quiet NaN
+    // Drop the low 16 bits, rounding: adding 0x7fff, plus 1 when the kept part is odd, carries
+    // into the kept part exactly when the dropped part is above half, or half and the kept part odd.
+    return static_cast<uint16_t>((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+}
+
+float f16_to_float(uint16_t h) {
+    const float sign = (h & 0x8000u) ? -1.0f : 1.0f;
+    const int exponent = (h >> 10) & 0x1f, fraction = h & 0x3ff;
+    if (exponent == 0x1f) return std::copysign(fraction ? NAN : INFINITY, sign);
+    if (exponent == 0) return sign * std::ldexp(static_cast<float>(fraction), -24);  // subnormal
+    return sign * std::ldexp(static_cast<float>(fraction | 0x400), exponent - 25);  // 1.fraction * 2^(exponent - 15)
+}
+
+uint16_t float_to_f16(float v) {
+    const uint32_t b = float_bits(v), magnitude = b & 0x7fffffffu;
+    const uint16_t sign = static_cast<uint16_t>((b >> 16) & 0x8000u);
+    if (magnitude > 0x7f800000u) return sign | 0x7e00u;  // quiet NaN
+    // From 65520 (halfway between the largest f16, 65504, and 2^16; the tie goes to the even 2^16)
+    // up, the result is inf.
+    if (magnitude >= 0x477ff000u) return sign | 0x7c00u;
+    // Below 2^-14, the smallest normal f16: a subnormal, a count of steps of 2^-24 (nearbyint
+    // rounds to nearest, ties to even).
+    if (magnitude < 0x38800000u) return sign | static_cast<uint16_t>(std::nearbyint(std::fabs(v) * 0x1p24f));
+    // Normal: drop 13 of the 23 fraction bits, rounding as in float_to_bf16 (a carry out of the
+    // fraction bumps the exponent, as it should), then rebias the exponent from 127 to 15.
+    const uint32_t rounded = (magnitude + 0xfffu + ((magnitude >> 13) & 1u)) >> 13;
+    return sign | static_cast<uint16_t>(rounded - ((127u - 15u) << 10));
+}
+
+// Tensor storage in the run's dtype, filled from doubles (rounded to the dtype).
 struct Tensor {
     iabn::DType dtype;
     std::vector<unsigned char> bytes;
     Tensor(iabn::DType t, size_t n) : dtype(t), bytes(n * iabn::dtype_size(t)) {}
     size_t size() const { return bytes.size() / iabn::dtype_size(dtype); }
     void set(size_t i, double v) {
-        if (dtype == iabn::DType::f64) reinterpret_cast<double*>(bytes.data())[i] = v;
-        else reinterpret_cast<float*>(bytes.data())[i] = static_cast<float>(v);
+        switch (dtype) {
+            case iabn::DType::f64: reinterpret_cast<double*>(bytes.data())[i] = v; break;
+            case iabn::DType::f32: reinterpret_cast<float*>(bytes.data())[i] = static_cast<float>(v); break;
+            case iabn::DType::f16: half(i) = float_to_f16(static_cast<float>(v)); break;
+            case iabn::DType::bf16: half(i) = float_to_bf16(static_cast<float>(v)); break;
+        }
     }
     double get(size_t i) const {
-        return dtype == iabn::DType::f64 ? reinterpret_cast<const double*>(bytes.data())[i]
-                                         : reinterpret_cast<const float*>(bytes.data())[i];
+        switch (dtype) {
+            case iabn::DType::f64: return reinterpret_cast<const double*>(bytes.data())[i];
+            case iabn::DType::f32: return reinterpret_cast<const float*>(bytes.data())[i];
+            case iabn::DType::f16: return f16_to_float(half(i));
+            case iabn::DType::bf16: return bf16_to_float(half(i));
+        }
+        return 0;
     }
+    uint16_t& half(size_t i) { return reinterpret_cast<uint16_t*>(bytes.data())[i]; }
+    uint16_t half(size_t i) const { return reinterpret_cast<const uint16_t*>(bytes.data())[i]; }
     std::vector<double> values() const {
         std::vector<double> v(size());
         for (size_t i = 0; i < v.size(); i++) v[i] = get(i);
@@ -182,7 +248,12 @@ int main(int argc, char** argv) try {
     for (const demo::Error& e : err.items) {
         std::printf("  %-14s %.2e   max %.2e\n", e.name.c_str(), e.normwise, e.max_relative);
     }
-    std::printf("  worst: %.2e (%s)\n", err.worst(), err.worst() <= demo::tolerance(cfg.dtype) ? "within tolerance" : "TOO LARGE");
+    std::printf("  worst: %.2e (%s)\n", err.worst(), err.within() ? "within tolerance" : "TOO LARGE");
+    if (demo::storage_roundoff(cfg.dtype) > 0) {  // 16-bit tensors: the two budgets differ
+        std::printf("  tolerance: z, dx %.2e (the %s rounding of each element, 2^%d, + 1e-5); the rest 1e-5 (f32)\n",
+                    demo::tolerance(cfg.dtype), iabn::to_string(cfg.dtype),
+                    std::ilogb(demo::storage_roundoff(cfg.dtype)));
+    }
     std::printf("\ntime, median of %d runs (bandwidth counts the bytes the pass must move):\n", cfg.repeats);
     std::printf("  forward  (training) %8.3f ms  %6.1f GB/s  (read x, write z: %s)\n", fwd * 1e3, 2 * bytes / fwd / 1e9,
                 megabytes(2.0 * bytes).c_str());
@@ -193,7 +264,7 @@ int main(int argc, char** argv) try {
     std::printf("  %-44s %10s\n", "InPlace-ABN (z, saved stats)", megabytes(bytes + channel_bytes).c_str());
     std::printf("  %-44s %10s  (%.2fx)\n", standard.c_str(), megabytes(2.0 * bytes + channel_bytes).c_str(),
                 (2.0 * bytes + channel_bytes) / (bytes + channel_bytes));
-    return err.worst() <= demo::tolerance(cfg.dtype) ? 0 : 1;
+    return err.within() ? 0 : 1;
 } catch (const std::exception& e) {
     std::fprintf(stderr, "iabn_demo: %s\n", e.what());
     return 1;
