@@ -47,6 +47,7 @@ inline uint16_t to_bits(HalfFormat f, double v) {
     const uint16_t inf = f.exponent_mask();
     if (std::isnan(v)) return static_cast<uint16_t>(sign | inf | (1 << (f.mantissa_bits - 1)));
     const double a = std::fabs(v);
+    if (std::isinf(a)) return static_cast<uint16_t>(sign | inf);
     // The spacing of the values around a: 2^(e - mantissa_bits), e = max(exponent of a, emin).
     int e = a == 0 ? f.emin() : std::ilogb(a);
     if (e < f.emin()) e = f.emin();

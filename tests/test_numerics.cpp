@@ -290,7 +290,8 @@ TEST_P(MomentumEnds, OneKeepsAndZeroReplacesExactly) {
     const Case c = GetParam();
     Rng rng;
     Inputs in = make_inputs(c, rng);
-    for (double& v : in.x) v = 3.0e5 + 7.0 * v;
+    const double offset = c.dtype == iabn::DType::f16 ? 3.0e4 : 3.0e5;  // (f16's largest is 65504)
+    for (double& v : in.x) v = offset + 7.0 * v;
     in.x = round_to(c.dtype, in.x);
     const iabn::DType cd = channel_dtype(c.dtype);
     for (double momentum : {1.0, 0.0}) {
