@@ -52,7 +52,9 @@ inline Halide::Expr inverse_activation(const Halide::Expr& z, const Halide::Expr
     using iabn::Activation;
     Type t = z.type();
     Expr z_over_a = z * (1 / a);  // a multiply, not a divide, per element: 1 / a is loop-invariant
-    Expr u = max(z_over_a, cast(t, -1) + cast(t, step));
+    // Only saturated elements are clamped: an unsaturated z/a may lie closer to -1 than `step`
+    // when a is not a power of two (f16 z = -0.0999755859375 with a = 0.1: 1 + z/a = 2^-12).
+    Expr u = select(z_over_a <= -1, cast(t, -1) + cast(t, step), z_over_a);
     Expr negative = select(act == activation_code(Activation::leaky_relu), z_over_a, log1p_accurate(u));
     return select(act == activation_code(Activation::identity) || z >= 0, z, negative);
 }
