@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/deps.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DIABN_SANITIZERS=ON >/dev/null
+# Every dtype the suite tests, also in a build/ configured before they all were the default.
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DIABN_SANITIZERS=ON -DIABN_DTYPES="f32;f64;f16;bf16" >/dev/null
 cmake --build build
 (cd build && ctest --output-on-failure -j2 "$@")
 # The PyTorch package and its pytest suite (python/, tools/python.sh).
