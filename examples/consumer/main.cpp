@@ -3,13 +3,17 @@
 // (identity activation, weight 1, bias 0), dx has zero mean per channel and bias_grad is the
 // per-channel sum of dz.
 //
+// The same step again on bf16 tensors (f32 per-channel state), with tolerances of bf16's rounding.
+//
 // Then, where this program was built with OpenCL (CMakeLists.txt) and iabn has OpenCL kernels and
 // the machine an OpenCL device, the same step on OpenCL buffers with the functional API: the same
 // checks, and the results must agree with the CPU run.
 #include <iabn/iabn.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <vector>
 
@@ -30,10 +34,23 @@ std::vector<float> input_dz() {
     return dz;
 }
 
+// bf16 is the upper half of an f32: narrowing rounds the lower half away, to nearest even.
+uint16_t to_bf16(float f) {
+    uint32_t b;
+    std::memcpy(&b, &f, 4);
+    return static_cast<uint16_t>((b + 0x7fff + ((b >> 16) & 1)) >> 16);  // (no NaN here)
+}
+float from_bf16(uint16_t h) {
+    const uint32_t b = uint32_t(h) << 16;
+    float f;
+    std::memcpy(&f, &b, 4);
+    return f;
+}
+
 // z: the forward's output (written over x); dx: the backward's (written over dz). Returns the
-// number of channels that fail.
+// number of channels that fail. `tol` scales the thresholds (1: f32; 16-bit runs: their rounding).
 int check(const char* run, const std::vector<float>& z, const std::vector<float>& dx,
-          const std::vector<double>& bias_grad) {
+          const std::vector<double>& bias_grad, double tol = 1) {
     const std::vector<float> dz = input_dz();
     int failures = 0;
     for (int64_t ch = 0; ch < c; ch++) {
@@ -50,8 +67,8 @@ int check(const char* run, const std::vector<float>& z, const std::vector<float>
         const double m = double(n * hw), mean = sum / m, var = sq / m - mean * mean;
         std::printf("%s channel %lld: mean %.2e  var %.6f  mean(dx) %.2e  bias_grad %.1f\n", run,
                     static_cast<long long>(ch), mean, var, dsum / m, bias_grad[ch]);
-        if (std::abs(mean) > 1e-5 || std::abs(var - 1) > 1e-3 || std::abs(dsum / m) > 1e-6 ||
-            std::abs(bias_grad[ch] - dz_sum) > 1e-4 * m) {
+        if (std::abs(mean) > 1e-5 * tol || std::abs(var - 1) > 1e-3 * tol || std::abs(dsum / m) > 1e-6 * tol ||
+            std::abs(bias_grad[ch] - dz_sum) > 1e-4 * m * tol) {
             failures++;
         }
     }
@@ -212,6 +229,21 @@ int main() try {
     cpu.bias_grad = layer.bias_grad();
     int failures = check("cpu", cpu.z, cpu.dx, cpu.bias_grad);
     std::printf("iabn kernels: %s\n", iabn::kernel_target().c_str());
+
+    // bf16 tensors, f32 state: the thresholds grow by bf16's unit roundoff over f32's budget.
+    {
+        std::vector<uint16_t> x16, dz16;
+        for (float v : input_x()) x16.push_back(to_bf16(v));
+        for (float v : input_dz()) dz16.push_back(to_bf16(v));
+        iabn::InPlaceABN layer16(c, iabn::Options(), iabn::DType::bf16);
+        iabn::TensorRef x{x16.data(), iabn::DType::bf16, shape}, dz{dz16.data(), iabn::DType::bf16, shape};
+        layer16.forward(x);
+        layer16.backward(x, dz);
+        std::vector<float> z, dx;
+        for (uint16_t h : x16) z.push_back(from_bf16(h));
+        for (uint16_t h : dz16) dx.push_back(from_bf16(h));
+        failures += check("cpu bf16", z, dx, layer16.bias_grad(), 400);  // 2^-8 / 1e-5 ~ 400
+    }
 
 #ifdef IABN_CONSUMER_OPENCL
     failures += opencl_step(cpu);
