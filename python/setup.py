@@ -24,7 +24,12 @@ class CMakeBuild(build_ext):
         # rather than keep the choice a previous CMAKE_PREFIX_PATH made.
         # Python_EXECUTABLE: the interpreter being installed into (a venv's, not the first on PATH).
         # pybind11_DIR: the pybind11 that pip provides, from PyPI or the environment's own.
-        subprocess.run(["cmake", "-S", str(HERE), "-B", str(build_dir), "-U", "iabn_DIR",
+        # Ninja where it is installed (iabn's own build uses it; a machine set up for iabn may have
+        # no make), unless the user chose a generator or the kept build directory has one.
+        generator = []
+        if shutil.which("ninja") and not os.environ.get("CMAKE_GENERATOR") and not (build_dir / "CMakeCache.txt").exists():
+            generator = ["-G", "Ninja"]
+        subprocess.run(["cmake", "-S", str(HERE), "-B", str(build_dir), *generator, "-U", "iabn_DIR",
                         "-DCMAKE_BUILD_TYPE=Release", f"-DPython_EXECUTABLE={sys.executable}",
                         f"-Dpybind11_DIR={pybind11.get_cmake_dir()}"], check=True)
         jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL") or str(os.cpu_count() or 1)
