@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 bash tools/deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build --target iabn_generators
-cmake -S . -B build-aarch64 -G Ninja -DCMAKE_BUILD_TYPE=Release -DIABN_DTYPES="f32;f64;f16;bf16" \
+cmake -S . -B build-aarch64 -G Ninja -DCMAKE_BUILD_TYPE=Release -UIABN_DTYPES \
       -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/toolchains/aarch64-linux-gnu.cmake" \
       -Diabn-halide_generators_ROOT="$PWD/build" >/dev/null
 cmake --build build-aarch64

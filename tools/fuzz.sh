@@ -20,7 +20,7 @@ bash tools/deps.sh
 # The generators come from the normal host build (build/), as in tools/cross-aarch64.sh.
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build --target iabn_generators
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIABN_DTYPES="f32;f64;f16;bf16" \
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -UIABN_DTYPES \
       -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
       -Diabn-halide_generators_ROOT="$PWD/build" \
       -DIABN_KERNEL_TARGETS="$targets" -DIABN_CUDA=OFF -DIABN_OPENCL=OFF \
