@@ -41,17 +41,18 @@ struct TrainingOutputs {
     Halide::Func saved_mean, saved_invstd, running_mean, running_var;
 };
 
-inline void define_training_outputs(const TrainingOutputs& out, const Halide::Var& c, const BatchStatistics& st,
-                                    const Halide::Expr& invstd, const Halide::Expr& momentum,
-                                    const Halide::Expr& unbiased_running_var, Halide::Type channel) {
+// mean and var (biased) of m elements per channel, in the accumulation type.
+inline void define_training_outputs(const TrainingOutputs& out, const Halide::Var& c, const Halide::Expr& mean,
+                                    const Halide::Expr& var, const Halide::Expr& m, const Halide::Expr& invstd,
+                                    const Halide::Expr& momentum, const Halide::Expr& unbiased_running_var,
+                                    Halide::Type channel) {
     using namespace Halide;
-    Expr mean = st.moments(c)[0], var = st.moments(c)[1];
     Type acc = mean.type();
     Func running_mean = out.running_mean, running_var = out.running_var;  // handles to the Outputs
     Func saved_mean = out.saved_mean, saved_invstd = out.saved_invstd;
     saved_mean(c) = cast(channel, mean);
     saved_invstd(c) = cast(channel, invstd);
-    Expr var_for_running = select(unbiased_running_var, var * st.m / (st.m - 1), var);
+    Expr var_for_running = select(unbiased_running_var, var * m / (m - 1), var);
     // strict_float: as written, so momentum 1 keeps the running statistics exactly and momentum 0
     // takes the batch's (Halide's default float semantics may contract or reorder the terms).
     running_mean(c) = undef(channel);
@@ -107,26 +108,60 @@ struct TrainingForward {
     ApplyCoefficients k;
 };
 
+// Everything a training forward derives per channel from the batch's mean and biased variance
+// over m elements: the saved and running outputs, and the coefficients of the apply. Shared by
+// the local forwards (training_forward) and the synchronized one (forward_merge).
+template <typename C>
+ApplyCoefficients finish_training_forward(const TrainingOutputs& outputs, const Halide::Var& c, const Halide::Expr& mean,
+                                          const Halide::Expr& var, const Halide::Expr& m, const C& weight,
+                                          const C& bias, const Halide::Expr& epsilon, const Halide::Expr& momentum,
+                                          const Halide::Expr& unbiased_running_var, const Halide::Expr& abs_weight,
+                                          const ElementTypes& t) {
+    using namespace Halide;
+    Expr invstd = inverse_std(var, epsilon);
+    define_training_outputs(outputs, c, mean, var, m, invstd, momentum, unbiased_running_var, t.channel);
+    Expr g = effective_scale(cast(t.accum, weight(c)), abs_weight, epsilon);
+    return apply_coefficients(mean, invstd, g, cast(t.accum, bias(c)), t.compute);
+}
+
 template <typename X, typename C>
 TrainingForward training_forward(const X& x, const C& weight, const C& bias, const Halide::Var& c,
                                  const TrainingOutputs& outputs, const Halide::Expr& epsilon,
                                  const Halide::Expr& momentum, const Halide::Expr& unbiased_running_var,
                                  const Halide::Expr& abs_weight, const ElementTypes& t) {
-    using namespace Halide;
     TrainingForward f{batch_statistics(x, c, t), {}};
-    Expr invstd = inverse_std(f.st.moments(c)[1], epsilon);
-    define_training_outputs(outputs, c, f.st, invstd, momentum, unbiased_running_var, t.channel);
-    Expr g = effective_scale(cast(t.accum, weight(c)), abs_weight, epsilon);
-    f.k = apply_coefficients(f.st.moments(c)[0], invstd, g, cast(t.accum, bias(c)), t.compute);
+    f.k = finish_training_forward(outputs, c, f.st.moments(c)[0], f.st.moments(c)[1], f.st.m, weight, bias, epsilon,
+                                  momentum, unbiased_running_var, abs_weight, t);
     return f;
 }
 
-// The per-channel part of a backward: (bias, 1/g) for recovering xhat, the sums of dy and
-// dy * xhat, the parameter gradients, and the coefficients of dx. Shared by backward_reduce and
-// backward_fused.
-struct TrainingBackward {
+// The local part of a backward: (bias, 1/g) for recovering xhat, the sums of dy and dy * xhat
+// over this tensor, and the parameter gradients from them. Shared by every backward (local and
+// synchronized).
+struct LocalBackward {
     Halide::Func channel{"channel"};  // (bias, 1/g) in the compute type, as the element loops use them
     GradSums gs;
+    Halide::Expr g;  // the effective scale, in the accumulation type
+};
+
+template <typename Z, typename C>
+LocalBackward local_backward(const Z& z, const Z& dz, const C& weight, const C& bias, const Halide::Var& c,
+                             Halide::Func weight_grad, Halide::Func bias_grad, const Halide::Expr& epsilon,
+                             const Halide::Expr& abs_weight, const Halide::Expr& activation,
+                             const Halide::Expr& activation_param, const ElementTypes& t) {
+    using namespace Halide;
+    LocalBackward b;
+    Expr w = cast(t.accum, weight(c));
+    b.g = effective_scale(w, abs_weight, epsilon);
+    b.channel(c) = Tuple(cast(t.compute, bias(c)), cast(t.compute, 1 / b.g));
+    b.gs = grad_sums(z, dz, c, activation, cast(t.compute, activation_param), b.channel(c)[0], b.channel(c)[1], t);
+    define_param_grads(weight_grad, bias_grad, c, b.gs.sums(c)[0], b.gs.sums(c)[1], w, abs_weight, t.channel);
+    return b;
+}
+
+// A local backward and the coefficients of dx from its own sums. Shared by backward_reduce and
+// backward_fused.
+struct TrainingBackward : LocalBackward {
     GradCoefficients k;
 };
 
@@ -138,14 +173,11 @@ TrainingBackward training_backward(const Z& z, const Z& dz, const C& weight, con
                                    const Halide::Expr& activation_param, const ElementTypes& t) {
     using namespace Halide;
     TrainingBackward b;
-    Expr w = cast(t.accum, weight(c));
-    Expr g = effective_scale(w, abs_weight, epsilon);
-    b.channel(c) = Tuple(cast(t.compute, bias(c)), cast(t.compute, 1 / g));
-    b.gs = grad_sums(z, dz, c, activation, cast(t.compute, activation_param), b.channel(c)[0], b.channel(c)[1], t);
-    Expr sum_dy = b.gs.sums(c)[0], sum_dy_xhat = b.gs.sums(c)[1];
-    define_param_grads(weight_grad, bias_grad, c, sum_dy, sum_dy_xhat, w, abs_weight, t.channel);
+    static_cast<LocalBackward&>(b) = local_backward(z, dz, weight, bias, c, weight_grad, bias_grad, epsilon,
+                                                    abs_weight, activation, activation_param, t);
     Expr invstd = normalizing_invstd(batch_stats, cast(t.accum, saved_invstd(c)), cast(t.accum, running_var(c)), epsilon);
-    b.k = grad_coefficients(g, invstd, sum_dy, sum_dy_xhat, elements_per_channel(z, t.accum), batch_stats, t.compute);
+    b.k = grad_coefficients(b.g, invstd, b.gs.sums(c)[0], b.gs.sums(c)[1], elements_per_channel(z, t.accum),
+                            batch_stats, t.compute);
     return b;
 }
 

@@ -1,4 +1,5 @@
-// iabn::backward: validate, pick the kernels, wrap the buffers, call.
+// iabn::backward, and the synchronized backward's two halves (backward_partials,
+// backward_finish): validate, pick the kernels, wrap the buffers, call.
 #include "call.h"
 #include "halide_glue.h"
 #include "kernels.h"
@@ -6,6 +7,45 @@
 #include "validate.h"
 
 namespace iabn {
+namespace {
+
+// A backward's buffers as its kernels take them (the caller's, or stand-ins from the scratch).
+struct BackwardBuffers {
+    Halide::Runtime::Buffer<void> z, dz, weight, bias, invstd, running_var;
+    // The apply's coefficients.
+    Halide::Runtime::Buffer<void> grad_scale, mean_dy, mean_dy_xhat, xhat_bias, xhat_inv_g;
+    bool abs_weight;
+};
+
+BackwardBuffers wrap(const TensorRef& z, const TensorRef& dz, const ChannelState& state, const Options& options,
+                     const detail::Checked& ck, detail::Scratch& scratch, detail::Call& call) {
+    BackwardBuffers b;
+    b.z = detail::tensor_buffer(z, ck.view, call);
+    b.dz = detail::tensor_buffer(dz, ck.view, call);
+    b.weight = scratch.or_filled(state.weight, 1.0);
+    // A missing weight means g = 1: the |weight| + epsilon convention applies to a given weight.
+    b.abs_weight = options.abs_weight && state.weight.data;
+    b.bias = scratch.or_filled(state.bias, 0.0);
+    // The statistics the forward normalized with: saved (batch) or running (global).
+    b.invstd = scratch.or_filled(ck.batch_stats ? state.saved_invstd : TensorRef{}, 0.0);
+    b.running_var = scratch.or_filled(ck.batch_stats ? TensorRef{} : state.running_var, 1.0);
+    return b;
+}
+
+void outputs_for_apply(BackwardBuffers& b, detail::Scratch& scratch) {
+    b.grad_scale = scratch.output(), b.mean_dy = scratch.output(), b.mean_dy_xhat = scratch.output();
+    b.xhat_bias = scratch.output(), b.xhat_inv_g = scratch.output();
+}
+
+void apply(const detail::Kernels& k, BackwardBuffers& b, bool batch_stats, const Options& options,
+           detail::Call& call) {
+    call.run("backward_apply", [&](void* uc) {
+        return k.backward_apply(uc, b.z, b.grad_scale, b.mean_dy, b.mean_dy_xhat, b.xhat_bias, b.xhat_inv_g,
+                                batch_stats, static_cast<int>(options.activation), options.activation_param, b.dz);
+    });
+}
+
+}  // namespace
 
 void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state, const ParamGrads& grads,
               const Options& options) {
@@ -15,50 +55,73 @@ void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state
     const detail::Kernels& k = detail::kernels_for(z.dtype, ck.view.kernel_layout, z.device);
     const int64_t channels = ck.view.c;
     detail::Scratch scratch(channels, ck.channel_dtype, call);
-
-    auto zv = detail::tensor_buffer(z, ck.view, call);
-    auto dzv = detail::tensor_buffer(dz, ck.view, call);
-    auto weight = scratch.or_filled(state.weight, 1.0);
-    // A missing weight means g = 1: the |weight| + epsilon convention applies to a given weight.
-    const bool abs_weight = options.abs_weight && state.weight.data;
-    auto bias = scratch.or_filled(state.bias, 0.0);
-    const int act = static_cast<int>(options.activation);
-    // The statistics the forward normalized with: saved (batch) or running (global).
-    auto invstd = scratch.or_filled(ck.batch_stats ? state.saved_invstd : TensorRef{}, 0.0);
-    auto running_var = scratch.or_filled(ck.batch_stats ? TensorRef{} : state.running_var, 1.0);
+    BackwardBuffers b = wrap(z, dz, state, options, ck, scratch, call);
     auto weight_grad = scratch.or_filled(grads.weight_grad, 0.0);
     auto bias_grad = scratch.or_filled(grads.bias_grad, 0.0);
+    const int act = static_cast<int>(options.activation);
 
     if (detail::use_fused(k, channels)) {
         call.run("backward_fused", [&](void* uc) {
-            return k.backward_fused(uc, zv, dzv, weight, bias, invstd, running_var, options.epsilon, abs_weight,
-                                    ck.batch_stats, act, options.activation_param, dzv, weight_grad, bias_grad);
+            return k.backward_fused(uc, b.z, b.dz, b.weight, b.bias, b.invstd, b.running_var, options.epsilon,
+                                    b.abs_weight, ck.batch_stats, act, options.activation_param, b.dz, weight_grad,
+                                    bias_grad);
         });
         return;
     }
-    auto grad_scale = scratch.output(), mean_dy = scratch.output(), mean_dy_xhat = scratch.output();
-    auto xhat_bias = scratch.output(), xhat_inv_g = scratch.output();
+    outputs_for_apply(b, scratch);
 
     // The sums over the tensor are needed for batch statistics, or for parameter gradients.
     if (ck.batch_stats || grads.weight_grad.data || grads.bias_grad.data) {
         call.run("backward_reduce", [&](void* uc) {
-            return k.backward_reduce(uc, zv, dzv, weight, bias, invstd, running_var, options.epsilon, abs_weight,
-                                     ck.batch_stats, act, options.activation_param, detail::kernel_threads(),
-                                     weight_grad, bias_grad, grad_scale, mean_dy, mean_dy_xhat, xhat_bias,
-                                     xhat_inv_g);
+            return k.backward_reduce(uc, b.z, b.dz, b.weight, b.bias, b.invstd, b.running_var, options.epsilon,
+                                     b.abs_weight, ck.batch_stats, act, options.activation_param,
+                                     detail::kernel_threads(), weight_grad, bias_grad, b.grad_scale, b.mean_dy,
+                                     b.mean_dy_xhat, b.xhat_bias, b.xhat_inv_g);
         });
     } else {
         auto running_mean = scratch.filled(0);  // not needed by the backward coefficients
         auto unused_pivot = scratch.output(), unused_scale = scratch.output(), unused_shift = scratch.output();
         call.run("global_coeffs", [&](void* uc) {
-            return k.global_coeffs(uc, running_mean, running_var, weight, bias, options.epsilon, abs_weight,
-                                   unused_pivot, unused_scale, unused_shift, grad_scale, xhat_bias, xhat_inv_g);
+            return k.global_coeffs(uc, running_mean, b.running_var, b.weight, b.bias, options.epsilon, b.abs_weight,
+                                   unused_pivot, unused_scale, unused_shift, b.grad_scale, b.xhat_bias, b.xhat_inv_g);
         });
     }
-    call.run("backward_apply", [&](void* uc) {
-        return k.backward_apply(uc, zv, grad_scale, mean_dy, mean_dy_xhat, xhat_bias, xhat_inv_g, ck.batch_stats,
-                                act, options.activation_param, dzv);
+    apply(k, b, ck.batch_stats, options, call);
+}
+
+void backward_partials(const TensorRef& z, const TensorRef& dz, const ChannelState& state, const ParamGrads& grads,
+                       const TensorRef& partials, const Options& options) {
+    detail::init_halide_runtime();
+    detail::Call call(z.device);
+    const detail::Checked ck = detail::validate_backward_partials(z, dz, state, grads, partials, options, call);
+    const detail::Kernels& k = detail::kernels_for(z.dtype, ck.view.kernel_layout, z.device);
+    detail::Scratch scratch(ck.view.c, ck.channel_dtype, call);
+    BackwardBuffers b = wrap(z, dz, state, options, ck, scratch, call);
+    auto weight_grad = scratch.or_filled(grads.weight_grad, 0.0);
+    auto bias_grad = scratch.or_filled(grads.bias_grad, 0.0);
+    auto out = detail::sync_buffer(partials, sync_partials_size(ck.view.c), 0, call);
+    call.run("backward_partials", [&](void* uc) {
+        return k.backward_partials(uc, b.z, b.dz, b.weight, b.bias, options.epsilon, b.abs_weight,
+                                   static_cast<int>(options.activation), options.activation_param,
+                                   detail::kernel_threads(), weight_grad, bias_grad, out);
     });
+}
+
+void backward_finish(const TensorRef& z, const TensorRef& dz, const ChannelState& state, const TensorRef& gathered,
+                     const Options& options) {
+    detail::init_halide_runtime();
+    detail::Call call(z.device);
+    const detail::Checked ck = detail::validate_backward_finish(z, dz, state, gathered, options, call);
+    const detail::Kernels& k = detail::kernels_for(z.dtype, ck.view.kernel_layout, z.device);
+    detail::Scratch scratch(ck.view.c, ck.channel_dtype, call);
+    BackwardBuffers b = wrap(z, dz, state, options, ck, scratch, call);
+    auto rows = detail::sync_buffer(gathered, sync_partials_size(ck.view.c), ck.processes, call);
+    outputs_for_apply(b, scratch);
+    call.run("backward_merge", [&](void* uc) {
+        return k.backward_merge(uc, rows, b.weight, b.bias, b.invstd, options.epsilon, b.abs_weight, b.grad_scale,
+                                b.mean_dy, b.mean_dy_xhat, b.xhat_bias, b.xhat_inv_g);
+    });
+    apply(k, b, true, options, call);
 }
 
 }  // namespace iabn

@@ -1,4 +1,5 @@
-// iabn::forward: validate, pick the kernels, wrap the buffers, call.
+// iabn::forward, and the synchronized forward's two halves (forward_partials, forward_finish):
+// validate, pick the kernels, wrap the buffers, call.
 #include "call.h"
 #include "halide_glue.h"
 #include "kernels.h"
@@ -6,6 +7,39 @@
 #include "validate.h"
 
 namespace iabn {
+namespace {
+
+// A forward's buffers as its kernels take them (the caller's, or stand-ins from the scratch).
+struct ForwardBuffers {
+    Halide::Runtime::Buffer<void> x, weight, bias, running_mean, running_var, saved_mean, saved_invstd;
+    Halide::Runtime::Buffer<void> pivot, scale, shift;  // the apply's coefficients
+    bool abs_weight;
+};
+
+ForwardBuffers wrap(const TensorRef& x, const ChannelState& state, const Options& options, const detail::Checked& ck,
+                    detail::Scratch& scratch, detail::Call& call) {
+    auto given = [&](const TensorRef& t) { return detail::channel_buffer(t, ck.view.c, call); };
+    ForwardBuffers b;
+    b.x = detail::tensor_buffer(x, ck.view, call);
+    b.weight = scratch.or_filled(state.weight, 1.0);
+    // A missing weight means g = 1: the |weight| + epsilon convention applies to a given weight.
+    b.abs_weight = options.abs_weight && state.weight.data;
+    b.bias = scratch.or_filled(state.bias, 0.0);
+    b.running_mean = given(state.running_mean);
+    b.running_var = given(state.running_var);
+    b.saved_mean = given(state.saved_mean);  // written with batch statistics only
+    b.saved_invstd = given(state.saved_invstd);
+    return b;
+}
+
+void apply(const detail::Kernels& k, ForwardBuffers& b, const Options& options, detail::Call& call) {
+    call.run("forward_apply", [&](void* uc) {
+        return k.forward_apply(uc, b.pivot, b.scale, b.shift, static_cast<int>(options.activation),
+                               options.activation_param, b.x);
+    });
+}
+
+}  // namespace
 
 void forward(const TensorRef& x, const ChannelState& state, const Options& options) {
     detail::init_halide_runtime();
@@ -14,45 +48,63 @@ void forward(const TensorRef& x, const ChannelState& state, const Options& optio
     const detail::Kernels& k = detail::kernels_for(x.dtype, ck.view.kernel_layout, x.device);
     const int64_t channels = ck.view.c;
     detail::Scratch scratch(channels, ck.channel_dtype, call);
-    auto given = [&](const TensorRef& t) { return detail::channel_buffer(t, channels, call); };
-
-    auto xv = detail::tensor_buffer(x, ck.view, call);
-    auto weight = scratch.or_filled(state.weight, 1.0);
-    // A missing weight means g = 1: the |weight| + epsilon convention applies to a given weight.
-    const bool abs_weight = options.abs_weight && state.weight.data;
-    auto bias = scratch.or_filled(state.bias, 0.0);
-    auto running_mean = given(state.running_mean);
-    auto running_var = given(state.running_var);
-    auto saved_mean = given(state.saved_mean);  // written with batch statistics only
-    auto saved_invstd = given(state.saved_invstd);
-    const int act = static_cast<int>(options.activation);
+    ForwardBuffers b = wrap(x, state, options, ck, scratch, call);
 
     if (ck.batch_stats && detail::use_fused(k, channels)) {  // (one-pass kernels are CPU only)
         call.run("forward_fused", [&](void* uc) {
-            return k.forward_fused(uc, xv, weight, bias, options.epsilon, options.momentum,
-                                   options.unbiased_running_var, abs_weight, act, options.activation_param, xv,
-                                   saved_mean, saved_invstd, running_mean, running_var);
+            return k.forward_fused(uc, b.x, b.weight, b.bias, options.epsilon, options.momentum,
+                                   options.unbiased_running_var, b.abs_weight, static_cast<int>(options.activation),
+                                   options.activation_param, b.x, b.saved_mean, b.saved_invstd, b.running_mean,
+                                   b.running_var);
         });
         return;
     }
-    auto pivot = scratch.output(), scale = scratch.output(), shift = scratch.output();
+    b.pivot = scratch.output(), b.scale = scratch.output(), b.shift = scratch.output();
 
     if (ck.batch_stats) {
         call.run("forward_stats", [&](void* uc) {
-            return k.forward_stats(uc, xv, weight, bias, options.epsilon, options.momentum,
-                                   options.unbiased_running_var, abs_weight, detail::kernel_threads(), saved_mean,
-                                   saved_invstd, running_mean, running_var, pivot, scale, shift);
+            return k.forward_stats(uc, b.x, b.weight, b.bias, options.epsilon, options.momentum,
+                                   options.unbiased_running_var, b.abs_weight, detail::kernel_threads(), b.saved_mean,
+                                   b.saved_invstd, b.running_mean, b.running_var, b.pivot, b.scale, b.shift);
         });
     } else {
         auto unused_scale = scratch.output(), unused_bias = scratch.output(), unused_inv_g = scratch.output();
         call.run("global_coeffs", [&](void* uc) {
-            return k.global_coeffs(uc, running_mean, running_var, weight, bias, options.epsilon, abs_weight, pivot,
-                                   scale, shift, unused_scale, unused_bias, unused_inv_g);
+            return k.global_coeffs(uc, b.running_mean, b.running_var, b.weight, b.bias, options.epsilon, b.abs_weight,
+                                   b.pivot, b.scale, b.shift, unused_scale, unused_bias, unused_inv_g);
         });
     }
-    call.run("forward_apply", [&](void* uc) {
-        return k.forward_apply(uc, pivot, scale, shift, act, options.activation_param, xv);
+    apply(k, b, options, call);
+}
+
+int64_t sync_partials_size(int64_t channels) { return 2 * channels + 1; }
+
+void forward_partials(const TensorRef& x, const TensorRef& partials, const Options& options) {
+    detail::init_halide_runtime();
+    detail::Call call(x.device);
+    const detail::Checked ck = detail::validate_forward_partials(x, partials, options, call);
+    const detail::Kernels& k = detail::kernels_for(x.dtype, ck.view.kernel_layout, x.device);
+    auto xv = detail::tensor_buffer(x, ck.view, call);
+    auto out = detail::sync_buffer(partials, sync_partials_size(ck.view.c), 0, call);
+    call.run("forward_partials",
+             [&](void* uc) { return k.forward_partials(uc, xv, detail::kernel_threads(), out); });
+}
+
+void forward_finish(const TensorRef& x, const ChannelState& state, const TensorRef& gathered, const Options& options) {
+    detail::init_halide_runtime();
+    detail::Call call(x.device);
+    const detail::Checked ck = detail::validate_forward_finish(x, state, gathered, options, call);
+    const detail::Kernels& k = detail::kernels_for(x.dtype, ck.view.kernel_layout, x.device);
+    detail::Scratch scratch(ck.view.c, ck.channel_dtype, call);
+    ForwardBuffers b = wrap(x, state, options, ck, scratch, call);
+    auto rows = detail::sync_buffer(gathered, sync_partials_size(ck.view.c), ck.processes, call);
+    b.pivot = scratch.output(), b.scale = scratch.output(), b.shift = scratch.output();
+    call.run("forward_merge", [&](void* uc) {
+        return k.forward_merge(uc, rows, b.weight, b.bias, options.epsilon, options.momentum,
+                               options.unbiased_running_var, b.abs_weight, b.saved_mean, b.saved_invstd,
+                               b.running_mean, b.running_var, b.pivot, b.scale, b.shift);
     });
+    apply(k, b, options, call);
 }
 
 }  // namespace iabn

@@ -40,7 +40,8 @@ const std::map<Key, Kernels>& table() {
 }
 
 bool complete(const Kernels& k) {
-    return k.forward_stats && k.forward_apply && k.backward_reduce && k.backward_apply && k.global_coeffs;
+    return k.forward_stats && k.forward_apply && k.backward_reduce && k.backward_apply && k.global_coeffs &&
+           k.forward_partials && k.forward_merge && k.backward_partials && k.backward_merge;
 }
 
 std::string built_dtypes(Device device) {

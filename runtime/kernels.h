@@ -14,6 +14,11 @@ struct Kernels {
     decltype(&iabn_backward_reduce_f32_nchw) backward_reduce = nullptr;
     decltype(&iabn_backward_apply_f32_nchw) backward_apply = nullptr;
     decltype(&iabn_global_coeffs_f32_any) global_coeffs = nullptr;
+    // Statistics across processes: the local partials, and the merge of every process's.
+    decltype(&iabn_forward_partials_f32_nchw) forward_partials = nullptr;
+    decltype(&iabn_forward_merge_f32_any) forward_merge = nullptr;
+    decltype(&iabn_backward_partials_f32_nchw) backward_partials = nullptr;
+    decltype(&iabn_backward_merge_f32_any) backward_merge = nullptr;
     // One pass per channel; nchw only (null for channels-last).
     decltype(&iabn_forward_fused_f32_nchw) forward_fused = nullptr;
     decltype(&iabn_backward_fused_f32_nchw) backward_fused = nullptr;

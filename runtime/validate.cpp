@@ -3,6 +3,7 @@
 #include "device.h"
 #include "kernels.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -144,6 +145,42 @@ public:
         }
     }
 
+    // The synchronized passes exchange batch statistics: they need them.
+    void batch_statistics(const Options& o) const {
+        if (!uses_batch_stats(o)) {
+            fail("options", "batch statistics (training && !use_global_stats): a synchronized pass exchanges them",
+                 o.training ? "use_global_stats == true" : "training == false");
+        }
+    }
+
+    // A synchronized pass's f64 partials: [2C + 1] (`gathered` false) or every process's,
+    // [P, 2C + 1] (`gathered` true). Returns P (1 for partials).
+    int64_t sync_buffer(const TensorRef& t, const std::string& name, int64_t channels, bool gathered, bool written) {
+        const int64_t width = sync_partials_size(channels);
+        const std::string w = std::to_string(width);
+        if (!t.data) fail(name, "a data pointer", "nullptr");
+        same_device(t, name);
+        const bool ok = gathered ? t.shape.size() == 2 && t.shape[0] >= 1 && t.shape[1] == width
+                                 : t.shape == std::vector<int64_t>{width};
+        if (!ok) {
+            fail(name,
+                 gathered ? "shape [P, " + w + "]: the partials of P >= 1 processes, one row each (2C + 1 values)"
+                          : "shape [" + w + "] (2C + 1 values for " + std::to_string(channels) + " channels)",
+                 "shape " + shape(t.shape));
+        }
+        if (t.dtype != DType::f64) {
+            fail(name + ".dtype", "f64 (partials are exchanged in f64 whatever the tensor's dtype)", to_string(t.dtype));
+        }
+        const int64_t rows = gathered ? t.shape[0] : 1;
+        // (the kernels index the gathered rows with 32-bit strides)
+        if (rows > std::numeric_limits<int32_t>::max() / width) {
+            fail(name, "fewer than 2^31 values in all", "shape " + shape(t.shape));
+        }
+        aligned(t, name);
+        add_span(t, name, rows * width * static_cast<int64_t>(sizeof(double)), written);
+        return rows;
+    }
+
     // No buffer the call writes may share a byte with another buffer of the call: the kernels
     // would read values they have already overwritten (or write one result over another).
     void no_overlap() const {
@@ -254,6 +291,38 @@ void check_backward_scale(const Checker& check, const TensorRef& weight, int64_t
     }
 }
 
+// Column 0 of each gathered row is a process's elements per channel: an integer >= 1 (exact in
+// f64 up to 2^53), one of them this tensor's own, and at least 2 in all (a variance needs 2).
+void check_gathered_counts(const Checker& check, const TensorRef& gathered, const View& v, int64_t rows, Call& call) {
+    const int64_t width = sync_partials_size(v.c);
+    std::vector<double> values(static_cast<size_t>(rows * width));
+    if (const DeviceBackend* device = device_backend(gathered.device)) {
+        device->read(call, values.data(), gathered.data, values.size() * sizeof(double));
+    } else {
+        std::copy_n(static_cast<const double*>(gathered.data), values.size(), values.data());
+    }
+    double total = 0;
+    bool own = false;
+    for (int64_t p = 0; p < rows; p++) {
+        const double n = values[static_cast<size_t>(p * width)];
+        if (!(n >= 1 && n <= 0x1p53 && n == std::floor(n))) {
+            check.fail("gathered", "an element count per channel (an integer >= 1) in column 0 of every row",
+                       Checker::number(n) + " in row " + std::to_string(p));
+        }
+        total += n;
+        own = own || n == static_cast<double>(v.per_channel());
+    }
+    if (!own) {
+        check.fail("gathered", "a row with this tensor's count, " + std::to_string(v.per_channel()) +
+                                   " elements per channel (the rows are every process's partials of this layer)",
+                   "none");
+    }
+    if (total < 2) {
+        check.fail("gathered", "at least 2 elements per channel across processes for batch statistics",
+                   Checker::number(total));
+    }
+}
+
 }  // namespace
 
 bool uses_batch_stats(const Options& o) { return o.training && !o.use_global_stats; }
@@ -265,12 +334,11 @@ void begin(Call& call, const Options& o) {
     if (const DeviceBackend* device = device_backend(call.device())) device->begin(call, o);
 }
 
-Checked validate_forward(const TensorRef& x, const ChannelState& s, const Options& o, Call& call) {
-    Checker check("forward");
-    check.options(o);
-    const View v = check.tensor(x, "x", o.layout, true);
-    const bool batch = uses_batch_stats(o);
-    const DType cd = channel_dtype_for(x.dtype);
+namespace {
+
+// The per-channel buffers of a forward (forward, forward_finish).
+void check_forward_state(Checker& check, const View& v, const ChannelState& s, const Options& o, bool batch,
+                         DType cd) {
     check.epsilon(o, cd);
     check.channel(s.weight, "weight", v.c, cd, false, false);
     check.channel(s.bias, "bias", v.c, cd, false, false);
@@ -278,6 +346,43 @@ Checked validate_forward(const TensorRef& x, const ChannelState& s, const Option
     check.channel(s.running_var, "running_var", v.c, cd, true, batch);
     check.channel(s.saved_mean, "saved_mean", v.c, cd, batch, batch, batch);
     check.channel(s.saved_invstd, "saved_invstd", v.c, cd, batch, batch, batch);
+}
+
+// Which buffers a backward reads and writes: backward() and backward_finish() write dz and need
+// the normalizing statistics; backward_partials() reads dz, needs no statistics and writes the
+// parameter gradients.
+struct BackwardUse {
+    bool dz_written, statistics, grads;
+};
+
+View check_backward_buffers(Checker& check, const TensorRef& z, const TensorRef& dz, const ChannelState& s,
+                            const ParamGrads& g, const Options& o, bool batch, DType cd, BackwardUse use) {
+    const View v = check.tensor(z, "z", o.layout, false);
+    check.tensor(dz, "dz", o.layout, use.dz_written);
+    if (dz.shape != z.shape) check.fail("dz", "the shape of z " + Checker::shape(z.shape), Checker::shape(dz.shape));
+    if (dz.dtype != z.dtype) check.fail("dz.dtype", std::string("the dtype of z, ") + to_string(z.dtype), to_string(dz.dtype));
+    check.epsilon(o, cd);
+    check.channel(s.weight, "weight", v.c, cd, false, false);
+    check.channel(s.bias, "bias", v.c, cd, false, false);
+    const bool stats = use.statistics;
+    check.channel(s.saved_invstd, "saved_invstd", v.c, cd, stats && batch, false, stats && batch);
+    check.channel(s.running_var, "running_var", v.c, cd, stats && !batch, false, stats && !batch);
+    if (use.grads) {
+        check.channel(g.weight_grad, "weight_grad", v.c, cd, false, true);
+        check.channel(g.bias_grad, "bias_grad", v.c, cd, false, true);
+    }
+    return v;
+}
+
+}  // namespace
+
+Checked validate_forward(const TensorRef& x, const ChannelState& s, const Options& o, Call& call) {
+    Checker check("forward");
+    check.options(o);
+    const View v = check.tensor(x, "x", o.layout, true);
+    const bool batch = uses_batch_stats(o);
+    const DType cd = channel_dtype_for(x.dtype);
+    check_forward_state(check, v, s, o, batch, cd);
     if (batch) check.enough_elements(v, "x");
     check.no_overlap();
     kernels_for(x.dtype, v.kernel_layout, x.device);
@@ -290,19 +395,9 @@ Checked validate_backward(const TensorRef& z, const TensorRef& dz, const Channel
                           const Options& o, Call& call) {
     Checker check("backward");
     check.options(o);
-    const View v = check.tensor(z, "z", o.layout, false);
-    check.tensor(dz, "dz", o.layout, true);
-    if (dz.shape != z.shape) check.fail("dz", "the shape of z " + Checker::shape(z.shape), Checker::shape(dz.shape));
-    if (dz.dtype != z.dtype) check.fail("dz.dtype", std::string("the dtype of z, ") + to_string(z.dtype), to_string(dz.dtype));
     const bool batch = uses_batch_stats(o);
     const DType cd = channel_dtype_for(z.dtype);
-    check.epsilon(o, cd);
-    check.channel(s.weight, "weight", v.c, cd, false, false);
-    check.channel(s.bias, "bias", v.c, cd, false, false);
-    check.channel(s.saved_invstd, "saved_invstd", v.c, cd, batch, false, batch);
-    check.channel(s.running_var, "running_var", v.c, cd, !batch, false, !batch);
-    check.channel(g.weight_grad, "weight_grad", v.c, cd, false, true);
-    check.channel(g.bias_grad, "bias_grad", v.c, cd, false, true);
+    const View v = check_backward_buffers(check, z, dz, s, g, o, batch, cd, {true, true, true});
     if (batch) check.enough_elements(v, "z");
     check.no_overlap();
     kernels_for(z.dtype, v.kernel_layout, z.device);
@@ -311,6 +406,65 @@ Checked validate_backward(const TensorRef& z, const TensorRef& dz, const Channel
     if (s.weight.data) check_backward_scale(check, s.weight, v.c, cd, o, call);
     // (a missing weight means g = 1)
     return {v, batch, cd};
+}
+
+Checked validate_forward_partials(const TensorRef& x, const TensorRef& partials, const Options& o, Call& call) {
+    Checker check("forward_partials");
+    check.options(o);
+    check.batch_statistics(o);
+    const View v = check.tensor(x, "x", o.layout, false);
+    check.sync_buffer(partials, "partials", v.c, false, true);
+    check.no_overlap();
+    kernels_for(x.dtype, v.kernel_layout, x.device);
+    begin(call, o);
+    return {v, true, channel_dtype_for(x.dtype)};
+}
+
+Checked validate_forward_finish(const TensorRef& x, const ChannelState& s, const TensorRef& gathered,
+                                const Options& o, Call& call) {
+    Checker check("forward_finish");
+    check.options(o);
+    check.batch_statistics(o);
+    const View v = check.tensor(x, "x", o.layout, true);
+    const DType cd = channel_dtype_for(x.dtype);
+    check_forward_state(check, v, s, o, true, cd);
+    const int64_t rows = check.sync_buffer(gathered, "gathered", v.c, true, false);
+    check.no_overlap();
+    kernels_for(x.dtype, v.kernel_layout, x.device);
+    begin(call, o);
+    check_gathered_counts(check, gathered, v, rows, call);
+    return {v, true, cd, rows};
+}
+
+Checked validate_backward_partials(const TensorRef& z, const TensorRef& dz, const ChannelState& s,
+                                   const ParamGrads& g, const TensorRef& partials, const Options& o, Call& call) {
+    Checker check("backward_partials");
+    check.options(o);
+    check.batch_statistics(o);
+    const DType cd = channel_dtype_for(z.dtype);
+    const View v = check_backward_buffers(check, z, dz, s, g, o, true, cd, {false, false, true});
+    check.sync_buffer(partials, "partials", v.c, false, true);
+    check.no_overlap();
+    kernels_for(z.dtype, v.kernel_layout, z.device);
+    begin(call, o);
+    if (s.weight.data) check_backward_scale(check, s.weight, v.c, cd, o, call);
+    return {v, true, cd};
+}
+
+Checked validate_backward_finish(const TensorRef& z, const TensorRef& dz, const ChannelState& s,
+                                 const TensorRef& gathered, const Options& o, Call& call) {
+    Checker check("backward_finish");
+    check.options(o);
+    check.batch_statistics(o);
+    const DType cd = channel_dtype_for(z.dtype);
+    const View v = check_backward_buffers(check, z, dz, s, ParamGrads{}, o, true, cd, {true, true, false});
+    const int64_t rows = check.sync_buffer(gathered, "gathered", v.c, true, false);
+    check.no_overlap();
+    kernels_for(z.dtype, v.kernel_layout, z.device);
+    begin(call, o);
+    check_gathered_counts(check, gathered, v, rows, call);
+    if (s.weight.data) check_backward_scale(check, s.weight, v.c, cd, o, call);
+    return {v, true, cd, rows};
 }
 
 }  // namespace iabn::detail

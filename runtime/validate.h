@@ -10,6 +10,7 @@ struct Checked {
     View view;
     bool batch_stats;     // training && !use_global_stats
     DType channel_dtype;  // of every per-channel buffer
+    int64_t processes = 1;  // rows of a synchronized pass's gathered partials
 };
 
 bool uses_batch_stats(const Options& options);
@@ -21,5 +22,16 @@ DType channel_dtype_for(DType tensor_dtype);
 Checked validate_forward(const TensorRef& x, const ChannelState& state, const Options& options, Call& call);
 Checked validate_backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state,
                           const ParamGrads& grads, const Options& options, Call& call);
+
+// The synchronized passes (iabn.h, "Batch statistics across processes"): the same checks, with
+// the partials ([2C + 1] f64) or the gathered partials ([P, 2C + 1] f64, whose counts are read).
+Checked validate_forward_partials(const TensorRef& x, const TensorRef& partials, const Options& options, Call& call);
+Checked validate_forward_finish(const TensorRef& x, const ChannelState& state, const TensorRef& gathered,
+                                const Options& options, Call& call);
+Checked validate_backward_partials(const TensorRef& z, const TensorRef& dz, const ChannelState& state,
+                                   const ParamGrads& grads, const TensorRef& partials, const Options& options,
+                                   Call& call);
+Checked validate_backward_finish(const TensorRef& z, const TensorRef& dz, const ChannelState& state,
+                                 const TensorRef& gathered, const Options& options, Call& call);
 
 }  // namespace iabn::detail

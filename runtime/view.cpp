@@ -62,4 +62,12 @@ Halide::Runtime::Buffer<void> channel_buffer(const TensorRef& t, int64_t channel
     return channel_buffer(t.data, t.dtype, channels, call);
 }
 
+Halide::Runtime::Buffer<void> sync_buffer(const TensorRef& t, int64_t width, int64_t rows, Call& call) {
+    halide_dimension_t dims[2] = {
+        {0, static_cast<int32_t>(width), 1, 0},
+        {0, static_cast<int32_t>(rows), static_cast<int32_t>(width), 0},
+    };
+    return describe(t.data, t.dtype, rows == 0 ? 1 : 2, dims, call);
+}
+
 }  // namespace iabn::detail

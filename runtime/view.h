@@ -26,6 +26,9 @@ View make_view(const std::vector<int64_t>& shape, Layout layout);
 // memory, and detached when the last copy of the descriptor is destroyed.
 Halide::Runtime::Buffer<void> tensor_buffer(const TensorRef& t, const View& v, Call& call);
 Halide::Runtime::Buffer<void> channel_buffer(const TensorRef& t, int64_t channels, Call& call);
+// The f64 partials of a synchronized pass: [width] (rows == 0) or the gathered [rows, width],
+// as Halide's (i, p).
+Halide::Runtime::Buffer<void> sync_buffer(const TensorRef& t, int64_t width, int64_t rows, Call& call);
 // The same over memory given as a pointer (the call's own scratch, host or device).
 Halide::Runtime::Buffer<void> channel_buffer(void* data, DType dtype, int64_t channels, Call& call);
 

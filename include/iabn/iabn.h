@@ -85,6 +85,44 @@ void forward(const TensorRef& x, const ChannelState& state, const Options& optio
 void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state,
               const ParamGrads& grads, const Options& options);
 
+// ---- Batch statistics across processes (synchronized InPlace-ABN) ----
+//
+// A training pass with batch statistics, split in two around an exchange that the caller makes
+// with its own transport (MPI_Allgather, ncclAllGather, torch.distributed.all_gather):
+//   1. *_partials: this process's per-channel partials into `partials`, an f64 buffer of shape
+//      [sync_partials_size(C)] on the tensor's device;
+//   2. the caller all-gathers them into `gathered`, f64 [P, sync_partials_size(C)]: row p holds
+//      the partials of process p, every process getting the same rows in the same (rank) order;
+//   3. *_finish merges the rows in row order, so every process computes the same bits, and does
+//      the rest of the pass over its local tensor.
+// The statistics are those of the concatenated batch whatever each process's batch size (the
+// partials carry element counts and are merged exactly: Chan's parallel update of mean and sum of
+// squared deviations); the running variance's Bessel factor uses the global count. Parameter
+// gradients stay local (each process's own sums; a data-parallel framework all-reduces them).
+// Options must have batch statistics (training && !use_global_stats); global statistics need
+// no exchange, and forward()/backward() (with their one-pass kernels) need none either.
+// A local tensor needs 1 element per channel; the global count must be >= 2.
+// Device tensors: `partials` and `gathered` are device buffers too (an exchange on the device,
+// e.g. NCCL), and *_finish reads the counts of `gathered` on the host (it waits for the queue).
+
+// The f64 values one process contributes per call: 2 * channels + 1 (8 * (2C + 1) bytes).
+int64_t sync_partials_size(int64_t channels);
+
+// Forward, step 1: the local count, mean and sum of squared deviations of x (read only).
+void forward_partials(const TensorRef& x, const TensorRef& partials, const Options& options);
+// Forward, step 3: x becomes z, normalized with the merged statistics of `gathered`; writes
+// saved_mean and saved_invstd and updates the running statistics, as forward() does.
+void forward_finish(const TensorRef& x, const ChannelState& state, const TensorRef& gathered, const Options& options);
+
+// Backward, step 1: the local count and sums of dy and dy * xhat (z and dz read only); writes
+// the local parameter gradients (grads) as backward() would for this process's batch.
+void backward_partials(const TensorRef& z, const TensorRef& dz, const ChannelState& state, const ParamGrads& grads,
+                       const TensorRef& partials, const Options& options);
+// Backward, step 3: dz becomes dx, with the merged sums of `gathered` (state.saved_invstd: the
+// one forward_finish wrote).
+void backward_finish(const TensorRef& z, const TensorRef& dz, const ChannelState& state, const TensorRef& gathered,
+                     const Options& options);
+
 // Threads used by the kernels (process-wide). n >= 1.
 void set_num_threads(int n);
 

@@ -1,0 +1,81 @@
+// Synchronized backward, step 1: this process's count and sums of dy and dy * xhat per channel
+// (sync_partials.h), for the caller to all-gather, and the local parameter gradients from them.
+// z and dz are only read.
+#include "iabn_generator.h"
+#include "statistics.h"
+#include "sync_partials.h"
+
+namespace iabn_gen {
+using namespace Halide;
+
+class BackwardPartials : public IabnGenerator<BackwardPartials> {
+public:
+    Input<Buffer<void, 3>> z{"z"};    // forward output, view (s, c, n)
+    Input<Buffer<void, 3>> dz{"dz"};  // incoming gradient, same view
+    Input<Buffer<void, 1>> weight{"weight"};
+    Input<Buffer<void, 1>> bias{"bias"};
+    Input<double> epsilon{"epsilon"};
+    Input<bool> abs_weight{"abs_weight"};
+    Input<int> activation{"activation"};
+    Input<double> activation_param{"activation_param"};
+
+    Input<int> threads{"threads"};  // the kernels' thread count: bounds the reduction's partial sums
+
+    Output<Buffer<void, 1>> weight_grad{"weight_grad"};
+    Output<Buffer<void, 1>> bias_grad{"bias_grad"};
+    Output<Buffer<double, 1>> partials{"partials"};  // 2C + 1 values
+
+    void configure() {
+        const ElementTypes t = types();
+        z.set_type(t.storage);
+        dz.set_type(t.storage);
+        for (auto* b : {&weight, &bias}) b->set_type(t.channel);
+        for (auto* b : {&weight_grad, &bias_grad}) b->set_type(t.channel);
+    }
+
+    void generate() {
+        const ElementTypes t = types();
+        Var c("c"), i("i");
+        LocalBackward b = local_backward(z, dz, weight, bias, c, weight_grad, bias_grad, epsilon, abs_weight, activation,
+                                         activation_param, t);
+        Func channel = b.channel;
+        GradSums& gs = b.gs;
+        Func sum_dy("sum_dy"), sum_dy_xhat("sum_dy_xhat");
+        sum_dy(c) = cast(Float(64), gs.sums(c)[0]);
+        sum_dy_xhat(c) = cast(Float(64), gs.sums(c)[1]);
+        partials(i) = pack_partials(i, z.dim(1).extent(), elements_per_channel(z, Float(64)), sum_dy, sum_dy_xhat);
+
+        zero_mins(z);
+        zero_mins(dz);
+        require_dense(z, view());
+        require_dense(dz, view());
+
+        // Estimates, for the autoschedulers only (see iabn_generator.h).
+        for (auto* e : {&z, &dz}) e->set_estimates(estimate_tensor());
+        for (auto* e : {&weight, &bias}) e->set_estimates(estimate_channels());
+        for (auto* e : {&weight_grad, &bias_grad}) e->set_estimates(estimate_channels());
+        partials.set_estimates({{0, 2 * 256 + 1}});
+        epsilon.set_estimate(1e-5);
+        abs_weight.set_estimate(false);
+        activation.set_estimate(static_cast<int>(iabn::Activation::leaky_relu));
+        activation_param.set_estimate(0.01);
+        threads.set_estimate(8);
+
+        /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
+        if (!auto_schedule && get_target().has_gpu_feature()) {
+            channel.compute_root();
+            iabn_sched::schedule_gpu_channel_reduction(gs.sums, gs.r, view(), activation_specializations(activation));
+            iabn_sched::schedule_gpu_per_channel(channel);
+            iabn_sched::schedule_gpu_channel_outputs({weight_grad, bias_grad});
+            iabn_sched::schedule_gpu_channel_outputs({partials});  // (2C + 1 values: a launch of its own)
+        } else if (!auto_schedule) {
+            channel.compute_root();
+            iabn_sched::schedule_channel_reduction(gs.sums, gs.r, view(), cpu_params(), get_target(), threads,
+                                                   z.dim(1).extent(), activation_specializations(activation));
+        }
+    }
+};
+
+}  // namespace iabn_gen
+
+HALIDE_REGISTER_GENERATOR(iabn_gen::BackwardPartials, iabn_backward_partials)

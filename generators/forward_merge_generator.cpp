@@ -1,0 +1,93 @@
+// Synchronized training forward, step 3: the gathered partials of every process merged in row
+// order into the statistics of the whole batch, and everything derived from them per channel,
+// as forward_stats derives it from one tensor: saved statistics, the running-statistics update
+// (Bessel factor from the global count) and the coefficients of forward_apply.
+#include "iabn_generator.h"
+#include "statistics.h"
+#include "sync_partials.h"
+
+namespace iabn_gen {
+using namespace Halide;
+
+class ForwardMerge : public IabnGenerator<ForwardMerge> {
+public:
+    Input<Buffer<double, 2>> gathered{"gathered"};  // (i, p): sync_partials.h
+    Input<Buffer<void, 1>> weight{"weight"};
+    Input<Buffer<void, 1>> bias{"bias"};
+    Input<double> epsilon{"epsilon"};
+    Input<double> momentum{"momentum"};
+    Input<bool> unbiased_running_var{"unbiased_running_var"};
+    Input<bool> abs_weight{"abs_weight"};
+
+    Output<Buffer<void, 1>> saved_mean{"saved_mean"};
+    Output<Buffer<void, 1>> saved_invstd{"saved_invstd"};
+    Output<Buffer<void, 1>> running_mean{"running_mean"};  // updated in place
+    Output<Buffer<void, 1>> running_var{"running_var"};    // updated in place
+    Output<Buffer<void, 1>> apply_pivot{"apply_pivot"};
+    Output<Buffer<void, 1>> apply_scale{"apply_scale"};
+    Output<Buffer<void, 1>> apply_shift{"apply_shift"};
+
+    void configure() {
+        const ElementTypes t = types();
+        for (auto* b : {&weight, &bias}) b->set_type(t.channel);
+        for (auto* b : {&saved_mean, &saved_invstd, &running_mean, &running_var}) b->set_type(t.channel);
+        for (auto* b : {&apply_pivot, &apply_scale, &apply_shift}) b->set_type(t.compute);
+    }
+
+    void generate() {
+        const ElementTypes t = types();
+        Var c("c");
+        // The processes' (count, mean, M2) as sums around one pivot every process agrees on, the
+        // mean of row 0 (the deviations of the processes' means from it are O(std), so nothing
+        // cancels): S1 = sum n_p (mean_p - pivot), S2 = sum M2_p + n_p (mean_p - pivot)^2; then
+        // mean = pivot + S1 / n and M2 = S2 - S1^2 / n (Chan et al.'s pairwise merge, unrolled).
+        // Added one process after the other in row order: the same bits on every process.
+        // strict_float: no contraction into FMAs, which would differ between kernel targets.
+        // (Each sum reads only its own previous value: Halide 14 lowers a Tuple update whose
+        // elements read each other's previous values wrongly, writing one before the next reads it.)
+        RDom p(0, gathered.dim(1).extent(), "p");
+        const Expr channels = weight.dim(0).extent();
+        GatheredPartials q = unpack_partials(gathered, c, p, channels);
+        Func pivot("merge_pivot");
+        pivot(c) = unpack_partials(gathered, c, 0, channels).a;
+        Expr d = strict_float(q.a - pivot(c));
+        Func sums("merged_sums");  // (n, S1, S2)
+        sums(c) = Tuple(Expr(0.0), Expr(0.0), Expr(0.0));
+        sums(c) = Tuple(strict_float(sums(c)[0] + q.count), strict_float(sums(c)[1] + q.count * d),
+                        strict_float(sums(c)[2] + q.b + q.count * d * d));
+        Expr count = sums(c)[0], s1 = sums(c)[1];
+        Expr mean = pivot(c) + s1 / count;
+        Expr var = max((sums(c)[2] - s1 * s1 / count) / count, Expr(0.0));
+        ApplyCoefficients k =
+            finish_training_forward({saved_mean, saved_invstd, running_mean, running_var}, c, mean, var, count,
+                                    weight, bias, epsilon, momentum, unbiased_running_var, abs_weight, t);
+        apply_pivot(c) = k.pivot;
+        apply_scale(c) = k.scale;
+        apply_shift(c) = k.shift;
+
+        // Estimates, for the autoschedulers only (see iabn_generator.h).
+        gathered.set_estimates({{0, 2 * 256 + 1}, {0, 4}});
+        for (auto* b : {&weight, &bias}) b->set_estimates(estimate_channels());
+        for (auto* b : {&saved_mean, &saved_invstd, &running_mean, &running_var, &apply_pivot, &apply_scale,
+                        &apply_shift}) {
+            b->set_estimates(estimate_channels());
+        }
+        epsilon.set_estimate(1e-5);
+        momentum.set_estimate(0.9);
+        unbiased_running_var.set_estimate(false);
+        abs_weight.set_estimate(false);
+
+        /* THE SCHEDULE: O(C x processes) work. CPU: the merge at root, the rest Halide's default;
+           GPU: a thread per channel. */
+        sums.compute_root();
+        if (get_target().has_gpu_feature()) {
+            iabn_sched::schedule_gpu_per_channel(sums);
+            iabn_sched::schedule_gpu_channel_outputs({saved_mean, saved_invstd, running_mean, running_var, apply_pivot,
+                                                      apply_scale, apply_shift});
+        }
+    }
+};
+
+}  // namespace iabn_gen
+
+HALIDE_REGISTER_GENERATOR(iabn_gen::ForwardMerge, iabn_forward_merge)

@@ -1,0 +1,54 @@
+// Synchronized training forward, step 1: this process's count, mean and sum of squared
+// deviations per channel (sync_partials.h), for the caller to all-gather. x is only read.
+#include "iabn_generator.h"
+#include "statistics.h"
+#include "sync_partials.h"
+
+namespace iabn_gen {
+using namespace Halide;
+
+class ForwardPartials : public IabnGenerator<ForwardPartials> {
+public:
+    Input<Buffer<void, 3>> x{"x"};  // view (s, c, n), read only
+    Input<int> threads{"threads"};  // the kernels' thread count: bounds the reduction's partial sums
+
+    Output<Buffer<double, 1>> partials{"partials"};  // 2C + 1 values
+
+    void configure() { x.set_type(types().storage); }
+
+    void generate() {
+        const ElementTypes t = types();
+        Var c("c"), i("i");
+        BatchStatistics st = batch_statistics(x, c, t);
+        // Around the mean rather than the pivot, so that processes with different pivots merge:
+        // M2 = sum (x - pivot)^2 - (sum (x - pivot))^2 / m.
+        Func mean("local_mean"), m2("local_m2");
+        mean(c) = cast(Float(64), st.moments(c)[0]);
+        m2(c) = cast(Float(64), max(st.sums(c)[1] - st.sums(c)[0] * st.sums(c)[0] / st.m, 0));
+        partials(i) = pack_partials(i, x.dim(1).extent(), cast(Float(64), st.m), mean, m2);
+
+        zero_mins(x);
+        require_dense(x, view());
+
+        // Estimates, for the autoschedulers only (see iabn_generator.h).
+        x.set_estimates(estimate_tensor());
+        partials.set_estimates({{0, 2 * 256 + 1}});
+        threads.set_estimate(8);
+
+        /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
+        if (!auto_schedule && get_target().has_gpu_feature()) {
+            iabn_sched::schedule_gpu_channel_reduction(st.sums, st.r, view(), {});
+            st.pivot.compute_root();
+            iabn_sched::schedule_gpu_per_channel(st.pivot);
+            iabn_sched::schedule_gpu_channel_outputs({partials});
+        } else if (!auto_schedule) {
+            iabn_sched::schedule_channel_reduction(st.sums, st.r, view(), cpu_params(), get_target(), threads,
+                                                   x.dim(1).extent(), {});
+            st.pivot.compute_root();
+        }
+    }
+};
+
+}  // namespace iabn_gen
+
+HALIDE_REGISTER_GENERATOR(iabn_gen::ForwardPartials, iabn_forward_partials)
