@@ -1,4 +1,6 @@
-"""In-Place Activated BatchNorm for PyTorch: ``InPlaceABN`` (a module) and ``inplace_abn``.
+"""In-Place Activated BatchNorm for PyTorch: ``InPlaceABN`` (a module) and ``inplace_abn``, and
+their synchronized versions ``InPlaceABNSync`` and ``inplace_abn_sync`` (batch statistics across
+the processes of a ``torch.distributed`` group; see ``inplace_abn_sync``).
 
 A drop-in replacement for ``BatchNorm{1,2,3}d`` followed by an invertible activation (identity,
 leaky_relu, elu): the same results, with torch's conventions (momentum, unbiased running variance,
@@ -42,11 +44,12 @@ dtypes, as ``nn.BatchNorm2d`` takes them (the input's dtype is the output's and 
 """
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from . import _iabn
 
-__all__ = ["InPlaceABN", "inplace_abn", "ACTIVATIONS"]
+__all__ = ["InPlaceABN", "InPlaceABNSync", "inplace_abn", "inplace_abn_sync", "ACTIVATIONS"]
 
 ACTIVATIONS = ("identity", "leaky_relu", "elu")
 
@@ -118,10 +121,64 @@ def _stream(x):
     return torch.cuda.current_stream(x.device).cuda_stream if x.is_cuda else 0
 
 
+def _on(x):
+    """The context iabn's calls on x run in: x's CUDA device current (its CUDA kernels run in it)."""
+    return torch.cuda.device(x.device) if x.is_cuda else _nothing()
+
+
+def _state(weight, bias, running_mean, running_var, saved_mean, saved_invstd):
+    """The binding's ChannelState (each tensor may be None)."""
+    return tuple(_ref(t) for t in (weight, bias, running_mean, running_var, saved_mean, saved_invstd))
+
+
+def _options(x, layout, settings, momentum=0.0):
+    """The binding's Options for a call on x (its current CUDA stream). ``momentum`` in torch's
+    convention (the weight of the batch); iabn's weighs the running value."""
+    activation, activation_param, eps, batch_stats, abs_weight = settings
+    return (activation, activation_param, eps, 1.0 - momentum, layout, batch_stats, False, True, abs_weight,
+            _stream(x))
+
+
+class _AllGather:
+    """The exchange of a synchronized pass: this process's partials (float64 [2C + 1] on the
+    tensor's device, filled by one of iabn's *_partials) gathered from every process of the group
+    into float64 [P, 2C + 1], in rank order.
+
+    ``dist.all_gather`` into a list (then stacked) rather than ``all_gather_into_tensor``: the list
+    form works on every backend (gloo on CPU and CUDA tensors, NCCL) from torch 1.13 on. On CUDA
+    the collective is ordered after the partials' kernel and before the next one on the current
+    stream, as torch orders its collectives."""
+
+    def __init__(self, group, size):
+        self.group, self.size = group, size
+
+    def __call__(self, like, fill):
+        partials = torch.empty(_iabn.sync_partials_size(like.shape[1]), dtype=torch.float64, device=like.device)
+        fill(_ref(partials))
+        rows = [torch.empty_like(partials) for _ in range(self.size)]
+        dist.all_gather(rows, partials, group=self.group)
+        return torch.stack(rows)
+
+
+def _exchange(group, batch_stats):
+    """The all-gather of a synchronized layer, or None where there is nothing to exchange: global
+    statistics, no initialized process group, or a group of one process."""
+    if not batch_stats or not dist.is_available() or not dist.is_initialized():
+        return None
+    size = dist.get_world_size(group)
+    if size < 0:
+        raise ValueError("iabn: this process is not a member of the process group given to inplace_abn_sync")
+    return _AllGather(group, size) if size > 1 else None
+
+
 class _InPlaceABNFunction(torch.autograd.Function):
+    """inplace_abn and inplace_abn_sync: each pass runs iabn's kernels over the local tensor
+    (``exchange`` None), or the two halves of a synchronized pass around ``exchange`` (an
+    _AllGather), which gives every process the statistics of the concatenated batch."""
+
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, batch_stats, momentum, eps, activation,
-                activation_param, abs_weight):
+                activation_param, abs_weight, exchange):
         layout, shape = _layout(x)
         C = x.shape[1]
         # Per-channel buffers: float64 for float64 inputs, float32 otherwise (16-bit inputs too).
@@ -134,17 +191,22 @@ class _InPlaceABNFunction(torch.autograd.Function):
         # pair, so it gets a pair of its own.
         if batch_stats and rm is None:
             rm, rv = torch.zeros(C, **stat), torch.ones(C, **stat)
-        with torch.cuda.device(x.device) if x.is_cuda else _nothing():
-            _iabn.forward(_ref(x, shape), _ref(w), _ref(b), _ref(rm), _ref(rv), _ref(saved_mean),
-                          _ref(saved_invstd), activation, activation_param, eps, 1.0 - momentum, layout,
-                          batch_stats, False, True, abs_weight, _stream(x))
+        settings = (activation, activation_param, eps, batch_stats, abs_weight)
+        xr, state = _ref(x, shape), _state(w, b, rm, rv, saved_mean, saved_invstd)
+        with _on(x):
+            options = _options(x, layout, settings, momentum)
+            if exchange is None:
+                _iabn.forward(xr, state, options)
+            else:
+                gathered = exchange(x, lambda partials: _iabn.forward_partials(xr, partials, options))
+                _iabn.forward_finish(xr, state, _ref(gathered), options)
         if batch_stats:  # updated copies of 16-bit running statistics: rounded back
             for own, updated in ((running_mean, rm), (running_var, rv)):
                 if own is not None and own is not updated:
                     own.copy_(updated)
         ctx.mark_dirty(x)
         ctx.layout, ctx.shape = layout, shape
-        ctx.settings = (activation, activation_param, eps, batch_stats, abs_weight)
+        ctx.settings, ctx.exchange = settings, exchange
         # z, and the statistics it was normalized with: saved (batch) or running (global), in the
         # kernels' per-channel dtype.
         ctx.save_for_backward(x, weight, bias, saved_invstd if batch_stats else rv)
@@ -154,7 +216,7 @@ class _InPlaceABNFunction(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, dz):
         z, weight, bias, stats = ctx.saved_tensors
-        activation, activation_param, eps, batch_stats, abs_weight = ctx.settings
+        batch_stats = ctx.settings[3]
         # dx is written over a copy of dz laid out as z: autograd may share dz with other
         # functions, or hand over an expanded view.
         dx = torch.empty_like(z)
@@ -165,14 +227,22 @@ class _InPlaceABNFunction(torch.autograd.Function):
         w, b = _as(weight, stat["dtype"]), _as(bias, stat["dtype"])
         weight_grad = torch.empty(w.shape, **stat) if weight is not None and ctx.needs_input_grad[1] else None
         bias_grad = torch.empty(b.shape, **stat) if bias is not None and ctx.needs_input_grad[2] else None
-        with torch.cuda.device(z.device) if z.is_cuda else _nothing():
-            _iabn.backward(_ref(z, ctx.shape), _ref(dx, ctx.shape), _ref(w), _ref(b),
-                           _ref(stats) if batch_stats else None, None if batch_stats else _ref(stats),
-                           _ref(weight_grad), _ref(bias_grad), activation, activation_param, eps, ctx.layout,
-                           batch_stats, False, abs_weight, _stream(z))
+        zr, dxr = _ref(z, ctx.shape), _ref(dx, ctx.shape)
+        state = _state(w, b, None, None if batch_stats else stats, None, stats if batch_stats else None)
+        grads = (_ref(weight_grad), _ref(bias_grad))
+        with _on(z):
+            options = _options(z, ctx.layout, ctx.settings)
+            if ctx.exchange is None:
+                _iabn.backward(zr, dxr, state, grads, options)
+            else:
+                # Parameter gradients: this process's own (backward_partials); dx: with every
+                # process's sums (backward_finish).
+                gathered = ctx.exchange(z, lambda partials: _iabn.backward_partials(zr, dxr, state, grads, partials,
+                                                                                    options))
+                _iabn.backward_finish(zr, dxr, state, _ref(gathered), options)
         weight_grad = None if weight_grad is None else weight_grad.to(weight.dtype)
         bias_grad = None if bias_grad is None else bias_grad.to(bias.dtype)
-        return dx, weight_grad, bias_grad, None, None, None, None, None, None, None, None
+        return dx, weight_grad, bias_grad, None, None, None, None, None, None, None, None, None
 
 
 class _nothing:
@@ -181,6 +251,18 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+def _apply(x, weight, bias, running_mean, running_var, training, momentum, eps, activation, activation_param,
+           abs_weight, sync, group=None):
+    _iabn.check_activation(activation)
+    batch_stats = training or running_mean is None
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("iabn: running_mean and running_var must both be given or both be None")
+    _check_state_dtypes(x, weight=weight, bias=bias, running_mean=running_mean, running_var=running_var)
+    exchange = _exchange(group, batch_stats) if sync else None
+    return _InPlaceABNFunction.apply(x, weight, bias, running_mean, running_var, batch_stats, float(momentum),
+                                     float(eps), activation, float(activation_param), bool(abs_weight), exchange)
 
 
 def inplace_abn(x, weight, bias, running_mean, running_var, training=True, momentum=0.1, eps=1e-5,
@@ -196,13 +278,28 @@ def inplace_abn(x, weight, bias, running_mean, running_var, training=True, momen
     docstring's rule (float16/bfloat16 ``x`` with float32 weight, bias and running statistics, as
     under autocast, or with ones of ``x``'s dtype).
     """
-    _iabn.check_activation(activation)
-    batch_stats = training or running_mean is None
-    if (running_mean is None) != (running_var is None):
-        raise ValueError("iabn: running_mean and running_var must both be given or both be None")
-    _check_state_dtypes(x, weight=weight, bias=bias, running_mean=running_mean, running_var=running_var)
-    return _InPlaceABNFunction.apply(x, weight, bias, running_mean, running_var, batch_stats, float(momentum),
-                                     float(eps), activation, float(activation_param), bool(abs_weight))
+    return _apply(x, weight, bias, running_mean, running_var, training, momentum, eps, activation,
+                  activation_param, abs_weight, sync=False)
+
+
+def inplace_abn_sync(x, weight, bias, running_mean, running_var, training=True, momentum=0.1, eps=1e-5,
+                     activation="leaky_relu", activation_param=0.01, abs_weight=False, group=None):
+    """``inplace_abn`` with the batch statistics of every process of ``group`` (a
+    ``torch.distributed`` process group; None: the default one) together.
+
+    With batch statistics (``training``, or no running statistics) and an initialized
+    ``torch.distributed`` whose group has more than one process, the forward normalizes ``x`` with
+    the mean and variance of the concatenation of every process's ``x`` (batches may differ in
+    size; one element per channel is enough locally, two are needed in all), and the running
+    statistics are updated with them (the same values on every process); the backward gives ``dx``
+    of the sum of every process's loss, and the parameter gradients of this process's own loss
+    (a data-parallel wrapper such as DistributedDataParallel reduces those). Each pass all-gathers
+    2C + 1 float64 values per process, on ``x``'s device: every process of the group must call it,
+    in the same order as its other collectives. Otherwise (global statistics, no process group, or
+    a group of one) it is ``inplace_abn``.
+    """
+    return _apply(x, weight, bias, running_mean, running_var, training, momentum, eps, activation,
+                  activation_param, abs_weight, sync=True, group=group)
 
 
 class InPlaceABN(nn.Module):
@@ -251,16 +348,45 @@ class InPlaceABN(nn.Module):
             self.register_buffer("num_batches_tracked", None)
 
     def forward(self, x):
+        return inplace_abn(x, *self._arguments())
+
+    def _arguments(self):
+        """inplace_abn's arguments after x for this step (counting it in num_batches_tracked)."""
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.add_(1)
             if self.momentum is None:  # the cumulative average of the batches seen
                 momentum = 1.0 / float(self.num_batches_tracked)
-        return inplace_abn(x, self.weight, self.bias, self.running_mean, self.running_var,
-                           self.training or not self.track_running_stats, momentum, self.eps, self.activation,
-                           self.activation_param, self.abs_weight)
+        return (self.weight, self.bias, self.running_mean, self.running_var,
+                self.training or not self.track_running_stats, momentum, self.eps, self.activation,
+                self.activation_param, self.abs_weight)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
                 f"activation={self.activation}, activation_param={self.activation_param}"
                 + (", abs_weight=True" if self.abs_weight else ""))
+
+
+class InPlaceABNSync(InPlaceABN):
+    """``InPlaceABN`` whose batch statistics are those of every process of ``group`` together
+    (synchronized batch norm, as ``nn.SyncBatchNorm``): ``inplace_abn_sync``.
+
+    ``group``: a ``torch.distributed`` process group, None for the default one (looked up at each
+    forward). In training, with an initialized ``torch.distributed`` and more than one process in
+    the group, each forward and each backward all-gathers 2C + 1 float64 values per process; the
+    running statistics are then the same on every process, and the parameter gradients are each
+    process's own (DistributedDataParallel averages them). In eval mode (with running statistics),
+    or without an initialized group of more than one process, it is ``InPlaceABN``, one-pass
+    kernels included. The same arguments (and ``group``), ``state_dict`` keys and dtype rules as
+    ``InPlaceABN``.
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, activation="leaky_relu",
+                 activation_param=0.01, track_running_stats=True, abs_weight=False, device=None, dtype=None,
+                 group=None):
+        super().__init__(num_features, eps, momentum, affine, activation, activation_param, track_running_stats,
+                         abs_weight, device, dtype)
+        self.group = group
+
+    def forward(self, x):
+        return inplace_abn_sync(x, *self._arguments(), group=self.group)

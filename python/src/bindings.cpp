@@ -1,14 +1,22 @@
 // iabn._iabn: the C++ API for Python, without libtorch. A tensor arrives as a tuple
-// (data pointer, dtype name, shape, device name), so the module works with any torch version (and
-// any other array library that can hand out pointers); iabn/torch.py builds those tuples.
+// (data pointer, dtype name, shape, device name), or None for an absent buffer, so the module works
+// with any torch version (and any other array library that can hand out pointers); iabn/torch.py
+// builds those tuples. The structs of the API arrive as tuples too:
+//   state:   (weight, bias, running_mean, running_var, saved_mean, saved_invstd), iabn::ChannelState
+//   grads:   (weight_grad, bias_grad), iabn::ParamGrads
+//   options: (activation, activation_param, epsilon, momentum, layout, training, use_global_stats,
+//             unbiased_running_var, abs_weight, cuda_stream), iabn::Options ("nchw" or "nhwc";
+//             momentum in iabn's convention, which weighs the running value)
 // A refused argument (iabn::InvalidArgument) is a ValueError, any other iabn::Error a
-// RuntimeError. The GIL is released while the kernels run.
+// RuntimeError; an argument not of its tuple's form a TypeError. The GIL is released while the
+// kernels run (without_gil below).
 #include <iabn/iabn.h>
 
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <exception>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -34,7 +42,7 @@ iabn::Device device_of(const std::string& name) {
 using PyTensor = std::tuple<uintptr_t, std::string, std::vector<int64_t>, std::string>;
 
 // None is an absent buffer (data == nullptr).
-iabn::TensorRef tensor(const py::object& t) {
+iabn::TensorRef tensor(const py::handle& t) {
     iabn::TensorRef r;
     if (t.is_none()) return r;
     const auto [data, dtype, shape, device] = t.cast<PyTensor>();
@@ -45,9 +53,31 @@ iabn::TensorRef tensor(const py::object& t) {
     return r;
 }
 
-iabn::Options options(const std::string& activation, double activation_param, double epsilon, double momentum,
-                      const std::string& layout, bool training, bool use_global_stats, bool unbiased_running_var,
-                      bool abs_weight, uintptr_t cuda_stream) {
+// A tuple of `n` tensors (each a tensor tuple or None).
+py::tuple tensors(const py::handle& t, size_t n, const char* what) {
+    const auto items = t.cast<py::tuple>();
+    if (items.size() != n) {
+        throw iabn::InvalidArgument(std::string(what) + ": expected a tuple of " + std::to_string(n) +
+                                    " tensors, got " + std::to_string(items.size()));
+    }
+    return items;
+}
+
+iabn::ChannelState state_of(const py::handle& t) {
+    const py::tuple s = tensors(t, 6, "state (weight, bias, running_mean, running_var, saved_mean, saved_invstd)");
+    return {tensor(s[0]), tensor(s[1]), tensor(s[2]), tensor(s[3]), tensor(s[4]), tensor(s[5])};
+}
+
+iabn::ParamGrads grads_of(const py::handle& t) {
+    const py::tuple g = tensors(t, 2, "grads (weight_grad, bias_grad)");
+    return {tensor(g[0]), tensor(g[1])};
+}
+
+using PyOptions = std::tuple<std::string, double, double, double, std::string, bool, bool, bool, bool, uintptr_t>;
+
+iabn::Options options_of(const py::handle& t) {
+    const auto [activation, activation_param, epsilon, momentum, layout, training, use_global_stats,
+                unbiased_running_var, abs_weight, cuda_stream] = t.cast<PyOptions>();
     iabn::Options o;
     o.activation = iabn::parse_activation(activation);
     o.activation_param = activation_param;
@@ -68,7 +98,56 @@ iabn::Options options(const std::string& activation, double activation_param, do
     return o;
 }
 
+// An API function called without the GIL. An exception it throws is caught while the GIL is
+// released and rethrown once it is held again, so that no exception unwinds through the release:
+// with py::call_guard<gil_scoped_release>, an iabn::InvalidArgument thrown by a call crashed the
+// interpreter (segmentation fault) under Python 3.12 and torch 2.11 on the GPU machine.
+template <typename... Args>
+auto without_gil(void (*function)(Args...)) {
+    return [function](Args... args) {
+        std::exception_ptr error;
+        {
+            py::gil_scoped_release unlocked;
+            try {
+                function(args...);
+            } catch (...) {
+                error = std::current_exception();
+            }
+        }
+        if (error) std::rethrow_exception(error);
+    };
+}
+
 }  // namespace
+
+// The API's structs as arguments: converted from their tuples (above) while pybind11 loads the
+// arguments, with the GIL held, so that the functions themselves can be bound as they are and run
+// without the GIL (without_gil). A refused value raises before the call.
+namespace pybind11::detail {
+
+template <typename T, T (*convert)(const handle&)>
+struct iabn_caster {
+    PYBIND11_TYPE_CASTER(T, const_name("tuple"));
+    bool load(handle src, bool) {
+        try {
+            value = convert(src);
+        } catch (const cast_error&) {
+            return false;  // not of the tuple's form: pybind11's TypeError
+        }
+        return true;
+    }
+};
+
+template <>
+struct type_caster<iabn::TensorRef> : iabn_caster<iabn::TensorRef, tensor> {};
+template <>
+struct type_caster<iabn::ChannelState> : iabn_caster<iabn::ChannelState, state_of> {};
+template <>
+struct type_caster<iabn::ParamGrads> : iabn_caster<iabn::ParamGrads, grads_of> {};
+template <>
+struct type_caster<iabn::Options> : iabn_caster<iabn::Options, options_of> {};
+
+}  // namespace pybind11::detail
 
 PYBIND11_MODULE(_iabn, m) {
     m.doc() = "iabn's C++ API (In-Place Activated BatchNorm kernels) over raw tensors; see iabn.torch";
@@ -82,52 +161,29 @@ PYBIND11_MODULE(_iabn, m) {
         }
     });
 
-    // forward(x, weight, bias, running_mean, running_var, saved_mean, saved_invstd, <options>):
-    // x becomes z; see include/iabn/iabn.h.
-    m.def(
-        "forward",
-        [](const py::object& x, const py::object& weight, const py::object& bias, const py::object& running_mean,
-           const py::object& running_var, const py::object& saved_mean, const py::object& saved_invstd,
-           const std::string& activation, double activation_param, double epsilon, double momentum,
-           const std::string& layout, bool training, bool use_global_stats, bool unbiased_running_var,
-           bool abs_weight, uintptr_t cuda_stream) {
-            const iabn::TensorRef tx = tensor(x);
-            const iabn::ChannelState st{tensor(weight),      tensor(bias),       tensor(running_mean),
-                                        tensor(running_var), tensor(saved_mean), tensor(saved_invstd)};
-            const iabn::Options o = options(activation, activation_param, epsilon, momentum, layout, training,
-                                            use_global_stats, unbiased_running_var, abs_weight, cuda_stream);
-            py::gil_scoped_release unlocked;
-            iabn::forward(tx, st, o);
-        },
-        py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("running_mean"), py::arg("running_var"),
-        py::arg("saved_mean"), py::arg("saved_invstd"), py::arg("activation"), py::arg("activation_param"),
-        py::arg("epsilon"), py::arg("momentum"), py::arg("layout"), py::arg("training"), py::arg("use_global_stats"),
-        py::arg("unbiased_running_var"), py::arg("abs_weight"), py::arg("cuda_stream"));
+    // Each function is its C++ namesake (include/iabn/iabn.h), called without the GIL.
+    // x becomes z.
+    m.def("forward", without_gil(&iabn::forward), py::arg("x"), py::arg("state"), py::arg("options"));
+    // dz becomes dx; fills grads.
+    m.def("backward", without_gil(&iabn::backward), py::arg("z"), py::arg("dz"), py::arg("state"),
+          py::arg("grads"), py::arg("options"));
 
-    // backward(z, dz, weight, bias, saved_invstd, running_var, weight_grad, bias_grad, <options>):
-    // dz becomes dx.
-    m.def(
-        "backward",
-        [](const py::object& z, const py::object& dz, const py::object& weight, const py::object& bias,
-           const py::object& saved_invstd, const py::object& running_var, const py::object& weight_grad,
-           const py::object& bias_grad, const std::string& activation, double activation_param, double epsilon,
-           const std::string& layout, bool training, bool use_global_stats, bool abs_weight, uintptr_t cuda_stream) {
-            const iabn::TensorRef tz = tensor(z), tdz = tensor(dz);
-            iabn::ChannelState st;
-            st.weight = tensor(weight);
-            st.bias = tensor(bias);
-            st.saved_invstd = tensor(saved_invstd);
-            st.running_var = tensor(running_var);
-            const iabn::ParamGrads grads{tensor(weight_grad), tensor(bias_grad)};
-            const iabn::Options o = options(activation, activation_param, epsilon, 0.0, layout, training,
-                                            use_global_stats, false, abs_weight, cuda_stream);
-            py::gil_scoped_release unlocked;
-            iabn::backward(tz, tdz, st, grads, o);
-        },
-        py::arg("z"), py::arg("dz"), py::arg("weight"), py::arg("bias"), py::arg("saved_invstd"), py::arg("running_var"),
-        py::arg("weight_grad"), py::arg("bias_grad"), py::arg("activation"), py::arg("activation_param"),
-        py::arg("epsilon"), py::arg("layout"), py::arg("training"), py::arg("use_global_stats"), py::arg("abs_weight"),
-        py::arg("cuda_stream"));
+    // Batch statistics across processes: partials (f64 [2C + 1]) are all-gathered by the caller
+    // into gathered (f64 [P, 2C + 1], rank order) between the two halves of each pass.
+    m.def("sync_partials_size", &iabn::sync_partials_size, py::arg("channels"),
+          "the f64 values one process contributes per synchronized pass: 2 * channels + 1");
+    // x is read; partials written.
+    m.def("forward_partials", without_gil(&iabn::forward_partials), py::arg("x"), py::arg("partials"),
+          py::arg("options"));
+    // x becomes z, normalized with the statistics merged from gathered.
+    m.def("forward_finish", without_gil(&iabn::forward_finish), py::arg("x"), py::arg("state"), py::arg("gathered"),
+          py::arg("options"));
+    // z and dz are read; partials and the local grads written.
+    m.def("backward_partials", without_gil(&iabn::backward_partials), py::arg("z"), py::arg("dz"), py::arg("state"),
+          py::arg("grads"), py::arg("partials"), py::arg("options"));
+    // dz becomes dx, with the sums merged from gathered.
+    m.def("backward_finish", without_gil(&iabn::backward_finish), py::arg("z"), py::arg("dz"), py::arg("state"),
+          py::arg("gathered"), py::arg("options"));
 
     m.def(
         "check_activation", [](const std::string& name) { iabn::parse_activation(name); }, py::arg("name"),

@@ -169,6 +169,9 @@ HALF_SUBNORMAL = {torch.float16: 2.0 ** -25, torch.bfloat16: 2.0 ** -134}  # hal
 # float32: 80 eps, iabn's tests' budget (tests/error_measures.h) for a few roundings per element
 # and the per-channel sums (accumulated in double, rounded to float32).
 F32 = 80 * 2.0 ** -23
+# float32 inputs (test_sync.py) take half_reference's bounds with float32's own roundoff.
+ROUNDOFF = {**HALF_U, torch.float32: 2.0 ** -24}
+HALF_SPACING = {**HALF_SUBNORMAL, torch.float32: 2.0 ** -150}
 
 
 def per_channel(t, like):
@@ -201,7 +204,7 @@ def derivative_factor(z, activation, param):
 
 def half_reference(x16, weight, bias, rm, rv, training, momentum, eps, activation, param, dz16):
     """torch's float64 results from the 16-bit x and dz (cast up) and the float32 state, and the
-    elementwise bounds of what iabn's may differ by:
+    elementwise bounds of what iabn's may differ by (float32 x and dz: the same, u = 2^-24):
 
     * z: rounded once to 16 bits from float32: u |z| + half the subnormal spacing, plus the f32
       budget (of max |z|).
@@ -213,7 +216,7 @@ def half_reference(x16, weight, bias, rm, rv, training, momentum, eps, activatio
       gets the f32 budget of the magnitudes it is summed from.
     """
     dtype = x16.dtype
-    u, sub = HALF_U[dtype], HALF_SUBNORMAL[dtype]
+    u, sub = ROUNDOFF[dtype], HALF_SPACING[dtype]
     C = x16.shape[1]
     x = x16.double()
     w = weight.double() if weight is not None else None
@@ -251,8 +254,10 @@ def half_reference(x16, weight, bias, rm, rv, training, momentum, eps, activatio
         fac_bound = torch.maximum(*(torch.abs(derivative_factor(e, activation, param) - fac) for e in ends))
         dy_bound = dz.abs() * fac_bound
         xhat_bound = y_bound / g
-        db_bound = channel_sum(dy_bound) + F32 * channel_sum(dy.abs())
-        dw_bound = channel_sum(dy_bound * xhat.abs() + dy.abs() * xhat_bound) + F32 * channel_sum((dy * xhat).abs())
+        # (elementwise terms, which test_sync.py sums over each process's share)
+        db_terms = dy_bound + F32 * dy.abs()
+        dw_terms = dy_bound * xhat.abs() + dy.abs() * xhat_bound + F32 * (dy * xhat).abs()
+        db_bound, dw_bound = channel_sum(db_terms), channel_sum(dw_terms)
         if training:
             dx_bound = gi * (dy_bound + per_channel(db_bound, x) / M + xhat_bound * per_channel(dw_exact.abs(), x) / M
                              + xhat.abs() * per_channel(dw_bound, x) / M)
@@ -262,7 +267,8 @@ def half_reference(x16, weight, bias, rm, rv, training, momentum, eps, activatio
             dx_bound = gi * dy_bound
             dx_scale = gi * dy.abs()
         dx_bound = (1 + u) * (dx_bound + F32 * dx_scale) + u * out["dx"].abs() + sub
-    bounds = {"z": z_bound, "dx": dx_bound, "weight_grad": dw_bound, "bias_grad": db_bound}
+    bounds = {"z": z_bound, "dx": dx_bound, "weight_grad": dw_bound, "bias_grad": db_bound,
+              "weight_grad_terms": dw_terms, "bias_grad_terms": db_terms}
     return out, bounds
 
 
