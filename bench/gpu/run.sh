@@ -17,8 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-# The CUDA cases of tests/test_devices.cpp and tests/test_determinism.cpp.
-cuda_filter='Cuda/DeviceCase.*:Devices/DeviceQueue.*/cuda:Devices/DeviceBadInput.*/cuda:CudaWithoutDriver.*:*/Determinism.*/cuda_*'
+# The CUDA cases of tests/test_devices.cpp, tests/test_sync.cpp and tests/test_determinism.cpp.
+cuda_filter='Cuda/DeviceCase.*:Cuda/Sync.*:Devices/DeviceQueue.*/cuda:Devices/DeviceBadInput.*/cuda:CudaWithoutDriver.*:*/Determinism.*/cuda_*'
 
 if [ "${1:-}" = "--prepare" ]; then
     dir="${2:?usage: bash bench/gpu/run.sh --prepare <dir>}"
