@@ -99,9 +99,8 @@ iabn::Options options_of(const py::handle& t) {
 }
 
 // An API function called without the GIL. An exception it throws is caught while the GIL is
-// released and rethrown once it is held again, so that no exception unwinds through the release:
-// with py::call_guard<gil_scoped_release>, an iabn::InvalidArgument thrown by a call crashed the
-// interpreter (segmentation fault) under Python 3.12 and torch 2.11 on the GPU machine.
+// released and rethrown once it is held again, so that no exception unwinds through the release
+// (the exception holds no Python object, and none is touched without the GIL).
 template <typename... Args>
 auto without_gil(void (*function)(Args...)) {
     return [function](Args... args) {
