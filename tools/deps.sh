@@ -14,10 +14,12 @@ set -euo pipefail
 # python3-pybind11: what builds it there, without network (pip install --no-build-isolation).
 # pocl-opencl-icd: an OpenCL device on the CPU, where the Device::opencl tests run (the OpenCL ICD
 # loader, libOpenCL.so.1, comes with ocl-icd-opencl-dev).
+# libopenmpi-dev and openmpi-bin (Open MPI: mpicxx, mpirun): the synchronized passes across
+# processes, with MPI_Allgather (examples/mpi, tests/mpi, bench/sync; CMake option IABN_MPI).
 packages=(cmake ninja-build g++ git libgtest-dev libhalide14-0-dev libpng-dev libjpeg-dev
           libdnnl-dev ocl-icd-opencl-dev pocl-opencl-icd gnuplot-nox g++-aarch64-linux-gnu qemu-user
           clang libclang-rt-14-dev python3-torch python3-pytest python3-venv python3-dev
-          python3-setuptools python3-wheel python3-pybind11)
+          python3-setuptools python3-wheel python3-pybind11 libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,41 @@
+# cmake -DMPIRUN=<mpirun and its flags, a list> -DPROGRAM=<program> [-DARGS=<a list>] -DLIMIT=<s>
+#       -DEXPECT=<text> -P expect_abort.cmake
+# Runs the MPI job and passes only if it ends with an error within LIMIT seconds and its output
+# contains EXPECT: a job that succeeds, hangs or fails without the message fails the test.
+# mpirun's own --timeout (Open MPI) ends a hung job 5 s after LIMIT, killing every rank; this
+# script's process timeout, 10 s later, is the last resort.
+foreach (var MPIRUN PROGRAM LIMIT EXPECT)
+    if (NOT DEFINED ${var})
+        message(FATAL_ERROR "expect_abort.cmake: -D${var}=... is required")
+    endif ()
+endforeach ()
+math(EXPR job_limit "${LIMIT} + 5")
+math(EXPR process_limit "${LIMIT} + 15")
+set(job_timeout "")
+execute_process(COMMAND ${MPIRUN} --version OUTPUT_VARIABLE version ERROR_VARIABLE version)
+if (version MATCHES "Open MPI|OpenRTE")
+    set(job_timeout --timeout ${job_limit})
+endif ()
+list(GET MPIRUN 0 mpiexec)
+list(SUBLIST MPIRUN 1 -1 flags)
+string(TIMESTAMP start "%s")
+execute_process(COMMAND ${mpiexec} ${job_timeout} ${flags} ${PROGRAM} ${ARGS}
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out TIMEOUT ${process_limit})
+string(TIMESTAMP end "%s")
+math(EXPR seconds "${end} - ${start}")
+message("${out}")
+message(STATUS "mpirun ended after ${seconds} s with: ${rc}")
+if (rc STREQUAL "0")
+    message(FATAL_ERROR "the job succeeded: a rank's error must end it with an error")
+elseif (NOT rc MATCHES "^[0-9]+$")
+    message(FATAL_ERROR "the job did not end by itself (${rc}): it hung")
+elseif (seconds GREATER LIMIT)
+    message(FATAL_ERROR "the job took ${seconds} s to end, more than ${LIMIT} s")
+elseif (out MATCHES "time limit for job execution has been reached")
+    message(FATAL_ERROR "mpirun ended the job at its --timeout: the job hung")
+endif ()
+string(FIND "${out}" "${EXPECT}" at)
+if (at EQUAL -1)
+    message(FATAL_ERROR "the job's output lacks the error message '${EXPECT}'")
+endif ()
+message(STATUS "the job ended with an error (exit code ${rc}) after ${seconds} s, with the rank's message")
