@@ -47,35 +47,101 @@ f16 to_f16(float f) {
 
 namespace {
 
-template <typename T>
-void scale(T* x, size_t n) {
-#pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < n; i++) x[i] = x[i] * T(1.0001) + T(0.5);
+// The f32 and f64 loops, stamped once per variant (floor.h): the same source compiled for the
+// build's baseline ISA and, on x86, for AVX2 and for AVX-512 with 512-bit vectors.
+#define BENCH_FLOAT_LOOPS(suffix, attributes)                                                           \
+    template <typename T>                                                                               \
+    attributes void scale_##suffix(T* x, size_t n) {                                                    \
+        _Pragma("omp parallel for simd schedule(static)")                                               \
+        for (size_t i = 0; i < n; i++) x[i] = x[i] * T(1.0001) + T(0.5);                                \
+    }                                                                                                   \
+    /* Accumulated in T: a wider accumulator would make the loop compute-bound on some machines. */    \
+    template <typename T>                                                                               \
+    attributes double read_##suffix(const T* x, size_t n) {                                             \
+        T sum = 0;                                                                                      \
+        _Pragma("omp parallel for simd schedule(static) reduction(+ : sum)")                            \
+        for (size_t i = 0; i < n; i++) sum += x[i];                                                     \
+        return sum;                                                                                     \
+    }                                                                                                   \
+    template <typename T>                                                                               \
+    attributes void combine_##suffix(T* dz, const T* z, size_t n) {                                     \
+        _Pragma("omp parallel for simd schedule(static)")                                               \
+        for (size_t i = 0; i < n; i++) dz[i] = dz[i] * T(1.0001) + z[i] * T(0.5);                       \
+    }
+
+BENCH_FLOAT_LOOPS(base, )
+#ifdef BENCH_X86
+BENCH_FLOAT_LOOPS(avx2, __attribute__((target("avx2,fma"))))
+BENCH_FLOAT_LOOPS(avx512, __attribute__((target("avx512f,avx512vl,fma,prefer-vector-width=512"))))
+#endif
+
+enum class Isa { base, avx2, avx512 };
+
+// The variants this CPU runs, in floor_variants()'s order.
+const std::vector<Isa>& usable() {
+    static const std::vector<Isa> isas = [] {
+        std::vector<Isa> v{Isa::base};
+#ifdef BENCH_X86
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) v.push_back(Isa::avx2);
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) v.push_back(Isa::avx512);
+#endif
+        return v;
+    }();
+    return isas;
+}
+
+Isa isa_of(int variant) {
+    return variant >= 0 && variant < static_cast<int>(usable().size()) ? usable()[static_cast<size_t>(variant)]
+                                                                        : Isa::base;
 }
 
 template <typename T>
-double read(const T* x, size_t n) {
-    // Accumulated in T: a wider accumulator would make the loop compute-bound on some machines.
-    T sum = 0;
-#pragma omp parallel for simd schedule(static) reduction(+ : sum)
-    for (size_t i = 0; i < n; i++) sum += x[i];
-    return sum;
+void scale(T* x, size_t n, int variant) {
+    switch (isa_of(variant)) {
+#ifdef BENCH_X86
+        case Isa::avx2: return scale_avx2(x, n);
+        case Isa::avx512: return scale_avx512(x, n);
+#endif
+        default: return scale_base(x, n);
+    }
 }
 
 template <typename T>
-void combine(T* dz, const T* z, size_t n) {
-#pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < n; i++) dz[i] = dz[i] * T(1.0001) + z[i] * T(0.5);
+double read(const T* x, size_t n, int variant) {
+    switch (isa_of(variant)) {
+#ifdef BENCH_X86
+        case Isa::avx2: return read_avx2(x, n);
+        case Isa::avx512: return read_avx512(x, n);
+#endif
+        default: return read_base(x, n);
+    }
+}
+
+template <typename T>
+void combine(T* dz, const T* z, size_t n, int variant) {
+    switch (isa_of(variant)) {
+#ifdef BENCH_X86
+        case Isa::avx2: return combine_avx2(dz, z, n);
+        case Isa::avx512: return combine_avx512(dz, z, n);
+#endif
+        default: return combine_base(dz, z, n);
+    }
 }
 
 }  // namespace
 
-void floor_scale(float* x, size_t n) { scale(x, n); }
-void floor_scale(double* x, size_t n) { scale(x, n); }
-double floor_read(const float* x, size_t n) { return read(x, n); }
-double floor_read(const double* x, size_t n) { return read(x, n); }
-void floor_combine(float* dz, const float* z, size_t n) { combine(dz, z, n); }
-void floor_combine(double* dz, const double* z, size_t n) { combine(dz, z, n); }
+std::vector<std::string> floor_variants() {
+    std::vector<std::string> names;
+    for (Isa isa : usable()) names.push_back(isa == Isa::avx512 ? "avx512" : isa == Isa::avx2 ? "avx2" : "baseline");
+    return names;
+}
+
+void floor_scale(float* x, size_t n, int variant) { scale(x, n, variant); }
+void floor_scale(double* x, size_t n, int variant) { scale(x, n, variant); }
+double floor_read(const float* x, size_t n, int variant) { return read(x, n, variant); }
+double floor_read(const double* x, size_t n, int variant) { return read(x, n, variant); }
+void floor_combine(float* dz, const float* z, size_t n, int variant) { combine(dz, z, n, variant); }
+void floor_combine(double* dz, const double* z, size_t n, int variant) { combine(dz, z, n, variant); }
 
 // The 16-bit floors. Converting is part of what a 16-bit pass must do, but a floor that converts
 // slowly would flatter iabn: so they use the fastest conversions the CPU has, chosen at run time
@@ -240,18 +306,18 @@ bool bf16_avx2() {
 }  // namespace
 
 #ifdef BENCH_X86
-void floor_scale(f16* x, size_t n) { f16_hw() ? scale_f16_hw(x, n) : scale_f16_bits(x, n); }
-double floor_read(const f16* x, size_t n) { return f16_hw() ? read_f16_hw(x, n) : read_f16_bits(x, n); }
-void floor_combine(f16* dz, const f16* z, size_t n) {
+void floor_scale(f16* x, size_t n, int) { f16_hw() ? scale_f16_hw(x, n) : scale_f16_bits(x, n); }
+double floor_read(const f16* x, size_t n, int) { return f16_hw() ? read_f16_hw(x, n) : read_f16_bits(x, n); }
+void floor_combine(f16* dz, const f16* z, size_t n, int) {
     f16_hw() ? combine_f16_hw(dz, z, n) : combine_f16_bits(dz, z, n);
 }
-void floor_scale(bf16* x, size_t n) {
+void floor_scale(bf16* x, size_t n, int) {
     bf16_hw() ? scale_bf16_hw(x, n) : bf16_avx2() ? scale_bf16_bits_avx2(x, n) : scale_bf16_bits(x, n);
 }
-double floor_read(const bf16* x, size_t n) {
+double floor_read(const bf16* x, size_t n, int) {
     return bf16_hw() ? read_bf16_hw(x, n) : bf16_avx2() ? read_bf16_bits_avx2(x, n) : read_bf16_bits(x, n);
 }
-void floor_combine(bf16* dz, const bf16* z, size_t n) {
+void floor_combine(bf16* dz, const bf16* z, size_t n, int) {
     bf16_hw()     ? combine_bf16_hw(dz, z, n)
     : bf16_avx2() ? combine_bf16_bits_avx2(dz, z, n)
                   : combine_bf16_bits(dz, z, n);
@@ -262,12 +328,12 @@ std::string floor_conversions() {
     return out;
 }
 #else
-void floor_scale(f16* x, size_t n) { scale_f16_bits(x, n); }
-double floor_read(const f16* x, size_t n) { return read_f16_bits(x, n); }
-void floor_combine(f16* dz, const f16* z, size_t n) { combine_f16_bits(dz, z, n); }
-void floor_scale(bf16* x, size_t n) { scale_bf16_bits(x, n); }
-double floor_read(const bf16* x, size_t n) { return read_bf16_bits(x, n); }
-void floor_combine(bf16* dz, const bf16* z, size_t n) { combine_bf16_bits(dz, z, n); }
+void floor_scale(f16* x, size_t n, int) { scale_f16_bits(x, n); }
+double floor_read(const f16* x, size_t n, int) { return read_f16_bits(x, n); }
+void floor_combine(f16* dz, const f16* z, size_t n, int) { combine_f16_bits(dz, z, n); }
+void floor_scale(bf16* x, size_t n, int) { scale_bf16_bits(x, n); }
+double floor_read(const bf16* x, size_t n, int) { return read_bf16_bits(x, n); }
+void floor_combine(bf16* dz, const bf16* z, size_t n, int) { combine_bf16_bits(dz, z, n); }
 std::string floor_conversions() {
     return "f16 on the bits, one element at a time (may be slower than memory), bf16 on the bits";
 }

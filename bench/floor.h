@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <vector>
 
 namespace bench {
 
@@ -43,22 +44,30 @@ inline bf16 to_bf16(float f) {
 float to_float(f16 h);
 f16 to_f16(float f);
 
+// Variants: the f32 and f64 floors exist as the same loops compiled for each vector ISA this CPU
+// runs (x86: the build's baseline, AVX2, AVX-512 with 512-bit vectors), because a floor compiled
+// only for the oldest CPU can be slower than iabn's kernels, which dispatch to the newest:
+// iabn-bench times every variant of every floor and keeps the fastest. `variant` indexes
+// floor_variants(); the 16-bit floors have one variant (the fastest conversions the CPU has,
+// chosen at run time) and ignore it.
+std::vector<std::string> floor_variants();  // "baseline", then "avx2", "avx512" where the CPU has them
+
 // One overload per tensor dtype (float, double, f16, bf16).
 // In place: x = x * s + t (reads and writes x: 2 passes).
-void floor_scale(float* x, size_t n);
-void floor_scale(double* x, size_t n);
-void floor_scale(f16* x, size_t n);
-void floor_scale(bf16* x, size_t n);
+void floor_scale(float* x, size_t n, int variant = 0);
+void floor_scale(double* x, size_t n, int variant = 0);
+void floor_scale(f16* x, size_t n, int variant = 0);
+void floor_scale(bf16* x, size_t n, int variant = 0);
 // Read only: returns sum(x) (1 pass); the result is kept so the read cannot be optimized away.
-double floor_read(const float* x, size_t n);
-double floor_read(const double* x, size_t n);
-double floor_read(const f16* x, size_t n);
-double floor_read(const bf16* x, size_t n);
+double floor_read(const float* x, size_t n, int variant = 0);
+double floor_read(const double* x, size_t n, int variant = 0);
+double floor_read(const f16* x, size_t n, int variant = 0);
+double floor_read(const bf16* x, size_t n, int variant = 0);
 // In place on dz, reading z: dz = dz * s + z * t (3 passes).
-void floor_combine(float* dz, const float* z, size_t n);
-void floor_combine(double* dz, const double* z, size_t n);
-void floor_combine(f16* dz, const f16* z, size_t n);
-void floor_combine(bf16* dz, const bf16* z, size_t n);
+void floor_combine(float* dz, const float* z, size_t n, int variant = 0);
+void floor_combine(double* dz, const double* z, size_t n, int variant = 0);
+void floor_combine(f16* dz, const f16* z, size_t n, int variant = 0);
+void floor_combine(bf16* dz, const bf16* z, size_t n, int variant = 0);
 
 // How the 16-bit floors convert on this CPU (chosen at run time, floor.cpp), for the bench's
 // header: e.g. "f16 F16C, bf16 vcvtneps2bf16". Without F16C the f16 floor converts one element at

@@ -1,5 +1,7 @@
 #include "report.h"
 
+#include "floor.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -47,6 +49,10 @@ void print_header(const RunInfo& info) {
     std::printf("memory, 128 MB: read-only pass %.1f GB/s, in-place read+write pass %.1f GB/s (bytes read and "
                 "written)\n",
                 info.read_gbs, info.read_write_gbs);
+    std::string variants;
+    for (const std::string& v : floor_variants()) variants += (variants.empty() ? "" : ", ") + v;
+    std::printf("floor: per row the fastest of the f32/f64 floor loops compiled for %s (16-bit rows: one loop)\n",
+                variants.c_str());
     if (!info.floor_conversions.empty()) {
         std::printf("16-bit rows: their own bytes (half of f32's); the floors load 16 bits, compute in f32, store 16 "
                     "bits, converting with: %s\n",
@@ -84,7 +90,11 @@ void write_json(const std::string& path, const RunInfo& info, const std::vector<
         json << "    {\"shape_name\": \"" << r.shape_name << "\", \"shape\": \"" << r.shape << "\", \"layout\": \""
              << r.layout << "\", \"dtype\": \"" << r.dtype << "\", \"pass\": \"" << r.pass
              << "\", \"iabn_ms\": " << json_number(r.iabn_ms) << ", \"floor_ms\": " << json_number(r.floor_ms)
-             << ", \"floor_passes\": " << r.floor_passes << ", \"ratio\": " << json_number(r.iabn_ms / r.floor_ms)
+             << ", \"floor_variant\": \"" << r.floor_variant << "\", \"floor_variants_ms\": [";
+        for (size_t v = 0; v < r.floor_variants_ms.size(); v++) {
+            json << (v ? ", " : "") << json_number(r.floor_variants_ms[v]);
+        }
+        json << "], \"floor_passes\": " << r.floor_passes << ", \"ratio\": " << json_number(r.iabn_ms / r.floor_ms)
              << ", \"tensor_bytes\": " << r.tensor_bytes << ", \"onednn_ms\": " << json_number(r.onednn_ms)
              << ", \"onednn_nchw16c_ms\": " << json_number(r.onednn_blocked_ms)
              << ", \"onednn_na\": " << (r.onednn_na ? "true" : "false")

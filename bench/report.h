@@ -11,6 +11,8 @@ namespace bench {
 // nChw16c format. 0 ms = not measured; *_na: oneDNN has no implementation for it (printed n/a).
 struct Row {
     std::string shape_name, shape, layout, dtype, pass;
+    std::string floor_variant;  // the fastest floor variant (floor.h), whose time floor_ms is
+    std::vector<double> floor_variants_ms;  // every variant's, in floor_variants()'s order
     double iabn_ms = 0, floor_ms = 0, floor_passes = 0, tensor_bytes = 0;
     double onednn_ms = 0, onednn_blocked_ms = 0;
     bool onednn_na = false, onednn_blocked_na = false;
