@@ -5,7 +5,7 @@
 //
 //   iabn-bench [--threads 2] [--repeats 11] [--quick] [--dtypes f32,f16,bf16,f64] [--f32-only]
 //              [--no-onednn] [--shape NAME|DIMS]... [--layout nchw|nhwc]
-//              [--json iabn-bench.json] [--png iabn-bench.png]
+//              [--network resnet50] [--json iabn-bench.json] [--png iabn-bench.png]
 //
 // Floors (docs/DESIGN.md, "Performance model"), in passes over the tensor:
 //   forward (training):          nchw 2 (read x, write z); channels-last 3 (+ a read for the statistics)
@@ -37,6 +37,7 @@
 #include <sstream>
 #include <string>
 #include <tuple>
+#include <map>
 #include <type_traits>
 #include <vector>
 
@@ -56,6 +57,18 @@ const std::vector<Shape> kShapes = {
     {"rank 2", {4096, 1024}},               {"rank 5", {8, 32, 16, 32, 32}},
 };
 
+// A network's batch-norm layers (--network): each distinct shape and how many layers have it.
+// ResNet-50 (torchvision's, batch 32, 224x224): its 53 BN layers, shapes in order of first use.
+struct Layers {
+    std::vector<int64_t> nchw;
+    int count;
+};
+const std::vector<Layers> kResNet50 = {
+    {{32, 64, 112, 112}, 1}, {{32, 64, 56, 56}, 6},   {{32, 256, 56, 56}, 4},  {{32, 128, 56, 56}, 1},
+    {{32, 128, 28, 28}, 7},  {{32, 512, 28, 28}, 5},  {{32, 256, 28, 28}, 1},  {{32, 256, 14, 14}, 11},
+    {{32, 1024, 14, 14}, 7}, {{32, 512, 14, 14}, 1},  {{32, 512, 7, 7}, 5},    {{32, 2048, 7, 7}, 4},
+};
+
 // The tensor dtypes the bench knows, in the default order of its rows.
 const std::vector<std::string> kDtypes = {"f32", "f16", "bf16", "f64"};
 
@@ -65,6 +78,7 @@ struct Settings {
     std::vector<std::string> dtypes = kDtypes;  // --dtypes (in the given order), --f32-only
     std::vector<std::string> shapes;  // --shape: names or dims to run (all when empty)
     std::string layout;               // --layout: nchw or nhwc only (both when empty)
+    std::string network;              // --network resnet50: its layers' shapes, and totals
     std::string json = "iabn-bench.json", png = "iabn-bench.png";
 };
 
@@ -514,17 +528,20 @@ Settings parse(int argc, char** argv) {
         else if (a == "--no-onednn") set.onednn = false;
         else if (a == "--shape") set.shapes.push_back(value());
         else if (a == "--layout") set.layout = value();
+        else if (a == "--network") set.network = value();
         else if (a == "--json") set.json = value();
         else if (a == "--png") set.png = value();
         else {
             std::fprintf(stderr,
                          "usage: iabn-bench [--threads 2] [--repeats 11] [--quick] [--dtypes f32,f16,bf16,f64]\n"
                          "                  [--f32-only] [--no-onednn] [--shape NAME|DIMS]... [--layout nchw|nhwc]\n"
-                         "                  [--json iabn-bench.json] [--png iabn-bench.png]\n");
+                         "                  [--network resnet50] [--json iabn-bench.json] [--png iabn-bench.png]\n");
             std::exit(a == "--help" ? 0 : 2);
         }
     }
     if (set.quick) set.repeats = 3;
+    if (!set.network.empty() && set.network != "resnet50")
+        throw std::runtime_error("--network takes resnet50, not '" + set.network + "'");
     if (!set.layout.empty() && set.layout != "nchw" && set.layout != "nhwc")
         throw std::runtime_error("--layout takes nchw or nhwc, not '" + set.layout + "'");
     for (const std::string& want : set.shapes) {
@@ -532,6 +549,38 @@ Settings parse(int argc, char** argv) {
             throw std::runtime_error("--shape '" + want + "' names none of the benchmark's shapes");
     }
     return set;
+}
+
+// A training step of the whole network's batch-norm layers: per layout, dtype and training pass,
+// the sum over its layers of each one's median (a shape's median times its layer count).
+void print_network_totals(const std::string& network, const std::vector<Row>& rows,
+                          const std::map<std::string, int>& layers) {
+    struct Total {
+        double iabn = 0, floor = 0, onednn = 0, blocked = 0;
+    };
+    std::map<std::string, Total> totals;  // "layout dtype pass"
+    std::vector<std::string> order;
+    for (const Row& r : rows) {
+        if (r.pass == "fwd-global") continue;
+        const std::string key = r.layout + " " + r.dtype + " " + r.pass;
+        if (!totals.count(key)) order.push_back(key);
+        const double n = layers.at(r.shape_name);
+        Total& t = totals[key];
+        t.iabn += n * r.iabn_ms;
+        t.floor += n * r.floor_ms;
+        t.onednn += n * r.onednn_ms;
+        t.blocked += n * r.onednn_blocked_ms;
+    }
+    std::printf("\n%s, every batch-norm layer of a training step (sum over layers of the medians):\n", network.c_str());
+    std::printf("%-24s %9s %9s %6s %10s %6s %10s %6s\n", "layout type pass", "iabn ms", "floor ms", "ratio",
+                "oneDNN ms", "x", "16c ms", "x");
+    for (const std::string& key : order) {
+        const Total& t = totals[key];
+        auto ms = [](double v) { return v > 0 ? std::to_string(v).substr(0, std::to_string(v).find('.') + 3) : "-"; };
+        auto x = [&](double v) { return v > 0 ? std::to_string(v / t.iabn).substr(0, 4) : std::string("-"); };
+        std::printf("%-24s %9.2f %9.2f %6.2f %10s %6s %10s %6s\n", key.c_str(), t.iabn, t.floor, t.iabn / t.floor,
+                    ms(t.onednn).c_str(), x(t.onednn).c_str(), ms(t.blocked).c_str(), x(t.blocked).c_str());
+    }
 }
 
 }  // namespace
@@ -578,6 +627,15 @@ int main(int argc, char** argv) try {
                 picked.push_back(sh);
         shapes = picked;
     }
+    std::map<std::string, int> layers;  // --network: shape name -> layers of that shape
+    if (!set.network.empty()) {
+        shapes.clear();
+        for (const Layers& l : kResNet50) {  // named "resnet50 #<k> x<layers>"
+            shapes.push_back({"resnet50 #" + std::to_string(shapes.size() + 1) + " x" + std::to_string(l.count),
+                              l.nchw});
+            layers[shapes.back().name] = l.count;
+        }
+    }
     Notes notes;
     for (const Shape& sh : shapes) {
         for (iabn::Layout layout : {iabn::Layout::nchw, iabn::Layout::nhwc}) {
@@ -587,6 +645,7 @@ int main(int argc, char** argv) try {
             rows.insert(rows.end(), r.begin(), r.end());
         }
     }
+    if (!set.network.empty()) print_network_totals(set.network, rows, layers);
     // A pass faster than its floor by more than the noise means the floor is not the fastest loop
     // for those bytes (or the pass moves fewer): say so rather than report a flattering ratio.
     for (const Row& r : rows) {
