@@ -1,6 +1,8 @@
 #include "floor.h"
 
+#include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -75,65 +77,250 @@ BENCH_FLOAT_LOOPS(avx2, __attribute__((target("avx2,fma"))))
 BENCH_FLOAT_LOOPS(avx512, __attribute__((target("avx512f,avx512vl,fma,prefer-vector-width=512"))))
 #endif
 
-enum class Isa { base, avx2, avx512 };
-
-// The variants this CPU runs, in floor_variants()'s order.
-const std::vector<Isa>& usable() {
-    static const std::vector<Isa> isas = [] {
-        std::vector<Isa> v{Isa::base};
 #ifdef BENCH_X86
-        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) v.push_back(Isa::avx2);
-        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) v.push_back(Isa::avx512);
+// Hand-written twins of the loops above, in explicit vectors of `Bytes` bytes (GCC's vector
+// extension), four vectors per iteration on aligned addresses: the compiler's loops may be
+// unrolled less, or peel differently. With `Streaming`, the stores are non-temporal (they bypass
+// the caches and skip the eviction of the line later), where a machine's memory may be faster so.
+template <typename T, int Bytes>
+struct VecOf {
+    typedef T type __attribute__((vector_size(Bytes)));
+};
+__attribute__((target("avx"))) inline void stream_store(float* p, VecOf<float, 32>::type v) {
+    _mm256_stream_ps(p, reinterpret_cast<__m256>(v));
+}
+__attribute__((target("avx"))) inline void stream_store(double* p, VecOf<double, 32>::type v) {
+    _mm256_stream_pd(p, reinterpret_cast<__m256d>(v));
+}
+__attribute__((target("avx512f"))) inline void stream_store(float* p, VecOf<float, 64>::type v) {
+    _mm512_stream_ps(p, reinterpret_cast<__m512>(v));
+}
+__attribute__((target("avx512f"))) inline void stream_store(double* p, VecOf<double, 64>::type v) {
+    _mm512_stream_pd(p, reinterpret_cast<__m512d>(v));
+}
+
+// The split every unrolled loop uses: `head` elements until `p` is aligned to the vector, then
+// `blocks` blocks of four vectors (shared among the threads statically), then the rest.
+struct Split {
+    size_t head, blocks, unit;
+    template <typename T, int Bytes>
+    static Split of(const T* p, size_t n) {
+        const size_t unit = 4 * Bytes / sizeof(T);
+        const size_t misaligned = reinterpret_cast<uintptr_t>(p) % Bytes;
+        const size_t head = std::min(n, misaligned ? (Bytes - misaligned) / sizeof(T) : 0);
+        return {head, (n - head) / unit, unit};
+    }
+    size_t tail() const { return head + blocks * unit; }
+};
+
+// A vector load as a statement expression: a function returning a vector would need the ISA's
+// target attribute itself (its ABI depends on it).
+#define BENCH_LOAD(V, p)                     \
+    ({                                       \
+        V loaded_;                           \
+        __builtin_memcpy(&loaded_, (p), sizeof loaded_); \
+        loaded_;                             \
+    })
+
+#define BENCH_UNROLLED_LOOPS(suffix, attributes, Bytes)                                                 \
+    template <typename T, bool Streaming>                                                               \
+    attributes void scale_##suffix(T* x, size_t n) {                                                    \
+        using V = typename VecOf<T, Bytes>::type;                                                       \
+        constexpr size_t w = Bytes / sizeof(T);                                                         \
+        const Split sp = Split::of<T, Bytes>(x, n);                                                     \
+        for (size_t i = 0; i < sp.head; i++) x[i] = x[i] * T(1.0001) + T(0.5);                          \
+        T* a = x + sp.head;                                                                             \
+        _Pragma("omp parallel")                                                                         \
+        {                                                                                               \
+            _Pragma("omp for schedule(static)")                                                         \
+            for (size_t b = 0; b < sp.blocks; b++) {                                                    \
+                T* p = a + b * sp.unit;                                                                 \
+                for (size_t k = 0; k < 4; k++) {                                                        \
+                    const V v = BENCH_LOAD(V, p + k * w) * T(1.0001) + T(0.5);                            \
+                    if (Streaming) stream_store(p + k * w, v);                                          \
+                    else __builtin_memcpy(p + k * w, &v, sizeof v);                                     \
+                }                                                                                       \
+            }                                                                                           \
+            if (Streaming) _mm_sfence();                                                                \
+        }                                                                                               \
+        for (size_t i = sp.tail(); i < n; i++) x[i] = x[i] * T(1.0001) + T(0.5);                        \
+    }                                                                                                   \
+    /* Four accumulators: a sum's add latency no longer bounds the loop. */                            \
+    template <typename T>                                                                               \
+    attributes double read_##suffix(const T* x, size_t n) {                                             \
+        using V = typename VecOf<T, Bytes>::type;                                                       \
+        constexpr size_t w = Bytes / sizeof(T);                                                         \
+        const Split sp = Split::of<T, Bytes>(x, n);                                                     \
+        double total = 0;                                                                               \
+        for (size_t i = 0; i < sp.head; i++) total += x[i];                                             \
+        const T* a = x + sp.head;                                                                       \
+        _Pragma("omp parallel reduction(+ : total)")                                                    \
+        {                                                                                               \
+            V s0 = {}, s1 = {}, s2 = {}, s3 = {};                                                       \
+            _Pragma("omp for schedule(static)")                                                         \
+            for (size_t b = 0; b < sp.blocks; b++) {                                                    \
+                const T* p = a + b * sp.unit;                                                           \
+                s0 += BENCH_LOAD(V, p);                                                                   \
+                s1 += BENCH_LOAD(V, p + w);                                                               \
+                s2 += BENCH_LOAD(V, p + 2 * w);                                                           \
+                s3 += BENCH_LOAD(V, p + 3 * w);                                                           \
+            }                                                                                           \
+            const V s = (s0 + s1) + (s2 + s3);                                                          \
+            for (size_t k = 0; k < w; k++) total += s[k];                                               \
+        }                                                                                               \
+        for (size_t i = sp.tail(); i < n; i++) total += x[i];                                           \
+        return total;                                                                                   \
+    }                                                                                                   \
+    template <typename T, bool Streaming>                                                               \
+    attributes void combine_##suffix(T* dz, const T* z, size_t n) {                                     \
+        using V = typename VecOf<T, Bytes>::type;                                                       \
+        constexpr size_t w = Bytes / sizeof(T);                                                         \
+        const Split sp = Split::of<T, Bytes>(dz, n); /* z's alignment may differ: loaded unaligned */   \
+        for (size_t i = 0; i < sp.head; i++) dz[i] = dz[i] * T(1.0001) + z[i] * T(0.5);                 \
+        T* a = dz + sp.head;                                                                            \
+        const T* c = z + sp.head;                                                                       \
+        _Pragma("omp parallel")                                                                         \
+        {                                                                                               \
+            _Pragma("omp for schedule(static)")                                                         \
+            for (size_t b = 0; b < sp.blocks; b++) {                                                    \
+                T* p = a + b * sp.unit;                                                                 \
+                const T* q = c + b * sp.unit;                                                           \
+                for (size_t k = 0; k < 4; k++) {                                                        \
+                    const V v = BENCH_LOAD(V, p + k * w) * T(1.0001) + BENCH_LOAD(V, q + k * w) * T(0.5);   \
+                    if (Streaming) stream_store(p + k * w, v);                                          \
+                    else __builtin_memcpy(p + k * w, &v, sizeof v);                                     \
+                }                                                                                       \
+            }                                                                                           \
+            if (Streaming) _mm_sfence();                                                                \
+        }                                                                                               \
+        for (size_t i = sp.tail(); i < n; i++) dz[i] = dz[i] * T(1.0001) + z[i] * T(0.5);               \
+    }
+
+BENCH_UNROLLED_LOOPS(unrolled_avx2, __attribute__((target("avx2,fma"))), 32)
+BENCH_UNROLLED_LOOPS(unrolled_avx512, __attribute__((target("avx512f,avx512vl,fma,prefer-vector-width=512"))), 64)
+#endif
+
+// A variant: the ISA its loops are compiled for, and the loop's form (floor.h).
+enum class Isa { base, avx2, avx512 };
+enum class Form { compiler, unrolled, streaming };
+struct Variant {
+    Isa isa;
+    Form form;
+};
+
+// The variants this CPU runs, in floor_variants()'s order: the compiler's loops for every ISA,
+// then the hand-unrolled ones, plain and streaming, for the widest.
+const std::vector<Variant>& usable() {
+    static const std::vector<Variant> variants = [] {
+        std::vector<Variant> v{{Isa::base, Form::compiler}};
+#ifdef BENCH_X86
+        Isa widest = Isa::base;
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) v.push_back({widest = Isa::avx2, Form::compiler});
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
+            v.push_back({widest = Isa::avx512, Form::compiler});
+        if (widest != Isa::base) {
+            v.push_back({widest, Form::unrolled});
+            v.push_back({widest, Form::streaming});
+        }
 #endif
         return v;
     }();
-    return isas;
+    return variants;
 }
 
-Isa isa_of(int variant) {
+Variant variant_of(int variant) {
     return variant >= 0 && variant < static_cast<int>(usable().size()) ? usable()[static_cast<size_t>(variant)]
-                                                                        : Isa::base;
+                                                                        : Variant{Isa::base, Form::compiler};
 }
 
 template <typename T>
 void scale(T* x, size_t n, int variant) {
-    switch (isa_of(variant)) {
+    const Variant v = variant_of(variant);
 #ifdef BENCH_X86
-        case Isa::avx2: return scale_avx2(x, n);
-        case Isa::avx512: return scale_avx512(x, n);
+    const bool streaming = v.form == Form::streaming;
+    if (v.form != Form::compiler && v.isa == Isa::avx512)
+        return streaming ? scale_unrolled_avx512<T, true>(x, n) : scale_unrolled_avx512<T, false>(x, n);
+    if (v.form != Form::compiler && v.isa == Isa::avx2)
+        return streaming ? scale_unrolled_avx2<T, true>(x, n) : scale_unrolled_avx2<T, false>(x, n);
+    if (v.isa == Isa::avx2) return scale_avx2(x, n);
+    if (v.isa == Isa::avx512) return scale_avx512(x, n);
 #endif
-        default: return scale_base(x, n);
-    }
+    return scale_base(x, n);
 }
 
+// A read has no stores: its streaming variant is the unrolled loop again.
 template <typename T>
 double read(const T* x, size_t n, int variant) {
-    switch (isa_of(variant)) {
+    const Variant v = variant_of(variant);
 #ifdef BENCH_X86
-        case Isa::avx2: return read_avx2(x, n);
-        case Isa::avx512: return read_avx512(x, n);
+    if (v.form != Form::compiler && v.isa == Isa::avx512) return read_unrolled_avx512(x, n);
+    if (v.form != Form::compiler && v.isa == Isa::avx2) return read_unrolled_avx2(x, n);
+    if (v.isa == Isa::avx2) return read_avx2(x, n);
+    if (v.isa == Isa::avx512) return read_avx512(x, n);
 #endif
-        default: return read_base(x, n);
-    }
+    return read_base(x, n);
 }
 
 template <typename T>
 void combine(T* dz, const T* z, size_t n, int variant) {
-    switch (isa_of(variant)) {
+    const Variant v = variant_of(variant);
 #ifdef BENCH_X86
-        case Isa::avx2: return combine_avx2(dz, z, n);
-        case Isa::avx512: return combine_avx512(dz, z, n);
+    const bool streaming = v.form == Form::streaming;
+    if (v.form != Form::compiler && v.isa == Isa::avx512)
+        return streaming ? combine_unrolled_avx512<T, true>(dz, z, n) : combine_unrolled_avx512<T, false>(dz, z, n);
+    if (v.form != Form::compiler && v.isa == Isa::avx2)
+        return streaming ? combine_unrolled_avx2<T, true>(dz, z, n) : combine_unrolled_avx2<T, false>(dz, z, n);
+    if (v.isa == Isa::avx2) return combine_avx2(dz, z, n);
+    if (v.isa == Isa::avx512) return combine_avx512(dz, z, n);
 #endif
-        default: return combine_base(dz, z, n);
-    }
+    return combine_base(dz, z, n);
 }
 
 }  // namespace
 
 std::vector<std::string> floor_variants() {
     std::vector<std::string> names;
-    for (Isa isa : usable()) names.push_back(isa == Isa::avx512 ? "avx512" : isa == Isa::avx2 ? "avx2" : "baseline");
+    for (Variant v : usable()) {
+        std::string name = v.isa == Isa::avx512 ? "avx512" : v.isa == Isa::avx2 ? "avx2" : "baseline";
+        if (v.form == Form::unrolled) name += " x4";
+        if (v.form == Form::streaming) name += " x4 nt";
+        names.push_back(name);
+    }
     return names;
+}
+
+namespace {
+// Every variant of a floor must do the whole work: each is run on a buffer whose length and start
+// are odd (the head, the blocks and the tail all used) and must give the baseline's values up to
+// rounding (FMA contraction and the unrolled sums' order differ).
+template <typename T>
+void check_variants() {
+    const size_t n = 4099;
+    std::vector<T> x0(n + 1), z(n + 1);
+    for (size_t i = 0; i <= n; i++) {
+        x0[i] = T(0.25) * T(i % 17);
+        z[i] = T(0.5) * T(i % 5);
+    }
+    std::vector<T> want_scale(x0.begin() + 1, x0.end()), want_combine(want_scale);
+    scale(want_scale.data(), n, 0);
+    combine(want_combine.data(), z.data() + 1, n, 0);
+    const double want_read = read(x0.data() + 1, n, 0);
+    for (int v = 1; v < static_cast<int>(usable().size()); v++) {
+        std::vector<T> a(x0), b(x0);
+        scale(a.data() + 1, n, v);
+        combine(b.data() + 1, z.data() + 1, n, v);
+        const double got_read = read(x0.data() + 1, n, v);
+        auto near = [](double got, double want) { return std::fabs(got - want) <= 1e-6 * (1 + std::fabs(want)); };
+        bool same = a[0] == x0[0] && b[0] == x0[0] && near(got_read, want_read);  // nothing outside written
+        for (size_t i = 0; i < n; i++) same = same && near(a[i + 1], want_scale[i]) && near(b[i + 1], want_combine[i]);
+        if (!same) throw std::runtime_error("floor variant '" + floor_variants()[v] + "' computes other values");
+    }
+}
+}  // namespace
+
+void check_floor_variants() {
+    check_variants<float>();
+    check_variants<double>();
 }
 
 void floor_scale(float* x, size_t n, int variant) { scale(x, n, variant); }

@@ -46,11 +46,15 @@ f16 to_f16(float f);
 
 // Variants: the f32 and f64 floors exist as the same loops compiled for each vector ISA this CPU
 // runs (x86: the build's baseline, AVX2, AVX-512 with 512-bit vectors), because a floor compiled
-// only for the oldest CPU can be slower than iabn's kernels, which dispatch to the newest:
+// only for the oldest CPU can be slower than iabn's kernels, which dispatch to the newest; and,
+// for the widest ISA, hand-unrolled on aligned vectors ("x4") and the same with non-temporal
+// stores ("x4 nt"), because the compiler's loop is not always the fastest a machine runs.
 // iabn-bench times every variant of every floor and keeps the fastest. `variant` indexes
 // floor_variants(); the 16-bit floors have one variant (the fastest conversions the CPU has,
 // chosen at run time) and ignore it.
-std::vector<std::string> floor_variants();  // "baseline", then "avx2", "avx512" where the CPU has them
+std::vector<std::string> floor_variants();  // e.g. "baseline", "avx2", "avx512", "avx512 x4", "avx512 x4 nt"
+// Throws unless every variant computes the baseline's values (iabn-bench checks at its start).
+void check_floor_variants();
 
 // One overload per tensor dtype (float, double, f16, bf16).
 // In place: x = x * s + t (reads and writes x: 2 passes).

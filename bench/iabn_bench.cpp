@@ -613,6 +613,7 @@ int main(int argc, char** argv) try {
     info.threads = set.threads;
     info.repeats = set.repeats;
     for (int i = 0; i < argc; i++) info.command += (i ? " " : "") + std::string(argv[i]);
+    bench::check_floor_variants();
     bench::CacheFlush flush;
     measure_memory(info, set, flush);
     bench::print_header(info);

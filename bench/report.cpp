@@ -1,4 +1,5 @@
 #include "report.h"
+#include "timing.h"
 
 #include "floor.h"
 
@@ -43,9 +44,9 @@ std::string json_escape(const std::string& text) {
 void print_header(const RunInfo& info) {
     std::printf("iabn-bench  %s  %s, %d threads, kernels %s\ncommand: %s\n", info.date.c_str(), info.cpu.c_str(),
                 info.threads, info.kernel_target.c_str(), info.command.c_str());
-    std::printf("leaky_relu(0.01); medians of %d interleaved runs, caches flushed before each; ratio = iabn / floor; "
-                "x = oneDNN time / iabn time\n",
-                info.repeats);
+    std::printf("leaky_relu(0.01); medians of %d interleaved runs, caches flushed before each (%zu MB rewritten); "
+                "ratio = iabn / floor; x = oneDNN time / iabn time\n",
+                info.repeats, CacheFlush::bytes() >> 20);
     std::printf("memory, 128 MB: read-only pass %.1f GB/s, in-place read+write pass %.1f GB/s (bytes read and "
                 "written)\n",
                 info.read_gbs, info.read_write_gbs);
