@@ -5,7 +5,8 @@
 //
 //   iabn-bench [--threads 2] [--repeats 11] [--quick] [--dtypes f32,f16,bf16,f64] [--f32-only]
 //              [--no-onednn] [--shape NAME|DIMS]... [--layout nchw|nhwc]
-//              [--network resnet50] [--json iabn-bench.json] [--png iabn-bench.png]
+//              [--network resnet50|deeplabv3|all] [--pytorch PYTHON | --no-pytorch]
+//              [--json iabn-bench.json] [--png iabn-bench.png]
 //
 // Floors (docs/DESIGN.md, "Performance model"), in passes over the tensor:
 //   forward (training):          nchw 2 (read x, write z); channels-last 3 (+ a read for the statistics)
@@ -13,7 +14,9 @@
 //   backward (training):         nchw 3 (read z and dz, write dx); channels-last 5 (+ reads of z and dz)
 // A pass moves the tensor's own bytes: 16-bit rows move half the bytes of f32 rows.
 #include "floor.h"
+#include "networks.h"
 #include "onednn.h"
+#include "pytorch.h"
 #include "report.h"
 #include "timing.h"
 
@@ -48,6 +51,8 @@ using bench::Row;
 struct Shape {
     std::string name;
     std::vector<int64_t> nchw;  // logical [N, C, ...]; the nhwc run permutes C to the end
+    std::string network;        // --network: the network it is a layer shape of, and of how many layers
+    int layers = 0;
 };
 
 const std::vector<Shape> kShapes = {
@@ -55,18 +60,6 @@ const std::vector<Shape> kShapes = {
     {"resnet50 stage2", {32, 512, 28, 28}}, {"resnet50 stage3", {32, 1024, 14, 14}},
     {"resnet50 stage4", {32, 2048, 7, 7}},  {"small batch", {8, 64, 56, 56}},
     {"rank 2", {4096, 1024}},               {"rank 5", {8, 32, 16, 32, 32}},
-};
-
-// A network's batch-norm layers (--network): each distinct shape and how many layers have it.
-// ResNet-50 (torchvision's, batch 32, 224x224): its 53 BN layers, shapes in order of first use.
-struct Layers {
-    std::vector<int64_t> nchw;
-    int count;
-};
-const std::vector<Layers> kResNet50 = {
-    {{32, 64, 112, 112}, 1}, {{32, 64, 56, 56}, 6},   {{32, 256, 56, 56}, 4},  {{32, 128, 56, 56}, 1},
-    {{32, 128, 28, 28}, 7},  {{32, 512, 28, 28}, 5},  {{32, 256, 28, 28}, 1},  {{32, 256, 14, 14}, 11},
-    {{32, 1024, 14, 14}, 7}, {{32, 512, 14, 14}, 1},  {{32, 512, 7, 7}, 5},    {{32, 2048, 7, 7}, 4},
 };
 
 // The tensor dtypes the bench knows, in the default order of its rows.
@@ -78,7 +71,8 @@ struct Settings {
     std::vector<std::string> dtypes = kDtypes;  // --dtypes (in the given order), --f32-only
     std::vector<std::string> shapes;  // --shape: names or dims to run (all when empty)
     std::string layout;               // --layout: nchw or nhwc only (both when empty)
-    std::string network;              // --network resnet50: its layers' shapes, and totals
+    std::string network;              // --network resnet50|deeplabv3|all: its layers' shapes, and totals
+    std::string pytorch;              // --pytorch PYTHON: PyTorch side by side (--network: /usr/bin/python3)
     std::string json = "iabn-bench.json", png = "iabn-bench.png";
 };
 
@@ -193,7 +187,7 @@ template <typename T>
 class TypedCase final : public Case {
 public:
     TypedCase(const Shape& sh, iabn::Layout layout, const Settings& set, const Data& data, bench::CacheFlush& flush,
-              Notes& notes)
+              Notes& notes, bench::PyTorchWorker* torch)
         : sh_(sh), layout_(layout), flush_(flush) {
         using C = typename Dtype<T>::Channel;
         channels_ = sh.nchw[1];
@@ -251,10 +245,30 @@ public:
             }
         }
 
+        // PyTorch (F.batch_norm + F.leaky_relu_, autograd), on its own tensors of this shape and
+        // layout, in its own process (pytorch.h): 4-d shapes, where channels-last is torch's
+        // channels_last memory format.
+        if (torch != nullptr && sh.nchw.size() == 4) {
+            static int next_id = 0;
+            const std::string id = std::to_string(next_id++), dtype = iabn::to_string(Dtype<T>::dtype);
+            const std::string na = torch->setup(id, dtype, iabn::to_string(layout), sh.nchw);
+            if (na.empty()) {
+                torch_ = torch;
+                torch_id_ = id;
+            } else {
+                torch_na_ = true;
+                notes.add("PyTorch " + torch->version() + " " + dtype + ": n/a, " + na);
+            }
+        }
+
         // z and the saved statistics for the backward.
         restore_x();
         iabn::forward(tx_, state_, train_);
         z_ = x_;
+    }
+
+    ~TypedCase() override {
+        if (torch_) torch_->drop(torch_id_);
     }
 
     void check_onednn() override {
@@ -310,6 +324,11 @@ public:
             add(*f, timed([&] { d->restore_forward(); }, [&] { d->forward(); }));
             add(*b, timed([&] { d->restore_backward(); }, [&] { d->backward(); }));
         }
+        if (torch_) {  // flushes the caches itself, in its process, before each call
+            const auto [forward, backward] = torch_->sample(torch_id_);
+            add(pt_fwd_, forward);
+            add(pt_bwd_, backward);
+        }
         if (sink_ == 12345.678) std::printf(" ");  // keeps the floor reads alive
     }
 
@@ -318,11 +337,13 @@ public:
         std::vector<Row> out;
         auto add = [&](const char* pass, const std::vector<double>& t, const Floors& t_floor,
                        double passes, const std::vector<double>& t_dnnl, const std::vector<double>& t_blocked,
-                       bool timed_by_onednn) {
+                       const std::vector<double>& t_torch, bool timed_by_others) {
             Row row;
             row.shape_name = sh_.name;
             row.shape = shape_text(shape_);
             row.layout = layout_name;
+            row.network = sh_.network;
+            row.layers = sh_.layers;
             row.dtype = iabn::to_string(Dtype<T>::dtype);
             row.pass = pass;
             row.iabn_ms = bench::median(t) * 1e3;
@@ -340,13 +361,15 @@ public:
             row.onednn_ms = bench::median(t_dnnl) * 1e3;
             row.onednn_blocked_ms = bench::median(t_blocked) * 1e3;
             // n/a: oneDNN would have been timed on this pass, but has no implementation here.
-            row.onednn_na = timed_by_onednn && dnnl_na_;
-            row.onednn_blocked_na = timed_by_onednn && dnnl_blocked_na_;
+            row.onednn_na = timed_by_others && dnnl_na_;
+            row.onednn_blocked_na = timed_by_others && dnnl_blocked_na_;
+            row.pytorch_ms = bench::median(t_torch) * 1e3;
+            row.pytorch_na = timed_by_others && torch_na_;
             out.push_back(row);
         };
-        add("fwd-train", fwd_, fwd_floor_, channels_last_ ? 3 : 2, dn_fwd_, dnb_fwd_, true);
-        add("fwd-global", glob_, glob_floor_, 2, {}, {}, false);
-        add("bwd-train", bwd_, bwd_floor_, channels_last_ ? 5 : 3, dn_bwd_, dnb_bwd_, true);
+        add("fwd-train", fwd_, fwd_floor_, channels_last_ ? 3 : 2, dn_fwd_, dnb_fwd_, pt_fwd_, true);
+        add("fwd-global", glob_, glob_floor_, 2, {}, {}, {}, false);
+        add("bwd-train", bwd_, bwd_floor_, channels_last_ ? 5 : 3, dn_bwd_, dnb_bwd_, pt_bwd_, true);
         return out;
     }
 
@@ -413,29 +436,32 @@ private:
     iabn::TensorRef tx_, tdz_;
     std::unique_ptr<bench::DnnlBnLeakyRelu> dnnl_, dnnl_blocked_;
     bool dnnl_na_ = false, dnnl_blocked_na_ = false;
+    bench::PyTorchWorker* torch_ = nullptr;  // set where PyTorch runs this case
+    std::string torch_id_;
+    bool torch_na_ = false;
     // The floors' samples, one list per variant (floor.h): every variant for f32 and f64, the one
     // of the 16-bit floors.
     using Floors = std::vector<std::vector<double>>;
     static int floor_variants() { return sizeof(T) >= 4 ? static_cast<int>(bench::floor_variants().size()) : 1; }
-    std::vector<double> fwd_, glob_, bwd_, dn_fwd_, dn_bwd_, dnb_fwd_, dnb_bwd_;
+    std::vector<double> fwd_, glob_, bwd_, dn_fwd_, dn_bwd_, dnb_fwd_, dnb_bwd_, pt_fwd_, pt_bwd_;
     Floors fwd_floor_ = Floors(floor_variants()), glob_floor_ = Floors(floor_variants()),
            bwd_floor_ = Floors(floor_variants());
     double sink_ = 0;
 };
 
 std::unique_ptr<Case> make_case(const std::string& dtype, const Shape& sh, iabn::Layout layout, const Settings& set,
-                                const Data& data, bench::CacheFlush& flush, Notes& notes) {
-    if (dtype == "f32") return std::make_unique<TypedCase<float>>(sh, layout, set, data, flush, notes);
-    if (dtype == "f64") return std::make_unique<TypedCase<double>>(sh, layout, set, data, flush, notes);
-    if (dtype == "f16") return std::make_unique<TypedCase<bench::f16>>(sh, layout, set, data, flush, notes);
-    return std::make_unique<TypedCase<bench::bf16>>(sh, layout, set, data, flush, notes);
+                                const Data& data, bench::CacheFlush& flush, Notes& notes, bench::PyTorchWorker* torch) {
+    if (dtype == "f32") return std::make_unique<TypedCase<float>>(sh, layout, set, data, flush, notes, torch);
+    if (dtype == "f64") return std::make_unique<TypedCase<double>>(sh, layout, set, data, flush, notes, torch);
+    if (dtype == "f16") return std::make_unique<TypedCase<bench::f16>>(sh, layout, set, data, flush, notes, torch);
+    return std::make_unique<TypedCase<bench::bf16>>(sh, layout, set, data, flush, notes, torch);
 }
 
 // Times one shape in one layout, every selected dtype on the same data, interleaved: each repeat
 // runs every pass of every dtype once (after a warm-up round), so that the noise of a shared
 // machine hits the dtypes alike. Prints the rows by pass, the dtypes of a pass side by side.
 std::vector<Row> run_shape(const Shape& sh, iabn::Layout layout, const Settings& set, std::mt19937& rng,
-                           bench::CacheFlush& flush, Notes& notes) {
+                           bench::CacheFlush& flush, Notes& notes, bench::PyTorchWorker* torch) {
     const size_t n = static_cast<size_t>(std::accumulate(sh.nchw.begin(), sh.nchw.end(), int64_t{1},
                                                          std::multiplies<int64_t>()));
     std::vector<std::unique_ptr<Case>> cases;
@@ -449,7 +475,7 @@ std::vector<Row> run_shape(const Shape& sh, iabn::Layout layout, const Settings&
             data.dz_nchw[i] = normal(rng);
         }
         for (const std::string& dtype : set.dtypes) {
-            cases.push_back(make_case(dtype, sh, layout, set, data, flush, notes));
+            cases.push_back(make_case(dtype, sh, layout, set, data, flush, notes, torch));
         }
     }
     for (auto& c : cases) c->check_onednn();
@@ -469,7 +495,7 @@ std::vector<Row> run_shape(const Shape& sh, iabn::Layout layout, const Settings&
 }
 
 // The two stream rates of this machine (RunInfo::read_gbs, read_write_gbs), medians of the same
-// repeats as the shapes, on 128 MB: more than any cache here.
+// repeats as the shapes, on 128 MB, the caches flushed before each pass.
 void measure_memory(bench::RunInfo& info, const Settings& set, bench::CacheFlush& flush) {
     const size_t n = size_t{128} << 20 >> 2;
     std::vector<float> buf(n, 1.0f);
@@ -529,19 +555,28 @@ Settings parse(int argc, char** argv) {
         else if (a == "--shape") set.shapes.push_back(value());
         else if (a == "--layout") set.layout = value();
         else if (a == "--network") set.network = value();
+        else if (a == "--pytorch") set.pytorch = value();
+        else if (a == "--no-pytorch") set.pytorch = "none";
         else if (a == "--json") set.json = value();
         else if (a == "--png") set.png = value();
         else {
             std::fprintf(stderr,
                          "usage: iabn-bench [--threads 2] [--repeats 11] [--quick] [--dtypes f32,f16,bf16,f64]\n"
                          "                  [--f32-only] [--no-onednn] [--shape NAME|DIMS]... [--layout nchw|nhwc]\n"
-                         "                  [--network resnet50] [--json iabn-bench.json] [--png iabn-bench.png]\n");
+                         "                  [--network resnet50|deeplabv3|all] [--pytorch PYTHON | --no-pytorch]\n"
+                         "                  [--json iabn-bench.json] [--png iabn-bench.png]\n");
             std::exit(a == "--help" ? 0 : 2);
         }
     }
     if (set.quick) set.repeats = 3;
-    if (!set.network.empty() && set.network != "resnet50")
-        throw std::runtime_error("--network takes resnet50, not '" + set.network + "'");
+    if (!set.network.empty() && set.network != "all" &&
+        std::none_of(bench::networks().begin(), bench::networks().end(),
+                     [&](const bench::Network& n) { return n.name == set.network; }))
+        throw std::runtime_error("--network takes resnet50, deeplabv3 or all, not '" + set.network + "'");
+    // PyTorch joins by default where the bench runs networks, with Debian's interpreter (the one
+    // python3-torch installs into).
+    if (set.pytorch.empty() && !set.network.empty()) set.pytorch = "/usr/bin/python3";
+    if (set.pytorch == "none") set.pytorch.clear();
     if (!set.layout.empty() && set.layout != "nchw" && set.layout != "nhwc")
         throw std::runtime_error("--layout takes nchw or nhwc, not '" + set.layout + "'");
     for (const std::string& want : set.shapes) {
@@ -549,38 +584,6 @@ Settings parse(int argc, char** argv) {
             throw std::runtime_error("--shape '" + want + "' names none of the benchmark's shapes");
     }
     return set;
-}
-
-// A training step of the whole network's batch-norm layers: per layout, dtype and training pass,
-// the sum over its layers of each one's median (a shape's median times its layer count).
-void print_network_totals(const std::string& network, const std::vector<Row>& rows,
-                          const std::map<std::string, int>& layers) {
-    struct Total {
-        double iabn = 0, floor = 0, onednn = 0, blocked = 0;
-    };
-    std::map<std::string, Total> totals;  // "layout dtype pass"
-    std::vector<std::string> order;
-    for (const Row& r : rows) {
-        if (r.pass == "fwd-global") continue;
-        const std::string key = r.layout + " " + r.dtype + " " + r.pass;
-        if (!totals.count(key)) order.push_back(key);
-        const double n = layers.at(r.shape_name);
-        Total& t = totals[key];
-        t.iabn += n * r.iabn_ms;
-        t.floor += n * r.floor_ms;
-        t.onednn += n * r.onednn_ms;
-        t.blocked += n * r.onednn_blocked_ms;
-    }
-    std::printf("\n%s, every batch-norm layer of a training step (sum over layers of the medians):\n", network.c_str());
-    std::printf("%-24s %9s %9s %6s %10s %6s %10s %6s\n", "layout type pass", "iabn ms", "floor ms", "ratio",
-                "oneDNN ms", "x", "16c ms", "x");
-    for (const std::string& key : order) {
-        const Total& t = totals[key];
-        auto ms = [](double v) { return v > 0 ? std::to_string(v).substr(0, std::to_string(v).find('.') + 3) : "-"; };
-        auto x = [&](double v) { return v > 0 ? std::to_string(v / t.iabn).substr(0, 4) : std::string("-"); };
-        std::printf("%-24s %9.2f %9.2f %6.2f %10s %6s %10s %6s\n", key.c_str(), t.iabn, t.floor, t.iabn / t.floor,
-                    ms(t.onednn).c_str(), x(t.onednn).c_str(), ms(t.blocked).c_str(), x(t.blocked).c_str());
-    }
 }
 
 }  // namespace
@@ -628,25 +631,39 @@ int main(int argc, char** argv) try {
                 picked.push_back(sh);
         shapes = picked;
     }
-    std::map<std::string, int> layers;  // --network: shape name -> layers of that shape
     if (!set.network.empty()) {
         shapes.clear();
-        for (const Layers& l : kResNet50) {  // named "resnet50 #<k> x<layers>"
-            shapes.push_back({"resnet50 #" + std::to_string(shapes.size() + 1) + " x" + std::to_string(l.count),
-                              l.nchw});
-            layers[shapes.back().name] = l.count;
+        for (const bench::Network& net : bench::networks()) {
+            if (set.network != "all" && set.network != net.name) continue;
+            for (size_t k = 0; k < net.layers.size(); k++) {  // named "<network> #<k> x<layers>"
+                const bench::Layers& l = net.layers[k];
+                shapes.push_back({net.name + " #" + std::to_string(k + 1) + " x" + std::to_string(l.count), l.nchw,
+                                  net.name, l.count});
+            }
         }
     }
     Notes notes;
+    std::unique_ptr<bench::PyTorchWorker> torch;
+    if (!set.pytorch.empty()) {
+        torch = std::make_unique<bench::PyTorchWorker>(set.pytorch, set.threads, bench::CacheFlush::bytes());
+        if (torch->available()) {
+            std::printf("PyTorch %s on the CPU (%s): F.batch_norm + F.leaky_relu_, autograd backward\n\n",
+                        torch->version().c_str(), set.pytorch.c_str());
+        } else {
+            notes.add("PyTorch not measured: " + torch->why());
+            torch.reset();
+        }
+    }
     for (const Shape& sh : shapes) {
         for (iabn::Layout layout : {iabn::Layout::nchw, iabn::Layout::nhwc}) {
             if (sh.nchw.size() == 2 && layout == iabn::Layout::nhwc) continue;  // rank 2: one run
             if (!set.layout.empty() && set.layout != iabn::to_string(layout)) continue;
-            std::vector<Row> r = run_shape(sh, layout, set, rng, flush, notes);
+            std::vector<Row> r = run_shape(sh, layout, set, rng, flush, notes, torch.get());
             rows.insert(rows.end(), r.begin(), r.end());
         }
     }
-    if (!set.network.empty()) print_network_totals(set.network, rows, layers);
+    const std::vector<bench::NetworkTotal> totals = bench::network_totals(rows);
+    if (!totals.empty()) bench::print_network_totals(totals);
     // A pass faster than its floor by more than the noise means the floor is not the fastest loop
     // for those bytes (or the pass moves fewer): say so rather than report a flattering ratio.
     for (const Row& r : rows) {
@@ -661,9 +678,11 @@ int main(int argc, char** argv) try {
     if (!notes.lines.empty()) std::printf("\n");
     for (const std::string& line : notes.lines) std::printf("%s\n", line.c_str());
     info.notes = notes.lines;
-    bench::write_json(set.json, info, rows);
+    bench::write_json(set.json, info, rows, totals);
     std::printf("\nwrote %s\n", set.json.c_str());
-    if (bench::write_chart(set.png, info, rows)) std::printf("wrote %s\n", set.png.c_str());
+    // A network run's chart is its totals'; another run's, its shapes'.
+    if (totals.empty() ? bench::write_chart(set.png, info, rows) : bench::write_network_chart(set.png, info, totals))
+        std::printf("wrote %s\n", set.png.c_str());
     return 0;
 } catch (const std::exception& e) {
     std::fprintf(stderr, "iabn-bench: %s\n", e.what());
