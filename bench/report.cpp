@@ -79,7 +79,7 @@ void print_header(const RunInfo& info) {
     std::printf("iabn-bench  %s  %s, %d threads, kernels %s\ncommand: %s\n", info.date.c_str(), info.cpu.c_str(),
                 info.threads, info.kernel_target.c_str(), info.command.c_str());
     std::printf("leaky_relu(0.01); medians of %d interleaved runs, caches flushed before each (%zu MB rewritten); "
-                "ratio = iabn / floor; x = oneDNN time / iabn time\n",
+                "ratio = iabn / floor; x = the column's library's time / iabn's\n",
                 info.repeats, CacheFlush::bytes() >> 20);
     std::printf("memory, 128 MB: read-only pass %.1f GB/s, in-place read+write pass %.1f GB/s (bytes read and "
                 "written)\n",
@@ -88,6 +88,9 @@ void print_header(const RunInfo& info) {
     for (const std::string& v : floor_variants()) variants += (variants.empty() ? "" : ", ") + v;
     std::printf("floor: per row the fastest of the f32/f64 floor loops compiled for %s (16-bit rows: one loop)\n",
                 variants.c_str());
+    if (!info.pytorch.empty()) {
+        std::printf("%s; PyTorch ms: F.batch_norm + F.leaky_relu_, autograd backward\n", info.pytorch.c_str());
+    }
     if (!info.floor_conversions.empty()) {
         std::printf("16-bit rows: their own bytes (half of f32's); the floors load 16 bits, compute in f32, store 16 "
                     "bits, converting with: %s\n",
@@ -196,7 +199,8 @@ void write_json(const std::string& path, const RunInfo& info, const std::vector<
          << ",\n  \"kernel_target\": \"" << info.kernel_target << "\",\n  \"command\": \"" << info.command
          << "\",\n  \"repeats\": " << info.repeats << ",\n  \"read_gbs\": " << json_number(info.read_gbs)
          << ",\n  \"read_write_gbs\": " << json_number(info.read_write_gbs)
-         << ",\n  \"floor_conversions\": \"" << info.floor_conversions << "\",\n  \"notes\": [";
+         << ",\n  \"floor_conversions\": \"" << info.floor_conversions << "\",\n  \"pytorch\": \""
+         << json_escape(info.pytorch) << "\",\n  \"notes\": [";
     for (size_t i = 0; i < info.notes.size(); i++) {
         json << (i ? ", " : "") << "\"" << json_escape(info.notes[i]) << "\"";
     }

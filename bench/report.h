@@ -40,6 +40,8 @@ struct RunInfo {
     double read_gbs = 0, read_write_gbs = 0;
     // How the 16-bit floors convert here (bench::floor_conversions()); empty without 16-bit rows.
     std::string floor_conversions;
+    // Which PyTorch ran (pytorch.h), or why none did; empty when not asked for.
+    std::string pytorch;
     // Printed under the table: oneDNN's implementations per dtype and format, and why n/a.
     std::vector<std::string> notes;
 };

@@ -2,8 +2,10 @@
 // Storage is what the tensor holds; compute is the arithmetic type of element-wise math
 // (f32 for every 16-bit type); channel is the type of the caller's per-channel buffers (f32 for
 // 16-bit tensors, as PyTorch's mixed precision keeps them); accum is the type of every
-// per-channel sum (f64 always: sums over millions of elements stay exact to ~1e-10, and these
-// kernels are memory-bound, so the wide adds cost no time).
+// per-channel sum (f64 always: sums over millions of elements stay exact to ~1e-10). The wide adds
+// are not always free: on an AMD EPYC they cost no time, but on an Intel Xeon (2026-11-30,
+// bench/one_pass_bound.cpp) plain one-pass loops with f64 sums took 1.15-1.3x as long as the same
+// loops with f32 sums (BENCHMARKS.md, "Whole networks").
 //
 // Every element a pipeline reads goes through to_compute() and every element it writes through
 // to_storage(): conversions round to nearest even and keep NaN a NaN. 16-bit floats are
