@@ -123,27 +123,31 @@ struct Split {
     })
 
 #define BENCH_UNROLLED_LOOPS(suffix, attributes, Bytes)                                                 \
-    template <typename T, bool Streaming>                                                               \
-    attributes void scale_##suffix(T* x, size_t n) {                                                    \
+    /* x = x * 1.0001 + 0.5 (scale), or x = x * 1.0001 + z * 0.5 (Combine). */                          \
+    template <typename T, bool Streaming, bool Combine>                                                 \
+    attributes void rewrite_##suffix(T* x, const T* z, size_t n) {                                      \
         using V = typename VecOf<T, Bytes>::type;                                                       \
         constexpr size_t w = Bytes / sizeof(T);                                                         \
-        const Split sp = Split::of<T, Bytes>(x, n);                                                     \
-        for (size_t i = 0; i < sp.head; i++) x[i] = x[i] * T(1.0001) + T(0.5);                          \
-        T* a = x + sp.head;                                                                             \
+        const auto element = [x, z](size_t i) { x[i] = x[i] * T(1.0001) + (Combine ? z[i] * T(0.5) : T(0.5)); };\
+        const Split sp = Split::of<T, Bytes>(x, n); /* z's alignment may differ: loaded unaligned */    \
+        for (size_t i = 0; i < sp.head; i++) element(i);                                                \
         _Pragma("omp parallel")                                                                         \
         {                                                                                               \
             _Pragma("omp for schedule(static)")                                                         \
             for (size_t b = 0; b < sp.blocks; b++) {                                                    \
-                T* p = a + b * sp.unit;                                                                 \
+                const size_t at = sp.head + b * sp.unit;                                                \
                 for (size_t k = 0; k < 4; k++) {                                                        \
-                    const V v = BENCH_LOAD(V, p + k * w) * T(1.0001) + T(0.5);                            \
-                    if (Streaming) stream_store(p + k * w, v);                                          \
-                    else __builtin_memcpy(p + k * w, &v, sizeof v);                                     \
+                    T* p = x + at + k * w;                                                              \
+                    V v = BENCH_LOAD(V, p) * T(1.0001);                                                 \
+                    if (Combine) v += BENCH_LOAD(V, z + at + k * w) * T(0.5);                           \
+                    else v += T(0.5);                                                                   \
+                    if (Streaming) stream_store(p, v);                                                  \
+                    else __builtin_memcpy(p, &v, sizeof v);                                             \
                 }                                                                                       \
             }                                                                                           \
             if (Streaming) _mm_sfence();                                                                \
         }                                                                                               \
-        for (size_t i = sp.tail(); i < n; i++) x[i] = x[i] * T(1.0001) + T(0.5);                        \
+        for (size_t i = sp.tail(); i < n; i++) element(i);                                              \
     }                                                                                                   \
     /* Four accumulators: a sum's add latency no longer bounds the loop. */                            \
     template <typename T>                                                                               \
@@ -170,30 +174,6 @@ struct Split {
         }                                                                                               \
         for (size_t i = sp.tail(); i < n; i++) total += x[i];                                           \
         return total;                                                                                   \
-    }                                                                                                   \
-    template <typename T, bool Streaming>                                                               \
-    attributes void combine_##suffix(T* dz, const T* z, size_t n) {                                     \
-        using V = typename VecOf<T, Bytes>::type;                                                       \
-        constexpr size_t w = Bytes / sizeof(T);                                                         \
-        const Split sp = Split::of<T, Bytes>(dz, n); /* z's alignment may differ: loaded unaligned */   \
-        for (size_t i = 0; i < sp.head; i++) dz[i] = dz[i] * T(1.0001) + z[i] * T(0.5);                 \
-        T* a = dz + sp.head;                                                                            \
-        const T* c = z + sp.head;                                                                       \
-        _Pragma("omp parallel")                                                                         \
-        {                                                                                               \
-            _Pragma("omp for schedule(static)")                                                         \
-            for (size_t b = 0; b < sp.blocks; b++) {                                                    \
-                T* p = a + b * sp.unit;                                                                 \
-                const T* q = c + b * sp.unit;                                                           \
-                for (size_t k = 0; k < 4; k++) {                                                        \
-                    const V v = BENCH_LOAD(V, p + k * w) * T(1.0001) + BENCH_LOAD(V, q + k * w) * T(0.5);   \
-                    if (Streaming) stream_store(p + k * w, v);                                          \
-                    else __builtin_memcpy(p + k * w, &v, sizeof v);                                     \
-                }                                                                                       \
-            }                                                                                           \
-            if (Streaming) _mm_sfence();                                                                \
-        }                                                                                               \
-        for (size_t i = sp.tail(); i < n; i++) dz[i] = dz[i] * T(1.0001) + z[i] * T(0.5);               \
     }
 
 BENCH_UNROLLED_LOOPS(unrolled_avx2, __attribute__((target("avx2,fma"))), 32)
@@ -233,19 +213,32 @@ Variant variant_of(int variant) {
                                                                         : Variant{Isa::base, Form::compiler};
 }
 
-template <typename T>
-void scale(T* x, size_t n, int variant) {
+// x = x * 1.0001 + 0.5, or x = x * 1.0001 + z * 0.5 (Combine): the floor forward and backward.
+template <bool Combine, typename T>
+void rewrite(T* x, const T* z, size_t n, int variant) {
     const Variant v = variant_of(variant);
 #ifdef BENCH_X86
     const bool streaming = v.form == Form::streaming;
     if (v.form != Form::compiler && v.isa == Isa::avx512)
-        return streaming ? scale_unrolled_avx512<T, true>(x, n) : scale_unrolled_avx512<T, false>(x, n);
+        return streaming ? rewrite_unrolled_avx512<T, true, Combine>(x, z, n)
+                         : rewrite_unrolled_avx512<T, false, Combine>(x, z, n);
     if (v.form != Form::compiler && v.isa == Isa::avx2)
-        return streaming ? scale_unrolled_avx2<T, true>(x, n) : scale_unrolled_avx2<T, false>(x, n);
-    if (v.isa == Isa::avx2) return scale_avx2(x, n);
-    if (v.isa == Isa::avx512) return scale_avx512(x, n);
+        return streaming ? rewrite_unrolled_avx2<T, true, Combine>(x, z, n)
+                         : rewrite_unrolled_avx2<T, false, Combine>(x, z, n);
+    if (v.isa == Isa::avx2) return Combine ? combine_avx2(x, z, n) : scale_avx2(x, n);
+    if (v.isa == Isa::avx512) return Combine ? combine_avx512(x, z, n) : scale_avx512(x, n);
 #endif
-    return scale_base(x, n);
+    return Combine ? combine_base(x, z, n) : scale_base(x, n);
+}
+
+template <typename T>
+void scale(T* x, size_t n, int variant) {
+    rewrite<false, T>(x, nullptr, n, variant);
+}
+
+template <typename T>
+void combine(T* dz, const T* z, size_t n, int variant) {
+    rewrite<true, T>(dz, z, n, variant);
 }
 
 // A read has no stores: its streaming variant is the unrolled loop again.
@@ -259,21 +252,6 @@ double read(const T* x, size_t n, int variant) {
     if (v.isa == Isa::avx512) return read_avx512(x, n);
 #endif
     return read_base(x, n);
-}
-
-template <typename T>
-void combine(T* dz, const T* z, size_t n, int variant) {
-    const Variant v = variant_of(variant);
-#ifdef BENCH_X86
-    const bool streaming = v.form == Form::streaming;
-    if (v.form != Form::compiler && v.isa == Isa::avx512)
-        return streaming ? combine_unrolled_avx512<T, true>(dz, z, n) : combine_unrolled_avx512<T, false>(dz, z, n);
-    if (v.form != Form::compiler && v.isa == Isa::avx2)
-        return streaming ? combine_unrolled_avx2<T, true>(dz, z, n) : combine_unrolled_avx2<T, false>(dz, z, n);
-    if (v.isa == Isa::avx2) return combine_avx2(dz, z, n);
-    if (v.isa == Isa::avx512) return combine_avx512(dz, z, n);
-#endif
-    return combine_base(dz, z, n);
 }
 
 }  // namespace

@@ -32,21 +32,33 @@ namespace {
 #define WIDE
 #endif
 
+// The forward's sums of one element, in A: (x - pivot) and its square.
+template <typename A>
+WIDE inline void add_forward_terms(float x, A& s, A& q) {
+    const A v = A(x) - A(0.5);
+    s += v;
+    q += v * v;
+}
+
 // The forward's sums of one block of `b` elements, in A.
 template <typename A>
 WIDE inline void forward_sums(const float* p, size_t b, A& s, A& q) {
     A s1 = 0, q1 = 0;
 #pragma omp simd reduction(+ : s1, q1)
-    for (size_t i = 0; i < b; i++) {
-        const A v = A(p[i]) - A(0.5);
-        s1 += v;
-        q1 += v * v;
-    }
+    for (size_t i = 0; i < b; i++) add_forward_terms(p[i], s1, q1);
     s = s1;
     q = q1;
 }
 
 WIDE inline float leaky(float y) { return y > 0 ? y : 0.01f * y; }
+
+// What the backward recovers from z and dz (leaky_relu(0.01), bias 0.5, g 1).
+struct Recovered {
+    float dy, xhat;
+};
+WIDE inline Recovered recover(float z, float dz) {
+    return {z > 0 ? dz : 0.01f * dz, (z > 0 ? z : 100.0f * z) - 0.5f};
+}
 
 // Each thread takes a run of blocks; per block: its sums, then its rewrite. Pipelined: the sums
 // of block k + 1 are taken in the loop that rewrites block k.
@@ -68,9 +80,7 @@ WIDE void forward_one_pass(float* x, size_t n, size_t b, bool pipelined) {
                 A s2 = 0, q2 = 0;
 #pragma omp simd reduction(+ : s2, q2)
                 for (size_t i = 0; i < b; i++) {
-                    const A v = A(next[i]) - A(0.5);
-                    s2 += v;
-                    q2 += v * v;
+                    add_forward_terms(next[i], s2, q2);
                     p[i] = leaky((p[i] - m) * inv);
                 }
                 s = s2;
@@ -94,17 +104,15 @@ WIDE void backward_one_pass(float* dz, const float* z, size_t n, size_t b) {
         A s = 0, q = 0;
 #pragma omp simd reduction(+ : s, q)
         for (size_t i = 0; i < b; i++) {
-            const float dy = y[i] > 0 ? d[i] : 0.01f * d[i];
-            const float xhat = (y[i] > 0 ? y[i] : 100.0f * y[i]) - 0.5f;
-            s += A(dy);
-            q += A(dy * xhat);
+            const Recovered e = recover(y[i], d[i]);
+            s += A(e.dy);
+            q += A(e.dy * e.xhat);
         }
         const float ms = float(s / A(b)), mq = float(q / A(b));
 #pragma omp simd
         for (size_t i = 0; i < b; i++) {
-            const float dy = y[i] > 0 ? d[i] : 0.01f * d[i];
-            const float xhat = (y[i] > 0 ? y[i] : 100.0f * y[i]) - 0.5f;
-            d[i] = 0.9f * (dy - ms - xhat * mq);
+            const Recovered e = recover(y[i], d[i]);
+            d[i] = 0.9f * (e.dy - ms - e.xhat * mq);
         }
     }
 }
@@ -133,11 +141,7 @@ std::vector<int64_t> parse_shape(const std::string& text) {
 }  // namespace
 
 int main(int argc, char** argv) try {
-    if (std::getenv("OMP_WAIT_POLICY") == nullptr) {  // as iabn-bench: idle OpenMP threads must not spin
-        setenv("OMP_WAIT_POLICY", "passive", 1);
-        execv("/proc/self/exe", argv);
-        return 1;
-    }
+    bench::keep_openmp_threads_passive(argv);
     std::vector<int64_t> shape = {32, 256, 56, 56};
     int repeats = 11, threads = 2;
     for (int i = 1; i + 1 < argc; i += 2) {

@@ -5,6 +5,7 @@
 #include "networks.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdarg>
 #include <cstdio>
 #include <fstream>
@@ -115,7 +116,6 @@ void print_row(const Row& r) {
 std::vector<NetworkTotal> network_totals(const std::vector<Row>& rows) {
     std::vector<NetworkTotal> out;
     std::map<std::string, size_t> at;  // "network layout dtype pass" -> index in out
-    std::map<std::string, bool> missing[3];  // per library column: some layer without a time
     for (const Row& r : rows) {
         if (r.network.empty() || r.pass == "fwd-global") continue;
         const std::string key = r.network + " " + r.layout + " " + r.dtype + " " + r.pass;
@@ -128,15 +128,13 @@ std::vector<NetworkTotal> network_totals(const std::vector<Row>& rows) {
         t.floor_ms += r.layers * r.floor_ms;
         const double others[3] = {r.onednn_ms, r.onednn_blocked_ms, r.pytorch_ms};
         double* sums[3] = {&t.onednn_ms, &t.onednn_blocked_ms, &t.pytorch_ms};
-        for (int k = 0; k < 3; k++) {
-            *sums[k] += r.layers * others[k];
-            if (others[k] <= 0) missing[k][key] = true;
-        }
+        // A layer without a time (not run, no implementation) makes the library's total NaN, then 0.
+        for (int k = 0; k < 3; k++) *sums[k] += others[k] > 0 ? r.layers * others[k] : std::nan("");
     }
-    for (auto& [key, i] : at) {
-        if (missing[0].count(key)) out[i].onednn_ms = 0;
-        if (missing[1].count(key)) out[i].onednn_blocked_ms = 0;
-        if (missing[2].count(key)) out[i].pytorch_ms = 0;
+    for (NetworkTotal& t : out) {
+        for (double* total : {&t.onednn_ms, &t.onednn_blocked_ms, &t.pytorch_ms}) {
+            if (std::isnan(*total)) *total = 0;
+        }
     }
     // A training step: the forward's and the backward's totals together (0 where one is missing).
     std::vector<NetworkTotal> steps;

@@ -1,10 +1,15 @@
-// Timing helpers of iabn-bench: a steady clock, medians, and the cache flush between runs.
+// Timing helpers of the benchmarks: a steady clock, medians, the cache flush between runs, and
+// OpenMP threads that do not spin between them.
 #pragma once
 
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
+#include <cstdio>
+#include <cstdlib>
 #include <vector>
+
+#include "machine.h"
 
 #include <unistd.h>
 
@@ -20,10 +25,19 @@ inline double median(std::vector<double> v) {
     return v[v.size() / 2];
 }
 
-// Evicts the tensors from the caches between timed runs by rewriting a buffer twice the size of the
-// last-level cache (at least 64 MB). A fixed 64 MB was enough on a 32 MB L3; on a 260 MB L3 it left
-// part of a 100 MB tensor cached, and a pass's time then depended on what ran before it (the same
-// floor loop over the same bytes: 4.3 ms in one place, 3.1 ms in another).
+// Evicts the tensors from the caches between timed runs (machine.h says how much it rewrites).
+// OpenMP's idle threads spin after each parallel region by default (the floor, the cache flush
+// and oneDNN run on OpenMP): on a 2-core machine they would take the cores from iabn's threads in
+// the run that follows (measured: 1.4x -> 2.1x on the nchw forward). libgomp reads
+// OMP_WAIT_POLICY once, at load time, so a benchmark sets it and starts again, first thing in main.
+inline void keep_openmp_threads_passive(char** argv) {
+    if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv);
+    std::perror("re-exec with OMP_WAIT_POLICY=passive");
+    std::exit(1);
+}
+
 struct CacheFlush {
     std::vector<float> junk = std::vector<float>(bytes() / sizeof(float), 1.0f);
     void operator()() {
@@ -32,10 +46,7 @@ struct CacheFlush {
 #pragma omp parallel for simd schedule(static)
         for (size_t i = 0; i < n; i++) p[i] += 1.0f;
     }
-    static size_t bytes() {
-        const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);  // 0 or -1 where the C library cannot tell
-        return std::max(size_t{64} << 20, l3 > 0 ? 2 * static_cast<size_t>(l3) : 0);
-    }
+    static size_t bytes() { return cache_flush_bytes(); }
 };
 
 }  // namespace bench

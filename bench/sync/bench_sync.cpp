@@ -95,14 +95,6 @@ Config parse(int argc, char** argv) {
     return c;
 }
 
-std::string cpu_model() {
-    std::ifstream in("/proc/cpuinfo");
-    for (std::string line; std::getline(in, line);) {
-        if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-    }
-    return "unknown CPU";
-}
-
 // Values in the dtype's storage: f32/f64 directly; f16/bf16 through f32 (bf16: the upper half,
 // f16: the _Float16 of the compiler; the benchmark's data need no particular rounding).
 void fill(std::vector<unsigned char>& bytes, iabn::DType dtype, const std::vector<float>& v) {
@@ -297,7 +289,7 @@ int main(int argc, char** argv) {
         std::string shape_text;
         for (int64_t d : shape) shape_text += (shape_text.empty() ? "" : ",") + std::to_string(d);
         std::printf("iabn-bench-sync: %d processes (%d on this node) x %d iabn thread(s), %s, %d cores; kernels %s\n",
-                    size, node_procs, cfg.threads, cpu_model().c_str(), cores, iabn::kernel_target().c_str());
+                    size, node_procs, cfg.threads, bench::cpu_model().c_str(), cores, iabn::kernel_target().c_str());
         std::printf("per process: [%s] %s %s (%.1f MB), leaky_relu(0.01), training step = forward + backward "
                     "(with parameter gradients)\n",
                     shape_text.c_str(), iabn::to_string(cfg.dtype), iabn::to_string(cfg.layout), tensor_mb);
