@@ -1,6 +1,7 @@
 #include "kernels.h"
 
 #include "halide_glue.h"
+#include "plan.h"
 
 #include <cstdlib>
 #include <map>
@@ -74,7 +75,7 @@ bool use_fused(const Kernels& k, int64_t channels) {
         const char* v = std::getenv("IABN_ONE_PASS");
         return !(v && std::string(v) == "0");
     }();
-    return allowed && k.forward_fused && k.backward_fused && channels >= kernel_threads();
+    return allowed && k.forward_fused && k.backward_fused && one_pass_suits(channels, kernel_threads());
 }
 
 }  // namespace iabn::detail

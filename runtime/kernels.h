@@ -29,8 +29,8 @@ struct Kernels {
 // over many blocks instead.)
 const Kernels& kernels_for(DType dtype, Layout kernel_layout, Device device = Device::cpu);
 
-// One pass per channel keeps every thread busy only with at least one channel per thread; with
-// fewer channels the two-pass kernels, which also split channels into blocks, are faster.
+// Whether a training pass runs the one-pass kernels: `k` has them and plan.h's rule says so for
+// the kernel threads (IABN_ONE_PASS=0 says no).
 bool use_fused(const Kernels& k, int64_t channels);
 
 }  // namespace iabn::detail

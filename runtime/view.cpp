@@ -2,7 +2,6 @@
 
 #include "device.h"
 
-#include <numeric>
 
 namespace iabn::detail {
 
@@ -31,18 +30,6 @@ Halide::Runtime::Buffer<void> describe(void* data, DType dtype, int dims, const 
     return b;
 }
 }  // namespace
-
-View make_view(const std::vector<int64_t>& shape, Layout layout) {
-    const int64_t numel = std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>());
-    const int64_t spatial = numel / (shape[0] * shape[1]);
-    if (layout == Layout::nchw && spatial > 1) {
-        const int64_t c = shape[1];
-        return {Layout::nchw, spatial, c, shape[0], 1, spatial, c * spatial};
-    }
-    const int64_t c = layout == Layout::nchw ? shape[1] : shape.back();
-    const int64_t m = numel / c;
-    return {Layout::nhwc, m, c, 1, c, 1, 0};  // n has extent 1: its stride is never used
-}
 
 Halide::Runtime::Buffer<void> tensor_buffer(const TensorRef& t, const View& v, Call& call) {
     halide_dimension_t dims[3] = {
