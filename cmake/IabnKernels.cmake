@@ -2,7 +2,8 @@
 #
 #   iabn_add_kernel(GENERATOR <name> DTYPE <f32|f64> LAYOUT <nchw|nhwc> [DEVICE cuda|opencl])
 #     runs iabn_<name> for every target in IABN_KERNEL_TARGETS (multi-target dispatch), with the
-#     tuned numbers from schedules/${IABN_SCHEDULE_ARCH}.params, against one shared Halide runtime,
+#     tuned numbers of each target's dispatch level from IABN_SCHEDULE_PARAMS (by default
+#     schedules/${IABN_SCHEDULE_ARCH}.params), against one shared Halide runtime,
 #     and records the objects in the global property IABN_KERNEL_OBJECTS and an entry
 #     IABN_KERNEL(<name>, <dtype>, <layout>) in IABN_KERNEL_TABLE (for the runtime's dispatch).
 #     DEVICE cuda|opencl: the GPU variant instead, iabn_<name>_<dtype>_<layout>_<device>, for
@@ -11,20 +12,134 @@
 #     (the ptxas test reads the PTX embedded in the CUDA ones).
 #   Every kernel takes Halide's user_context as its first argument (runtime/call.h says why).
 
-# Tuned GeneratorParams for (generator, layout, dtype): the first matching line of the params file.
-function(iabn_schedule_params out generator layout dtype)
-    set(file "${PROJECT_SOURCE_DIR}/schedules/${IABN_SCHEDULE_ARCH}.params")
+# The dispatch level a kernel target compiles for, as the params files and IABN_DISPATCH_LIMIT
+# name them: avx512, avx2 or sse41 on x86, arm on aarch64.
+function(iabn_dispatch_level out target)
+    if (target MATCHES "^arm-")
+        set(${out} arm PARENT_SCOPE)
+    elseif (target MATCHES "-avx512")
+        set(${out} avx512 PARENT_SCOPE)
+    elseif (target MATCHES "-avx2")
+        set(${out} avx2 PARENT_SCOPE)
+    else ()
+        set(${out} sse41 PARENT_SCOPE)
+    endif ()
+endfunction()
+
+# The data lines of IABN_SCHEDULE_PARAMS, checked once (a mistake in a user's file fails the
+# configure step with its line, not a generator run later):
+#   <generator> <level|*> <layout|*> <dtype|*> <name>=<value>...
+# A kernel takes, for each dispatch level, the line of its generator that matches the level,
+# layout and dtype and names the most of them (a '*' matches anything); among equals, the first.
+# tools/tune/params_file.cpp applies the same rule.
+set(_iabn_tunables block rows vectors tasks_per_thread channels unroll unroll_channels)
+function(_iabn_read_schedule_params)
+    get_property(done GLOBAL PROPERTY IABN_SCHEDULE_LINES SET)
+    if (done)
+        return()
+    endif ()
+    set(file "${IABN_SCHEDULE_PARAMS}")
     set_property(DIRECTORY "${PROJECT_SOURCE_DIR}" APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${file}")
-    file(STRINGS "${file}" lines REGEX "^[a-z_]")
+    file(STRINGS "${file}" lines REGEX "^[^#]")
+    set(checked "")
     foreach (line IN LISTS lines)
-        string(REGEX REPLACE "[ \t]+" ";" fields "${line}")
-        list(POP_FRONT fields g l d)
-        if (g STREQUAL generator AND (l STREQUAL layout OR l STREQUAL "*") AND (d STREQUAL dtype OR d STREQUAL "*"))
-            set(${out} "${fields}" PARENT_SCOPE)
-            return()
+        string(STRIP "${line}" stripped)
+        if (stripped STREQUAL "")
+            continue()
+        endif ()
+        string(REGEX REPLACE "[ \t]+" ";" fields "${stripped}")
+        list(LENGTH fields n)
+        set(bad "")
+        if (n LESS 5)
+            set(bad "expected <generator> <level|*> <layout|*> <dtype|*> <name>=<value>...")
+        else ()
+            list(GET fields 1 level)
+            list(GET fields 2 layout)
+            list(GET fields 3 dtype)
+            list(SUBLIST fields 4 -1 values)
+            if (NOT level MATCHES "^(\\*|avx512|avx2|sse41|arm)$")
+                set(bad "level '${level}' is none of *, avx512, avx2, sse41, arm")
+            elseif (NOT layout MATCHES "^(\\*|nchw|nhwc)$")
+                set(bad "layout '${layout}' is none of *, nchw, nhwc")
+            elseif (NOT dtype MATCHES "^(\\*|f32|f64|f16|bf16)$")
+                set(bad "dtype '${dtype}' is none of *, f32, f64, f16, bf16")
+            endif ()
+            foreach (v IN LISTS values)
+                if (bad STREQUAL "" AND NOT v MATCHES "^([a-z_]+)=[0-9]+$")
+                    set(bad "'${v}' is not <name>=<integer>")
+                elseif (bad STREQUAL "" AND NOT CMAKE_MATCH_1 IN_LIST _iabn_tunables)
+                    set(bad "'${CMAKE_MATCH_1}' is none of ${_iabn_tunables}")
+                endif ()
+            endforeach ()
+        endif ()
+        if (NOT bad STREQUAL "")
+            message(FATAL_ERROR "${file}: ${bad}, in the line:\n  ${line}")
+        endif ()
+        string(REPLACE ";" " " canonical "${fields}")
+        list(APPEND checked "${canonical}")
+    endforeach ()
+    set_property(GLOBAL PROPERTY IABN_SCHEDULE_LINES "${checked}")
+endfunction()
+
+# The line a (generator, level, layout, dtype) takes (empty if none matches).
+function(iabn_schedule_line out generator level layout dtype)
+    _iabn_read_schedule_params()
+    get_property(lines GLOBAL PROPERTY IABN_SCHEDULE_LINES)
+    set(best "")
+    set(best_score -1)
+    foreach (line IN LISTS lines)
+        string(REPLACE " " ";" fields "${line}")
+        list(GET fields 0 g)
+        if (NOT g STREQUAL generator)
+            continue()
+        endif ()
+        set(score 0)
+        set(i 1)
+        foreach (want IN ITEMS ${level} ${layout} ${dtype})
+            list(GET fields ${i} have)
+            math(EXPR i "${i} + 1")
+            if (have STREQUAL want)
+                math(EXPR score "${score} + 1")
+            elseif (NOT have STREQUAL "*")
+                set(score -1)
+                break()
+            endif ()
+        endforeach ()
+        if (score GREATER best_score)
+            set(best "${line}")
+            set(best_score ${score})
         endif ()
     endforeach ()
-    set(${out} "" PARENT_SCOPE)
+    set(${out} "${best}" PARENT_SCOPE)
+endfunction()
+
+# The GeneratorParams of a CPU kernel: levels=<level>:<name>:<value>,.../<level>:... with the
+# numbers of each dispatch level among `targets` (the generators pick their target's entry;
+# generators/iabn_generator.h). Each level's choice also goes to the global property
+# IABN_SCHEDULE_INFO, which the library reports (iabn::schedule_info()).
+function(iabn_schedule_params out generator kernel layout dtype targets)
+    set(entries "")
+    foreach (target IN LISTS targets)
+        iabn_dispatch_level(level "${target}")
+        iabn_schedule_line(line ${generator} ${level} ${layout} ${dtype})
+        if (line STREQUAL "")
+            set_property(GLOBAL APPEND_STRING PROPERTY IABN_SCHEDULE_INFO
+                         "${kernel} ${level}: no line for ${generator}, the generator's defaults\n")
+            continue()
+        endif ()
+        string(REPLACE " " ";" fields "${line}")
+        list(SUBLIST fields 4 -1 values)
+        string(REPLACE "=" ":" values "${values}")
+        string(REPLACE ";" "," values "${values}")
+        list(APPEND entries "${level}:${values}")
+        set_property(GLOBAL APPEND_STRING PROPERTY IABN_SCHEDULE_INFO "${kernel} ${level}: ${line}\n")
+    endforeach ()
+    if (entries)
+        string(REPLACE ";" "/" entries "${entries}")
+        set(${out} "levels=${entries}" PARENT_SCOPE)
+    else ()
+        set(${out} "" PARENT_SCOPE)
+    endif ()
 endfunction()
 
 # Adds the objects of a Halide library target (kernels or runtime) to the iabn archive, and to
@@ -66,7 +181,11 @@ function(iabn_add_kernel)
         elseif (K_GENERATOR STREQUAL "backward_partials")
             set(tuned_as backward_reduce)
         endif ()
-        iabn_schedule_params(tuned ${tuned_as} ${K_LAYOUT} ${K_DTYPE})
+        # The per-channel pipelines (LAYOUT any) have no schedule numbers.
+        set(tuned "")
+        if (NOT K_LAYOUT STREQUAL "any")
+            iabn_schedule_params(tuned ${tuned_as} ${name} ${K_LAYOUT} ${K_DTYPE} "${targets}")
+        endif ()
         set(entry "IABN_KERNEL")
         set(also "")
     endif ()

@@ -244,6 +244,8 @@ int main(int argc, char** argv) try {
     std::printf("  shape %s %s %s, %s(%g), %zu elements (%s)\n", shape_text(cfg.shape).c_str(), iabn::to_string(cfg.layout),
                 iabn::to_string(cfg.dtype), iabn::to_string(cfg.activation), cfg.param, numel, megabytes(bytes).c_str());
     std::printf("  kernels dispatched to: %s\n", iabn::kernel_target().c_str());
+    const std::string schedule = iabn::schedule_info();
+    std::printf("  %s (each kernel's line: iabn::schedule_info())\n", schedule.substr(0, schedule.find('\n')).c_str());
     std::printf("\nerror against a float64 reference (norm-wise relative; max relative to the largest value):\n");
     for (const demo::Error& e : err.items) {
         std::printf("  %-14s %.2e   max %.2e\n", e.name.c_str(), e.normwise, e.max_relative);

@@ -21,6 +21,10 @@ public:
     Halide::GeneratorParam<int> channels{"channels", 4};
     Halide::GeneratorParam<int> unroll{"unroll", 4};
     Halide::GeneratorParam<int> unroll_channels{"unroll_channels", 1024};
+    // The numbers per dispatch level, as the build passes them from the params file:
+    // "<level>:<name>:<value>,.../<level>:...". The entry of this target's level
+    // (iabn_sched::dispatch_level) overrides the single numbers above, which the tuner sets.
+    Halide::GeneratorParam<std::string> levels{"levels", ""};
 
 protected:
     ElementTypes types() const { return element_types(dtype, this->get_target()); }
@@ -34,6 +38,7 @@ protected:
         p.channels = channels;
         p.unroll = unroll;
         p.unroll_channels = unroll_channels;
+        iabn_sched::apply_level_params(p, levels, iabn_sched::dispatch_level(this->get_target()));
         return p;
     }
     // Estimates for the autoschedulers (the manual schedules do not read them): a

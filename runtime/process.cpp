@@ -1,4 +1,4 @@
-// Process-wide settings and facts: thread count, dispatched target.
+// Process-wide settings and facts: thread count, dispatched target, schedule numbers built in.
 #include "call.h"
 #include "halide_glue.h"
 #include "kernels.h"
@@ -21,6 +21,12 @@ std::string kernel_target() {
     detail::Call call(Device::cpu);
     call.run("target_probe", [&](void* uc) { return iabn_target_probe(uc, buffer); });
     return reinterpret_cast<const char*>(name);
+}
+
+std::string schedule_info() {
+    return
+#include "iabn_schedule_info.inc"
+        ;
 }
 
 }  // namespace iabn

@@ -10,6 +10,11 @@
 
 #include "common.h"
 
+#include <map>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
 namespace iabn_sched {
 
 // The tunable numbers, named as the generators' GeneratorParams and written by the tuner into
@@ -26,6 +31,39 @@ struct CpuParams {
     int unroll = 4;
     int unroll_channels = 1024;
 };
+
+// The dispatch level a CPU target compiles for, as the params files and IABN_DISPATCH_LIMIT name
+// them (cmake/IabnKernels.cmake maps target strings the same way).
+inline std::string dispatch_level(const Halide::Target& target) {
+    if (target.arch == Halide::Target::ARM) return "arm";
+    if (target.has_feature(Halide::Target::AVX512)) return "avx512";
+    if (target.has_feature(Halide::Target::AVX2)) return "avx2";
+    return "sse41";
+}
+
+// Sets the numbers that `levels` ("<level>:<name>:<value>,.../<level>:...", from the build)
+// gives for `level`; names outside CpuParams are a build error.
+inline void apply_level_params(CpuParams& p, const std::string& levels, const std::string& level) {
+    const std::map<std::string, int*> fields = {{"block", &p.block},
+                                                {"rows", &p.rows},
+                                                {"vectors", &p.vectors},
+                                                {"tasks_per_thread", &p.tasks_per_thread},
+                                                {"channels", &p.channels},
+                                                {"unroll", &p.unroll},
+                                                {"unroll_channels", &p.unroll_channels}};
+    std::stringstream entries(levels);
+    for (std::string entry; std::getline(entries, entry, '/');) {
+        if (entry.rfind(level + ":", 0) != 0) continue;
+        std::stringstream values(entry.substr(level.size() + 1));
+        for (std::string value; std::getline(values, value, ',');) {
+            const auto colon = value.find(':');
+            const auto field = fields.find(value.substr(0, colon));
+            if (colon == std::string::npos || field == fields.end())
+                throw std::invalid_argument("iabn generator: bad schedule number '" + value + "' in levels=" + levels);
+            *field->second = std::stoi(value.substr(colon + 1));
+        }
+    }
+}
 
 // Lanes of a reduction's accumulators: `vectors` native vectors, i.e. that many independent
 // dependency chains per sum.

@@ -129,6 +129,11 @@ void set_num_threads(int n);
 // The compiled target the dispatcher runs on this machine, e.g. "x86-64-linux-avx2-fma-f16c-sse41".
 std::string kernel_target();
 
+// The schedule numbers the CPU kernels were generated with: "schedule params: <file>" (CMake's
+// IABN_SCHEDULE_PARAMS: the committed schedules/<arch>.params or a file of one's own), then a
+// line per kernel and dispatch level, "<kernel> <level>: <the params line it took>".
+std::string schedule_info();
+
 // Whether this build has CUDA kernels (CMake option IABN_CUDA). Device::cuda tensors then take
 // device pointers (every tensor and per-channel buffer of a call on the same device); the calls
 // run in the calling thread's current CUDA context, on Options::cuda_stream. The CUDA driver

@@ -1,5 +1,7 @@
 #include "harness.h"
 
+#include "plan.h"  // runtime/plan.h: the runtime's view
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -67,17 +69,11 @@ Shape parse_shape(const std::string& text) {
     sh.layout = layout;
     int64_t numel = 1;
     for (int64_t d : sh.dims) numel *= d;
-    const int64_t spatial = numel / (sh.dims[0] * sh.dims[1]);
-    if (layout == "nchw" && spatial > 1) {  // as runtime/view.cpp make_view()
-        sh.view_layout = "nchw";
-        sh.s = spatial, sh.c = sh.dims[1], sh.n = sh.dims[0];
-        sh.stride_s = 1, sh.stride_c = spatial, sh.stride_n = sh.c * spatial;
-    } else {
-        sh.view_layout = "nhwc";
-        sh.c = layout == "nchw" ? sh.dims[1] : sh.dims.back();
-        sh.s = numel / sh.c, sh.n = 1;
-        sh.stride_s = sh.c, sh.stride_c = 1, sh.stride_n = 0;
-    }
+    // The view the runtime gives the kernels (runtime/plan.h).
+    const iabn::detail::View v = iabn::detail::make_view(sh.dims, layout == "nchw" ? iabn::Layout::nchw : iabn::Layout::nhwc);
+    sh.view_layout = v.kernel_layout == iabn::Layout::nchw ? "nchw" : "nhwc";
+    sh.s = v.s, sh.c = v.c, sh.n = v.n;
+    sh.stride_s = v.stride_s, sh.stride_c = v.stride_c, sh.stride_n = v.stride_n;
     if (numel >= (int64_t(1) << 31)) throw std::invalid_argument("shape " + text + ": 2^31 elements or more");
     return sh;
 }

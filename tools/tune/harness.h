@@ -22,8 +22,7 @@ std::vector<std::pair<std::string, std::string>> ordered(const ParamValues& p);
 std::string to_string(const ParamValues& p);
 
 // A tensor shape and its declared layout, and the 3-D view (s, c, n) the runtime builds for it
-// (runtime/view.cpp): nchw with spatial size > 1 -> (S, C, N), strides (1, S, C*S); everything
-// else (nhwc, rank 2, nchw with spatial size 1) -> (M, C, 1), strides (C, 1, 0).
+// (iabn::detail::make_view, runtime/plan.h).
 struct Shape {
     std::vector<int64_t> dims;
     std::string layout;       // as declared: nchw or nhwc

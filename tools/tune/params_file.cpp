@@ -1,80 +1,132 @@
 #include "params_file.h"
 
 #include <fstream>
-#include <set>
 #include <sstream>
 #include <stdexcept>
 
 namespace iabn_tune {
 
+namespace {
+bool is_data(const std::string& line) {
+    // The build reads the lines that do not start with '#' and are not blank.
+    return line.find_first_not_of(" \t") != std::string::npos && line[0] != '#';
+}
+
+bool is_note(const std::string& line) { return line.rfind("#:", 0) == 0; }
+
+std::string pad(const std::string& s, size_t width) {
+    return s.size() >= width ? s + " " : s + std::string(width - s.size(), ' ');
+}
+
+std::string format(const std::string& generator, const std::string& level, const std::string& layout,
+                   const std::string& dtype, const ParamValues& values) {
+    std::string text = pad(generator, 17) + pad(level, 7) + pad(layout, 5) + dtype + " ";
+    for (const auto& [k, v] : ordered(values)) text += " " + k + "=" + v;
+    return text;
+}
+}  // namespace
+
 ParamsFile ParamsFile::read(const std::string& path) {
     std::ifstream in(path);
     if (!in) throw std::runtime_error("cannot read " + path);
     ParamsFile f;
+    std::vector<std::string> pending;  // comment lines since the last data line
+    bool in_header = true;
     for (std::string line; std::getline(in, line);) {
-        // cmake/IabnKernels.cmake reads lines that start with [a-z_] and ignores the rest.
-        if (line.empty() || !(std::islower(static_cast<unsigned char>(line[0])) || line[0] == '_')) {
-            // The header: the comment lines before the first data line, less the tuner's
-            // notes on its lines ("#: ...", rewritten with them).
-            if (f.lines.empty() && !line.empty() && line[0] == '#' && line.rfind("#:", 0) != 0)
+        if (!is_data(line)) {
+            if (in_header && !is_note(line))
                 f.header.push_back(line);
+            else
+                in_header = false, pending.push_back(line);
             continue;
         }
+        in_header = false;
         std::stringstream ss(line);
         ParamsLine p;
         p.text = line;
-        if (!(ss >> p.generator >> p.layout >> p.dtype)) throw std::runtime_error(path + ": bad line: " + line);
+        if (!(ss >> p.generator >> p.level >> p.layout >> p.dtype) || p.level.find('=') != std::string::npos ||
+            p.layout.find('=') != std::string::npos || p.dtype.find('=') != std::string::npos)
+            throw std::runtime_error(path + ": expected <generator> <level|*> <layout|*> <dtype|*> <name>=<value>..., got: " +
+                                     line);
         for (std::string kv; ss >> kv;) {
             const auto eq = kv.find('=');
             if (eq == std::string::npos || eq == 0)
                 throw std::runtime_error(path + ": bad value '" + kv + "' in: " + line);
             p.values[kv.substr(0, eq)] = kv.substr(eq + 1);
         }
+        p.before.swap(pending);
         f.lines.push_back(p);
     }
+    f.trailer = pending;
     return f;
 }
 
-ParamValues ParamsFile::lookup(const std::string& generator, const std::string& layout,
-                               const std::string& dtype) const {
+const ParamsLine* ParamsFile::match(const std::string& generator, const std::string& level, const std::string& layout,
+                                    const std::string& dtype) const {
+    const ParamsLine* best = nullptr;
+    int best_score = -1;
     for (const ParamsLine& p : lines) {
-        if (p.generator == generator && (p.layout == layout || p.layout == "*") &&
-            (p.dtype == dtype || p.dtype == "*")) {
-            return p.values;
+        if (p.generator != generator) continue;
+        int score = 0;
+        for (const auto& [have, want] : {std::pair{p.level, level}, {p.layout, layout}, {p.dtype, dtype}}) {
+            if (have == want)
+                score++;
+            else if (have != "*")
+                score = -1000;
         }
+        if (score > best_score) best = &p, best_score = score;
     }
-    return {};
+    return best_score >= 0 ? best : nullptr;
 }
 
-namespace {
-// Provenance lines of earlier versions of the file, replaced by the new one.
-bool is_provenance(const std::string& line) {
-    return line.rfind("# Chosen by hand", 0) == 0 || line.rfind("# Written by iabn-tune", 0) == 0 ||
-           line.rfind("#   iabn-tune", 0) == 0;
+ParamValues ParamsFile::lookup(const std::string& generator, const std::string& level, const std::string& layout,
+                               const std::string& dtype) const {
+    const ParamsLine* p = match(generator, level, layout, dtype);
+    return p ? p->values : ParamValues{};
 }
 
-std::string pad(const std::string& s, size_t width) {
-    return s.size() >= width ? s + " " : s + std::string(width - s.size(), ' ');
-}
-}  // namespace
-
-std::string render(const ParamsFile& old, const std::vector<std::string>& provenance,
-                   const std::vector<TunedLine>& lines) {
+std::string render(const ParamsFile& old, const std::vector<TunedLine>& tuned) {
+    std::vector<bool> placed(tuned.size(), false);
+    auto write_tuned = [&](std::ostringstream& out, size_t i) {
+        const TunedLine& t = tuned[i];
+        for (const std::string& n : t.notes) out << "#: " << n << "\n";
+        out << format(t.generator, t.level, t.layout, "*", t.values) << "\n";
+        placed[i] = true;
+    };
     std::ostringstream out;
-    for (const std::string& h : old.header) {
-        if (!is_provenance(h)) out << h << "\n";
-    }
-    for (const std::string& p : provenance) out << p << "\n";
-    std::set<std::string> written;
-    for (const TunedLine& t : lines) {
-        if (!t.comment.empty()) out << "#: " << t.comment << "\n";
-        std::string values;
-        for (const auto& [k, v] : ordered(t.values)) values += (values.empty() ? "" : " ") + k + "=" + v;
-        out << pad(t.generator, 17) << pad(t.layout, 5) << "*  " << values << "\n";
-        written.insert(t.generator);
-    }
+    for (const std::string& h : old.header) out << h << "\n";
     for (const ParamsLine& p : old.lines) {
-        if (!written.count(p.generator)) out << p.text << "\n";
+        // New lines of this generator go before its first line: the more specific ones first.
+        for (size_t i = 0; i < tuned.size(); i++) {
+            const TunedLine& t = tuned[i];
+            const bool replaces_some = [&] {
+                for (const ParamsLine& q : old.lines) {
+                    if (q.generator == t.generator && q.level == t.level && q.layout == t.layout && q.dtype == "*")
+                        return true;
+                }
+                return false;
+            }();
+            if (!placed[i] && !replaces_some && t.generator == p.generator) {
+                out << "\n";
+                write_tuned(out, i);
+            }
+        }
+        size_t replacing = tuned.size();
+        for (size_t i = 0; i < tuned.size(); i++) {
+            const TunedLine& t = tuned[i];
+            if (t.generator == p.generator && t.level == p.level && t.layout == p.layout && p.dtype == "*") replacing = i;
+        }
+        for (const std::string& b : p.before) {
+            if (!(replacing < tuned.size() && is_note(b))) out << b << "\n";
+        }
+        if (replacing < tuned.size())
+            write_tuned(out, replacing);
+        else
+            out << p.text << "\n";
+    }
+    for (const std::string& t : old.trailer) out << t << "\n";
+    for (size_t i = 0; i < tuned.size(); i++) {
+        if (!placed[i]) write_tuned(out, i);
     }
     return out.str();
 }

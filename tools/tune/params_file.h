@@ -1,5 +1,9 @@
-// schedules/<arch>.params: read with cmake/IabnKernels.cmake's rule, rewritten by the tuner.
-//   <generator> <layout|*> <dtype|*> <name>=<value>...   first matching line wins; '#' comments.
+// A schedule params file (schedules/<arch>.params, or a user's own): read with the build's rule
+// (cmake/IabnKernels.cmake), rewritten by the tuner line by line.
+//   <generator> <level|*> <layout|*> <dtype|*> <name>=<value>...
+// A (generator, level, layout, dtype) takes the matching line that names the most of level,
+// layout and dtype ('*' matches anything); among equals, the first. "#:" lines above a data line
+// are its notes (where its numbers come from); other comments stay where they are.
 #pragma once
 
 #include "harness.h"
@@ -10,29 +14,36 @@
 namespace iabn_tune {
 
 struct ParamsLine {
-    std::string generator, layout, dtype;
+    std::string generator, level, layout, dtype;
     ParamValues values;
-    std::string text;  // as read
+    std::vector<std::string> before;  // the comment and blank lines above it (after the header), as read
+    std::string text;                 // as read
 };
 
 struct ParamsFile {
-    std::vector<std::string> header;  // the comment lines before the first data line
+    std::vector<std::string> header;  // the lines before the first "#:" or data line
     std::vector<ParamsLine> lines;    // data lines, in order
+    std::vector<std::string> trailer;  // comment lines after the last data line
 
     static ParamsFile read(const std::string& path);
-    // The values of the first line matching, as the build picks them (empty if none matches).
-    ParamValues lookup(const std::string& generator, const std::string& layout, const std::string& dtype) const;
+    // The line the build takes for these (nullptr if none matches).
+    const ParamsLine* match(const std::string& generator, const std::string& level, const std::string& layout,
+                            const std::string& dtype) const;
+    // Its values (empty if none matches: the generator's defaults).
+    ParamValues lookup(const std::string& generator, const std::string& level, const std::string& layout,
+                       const std::string& dtype) const;
 };
 
+// A line the tuner writes, for every dtype: (generator, level, layout, *).
 struct TunedLine {
-    std::string generator, layout;
+    std::string generator, level, layout;
     ParamValues values;
-    std::string comment;  // one line, written above it as "#: ..."
+    std::vector<std::string> notes;  // written above it as "#: ..."
 };
 
-// The new file: `old`'s header with its provenance line replaced by `provenance`, then one line
-// per (generator, layout) in `lines` (dtype *), then `old`'s lines for generators not in `lines`.
-std::string render(const ParamsFile& old, const std::vector<std::string>& provenance,
-                   const std::vector<TunedLine>& lines);
+// `old` with each tuned line in place of the line of the same (generator, level, layout, *),
+// whose notes it replaces, or, where there is none, inserted before the first line of its
+// generator (at the end if there is none). Every other line stays as it was, notes included.
+std::string render(const ParamsFile& old, const std::vector<TunedLine>& tuned);
 
 }  // namespace iabn_tune

@@ -1,0 +1,87 @@
+#include "report.h"
+
+#include "machine.h"  // bench/machine.h: cpu_model()
+#include "util.h"
+
+#include <cstdio>
+#include <ctime>
+
+#include <unistd.h>
+
+namespace iabn_tune {
+
+namespace {
+
+// The machine, as the notes of a tuned line name it.
+std::string machine_name() {
+    const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    return bench::cpu_model() + ", " + std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + " cores" +
+           (l3 > 0 ? ", " + std::to_string(l3 >> 20) + " MB L3" : "");
+}
+
+}  // namespace
+
+void print_results(const Options& o, const std::vector<PassResult>& results) {
+    std::printf("\n== Result (ms per pass, median; pass = sum of its pipelines; target %s, %s, %d threads)\n",
+                o.target.to_string().c_str(), o.dtype.c_str(), o.threads);
+    std::printf("%-12s %-20s %10s %18s %12s %14s\n", "pass", "shape", "committed", "best", "Adams2019",
+                "Mullapudi2016");
+    for (const PassResult& r : results) {
+        for (size_t j = 0; j < r.pass->shapes.size(); j++) {
+            const std::string best =
+                fmt("%.2f", r.best_ms[j]) + " (x" + fmt("%.2f", r.best_ms[j] / r.committed_ms[j]) + ")";
+            auto cell = [&](Scheduler s) -> std::string {
+                auto it = r.auto_cells.find(s);
+                return it == r.auto_cells.end() ? "(not run)" : it->second[j];
+            };
+            std::printf("%-12s %-20s %10.2f %18s %12s %14s\n", r.pass->id.c_str(),
+                        o.shapes[r.pass->shapes[j]].label().c_str(), r.committed_ms[j], best.c_str(),
+                        cell(Scheduler::adams2019).c_str(), cell(Scheduler::mullapudi2016).c_str());
+        }
+    }
+    for (const PassResult& r : results) {
+        for (const auto& [s, notes] : r.auto_notes) {
+            for (size_t j = 0; j < notes.size(); j++) {
+                if (!notes[j].empty()) {
+                    std::printf("  %s %s %s: %s\n", r.pass->id.c_str(), o.shapes[r.pass->shapes[j]].label().c_str(),
+                                to_string(s), notes[j].c_str());
+                }
+            }
+        }
+    }
+    for (const PassResult& r : results) {
+        for (const std::string& g : r.pass->generators) {
+            std::printf("  %-12s %-16s committed: %-55s chosen: %s\n", r.pass->id.c_str(), g.c_str(),
+                        to_string(r.committed.at(g)).c_str(), to_string(r.best.at(g)).c_str());
+        }
+    }
+}
+
+std::vector<TunedLine> tuned_lines(const Options& o, const std::vector<PassResult>& results) {
+    char date[32];
+    const std::time_t now = std::time(nullptr);
+    std::strftime(date, sizeof date, "%Y-%m-%d", std::localtime(&now));
+    std::vector<TunedLine> lines;
+    std::printf("\n");
+    for (const PassResult& r : results) {
+        for (const std::string& g : r.pass->generators) {
+            const ParamValues& chosen = r.best.at(g);
+            if (chosen == r.committed.at(g)) {
+                std::printf("  %s %s %s: kept what it took (%s)\n", g.c_str(), o.level.c_str(), r.pass->layout.c_str(),
+                            r.kept_committed ? r.why_kept.c_str() : "no candidate was faster");
+                continue;
+            }
+            std::string shapes;
+            for (size_t i : r.pass->shapes) shapes += (shapes.empty() ? "" : ", ") + o.shapes[i].label();
+            lines.push_back({g, o.level, r.pass->layout, chosen,
+                             {"iabn-tune on " + std::string(date) + " (" + machine_name() + ", " +
+                                  std::to_string(o.threads) + " threads, " + o.dtype + "): " + r.pass->id + " on " +
+                                  shapes + ": x" + fmt("%.3f", Tuner::score(r.best_ms, r.committed_ms)) +
+                                  " the time of " + to_string(r.committed.at(g)) + ", re-timed side by side",
+                              "command: " + o.command}});
+        }
+    }
+    return lines;
+}
+
+}  // namespace iabn_tune
