@@ -1,5 +1,6 @@
 // iabn::backward, and the synchronized backward's two halves (backward_partials,
 // backward_finish): validate, pick the kernels, wrap the buffers, call.
+// The buffers are bound as plan.h's wiring() states (the tuner binds its candidates by it).
 #include "call.h"
 #include "halide_glue.h"
 #include "kernels.h"

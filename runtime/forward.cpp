@@ -1,5 +1,6 @@
 // iabn::forward, and the synchronized forward's two halves (forward_partials, forward_finish):
 // validate, pick the kernels, wrap the buffers, call.
+// The buffers are bound as plan.h's wiring() states (the tuner binds its candidates by it).
 #include "call.h"
 #include "halide_glue.h"
 #include "kernels.h"

@@ -1,12 +1,16 @@
 // What the runtime runs for a tensor, as pure rules without Halide: the 3-D view (s, c, n) its
-// kernels see (generators/tensor_view.h states the same from the kernels' side) and whether a
-// training pass runs one pass per channel or two. The tuner (tools/tune) times exactly these.
+// kernels see (generators/tensor_view.h states the same from the kernels' side), whether a
+// training pass runs one pass per channel or two, and how each pipeline's buffers are bound. The
+// tuner (tools/tune) times exactly these.
 #pragma once
 
 #include "iabn/iabn.h"
 
 #include <functional>
 #include <numeric>
+#include <stdexcept>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace iabn::detail {
@@ -37,5 +41,34 @@ inline View make_view(const std::vector<int64_t>& shape, Layout layout) {
 // only with at least one channel per thread; with fewer channels the two-pass kernels, which also
 // split channels into blocks, are faster.
 inline bool one_pass_suits(int64_t channels, int threads) { return channels >= threads; }
+
+// How the runtime binds a pipeline's buffers (runtime/forward.cpp, backward.cpp) where it is not
+// plain (each Input and Output bound to the caller's buffer of its name). A pipeline may write an
+// Output over the caller's tensor (`overwritten`: where the pipeline also reads it as an Input of
+// that name, the same memory is bound twice); Outputs that read themselves (`updated`) are the
+// caller's per-channel buffers of those names; Inputs in `from` are Outputs of the pipeline run
+// just before it (`previous`), which the runtime keeps in its scratch.
+struct Wiring {
+    std::string writer, overwritten;  // Output, and the caller's tensor it overwrites
+    std::vector<std::string> updated;
+    std::string previous;
+    std::vector<std::pair<std::string, std::string>> from;  // (Input, Output of `previous`)
+};
+
+inline Wiring wiring(const std::string& generator) {
+    if (generator == "forward_fused") return {"z", "x", {"running_mean", "running_var"}, "", {}};
+    if (generator == "forward_stats") return {"", "", {"running_mean", "running_var"}, "", {}};
+    if (generator == "forward_apply")
+        return {"z", "x", {}, "forward_stats", {{"pivot", "apply_pivot"}, {"scale", "apply_scale"}, {"shift", "apply_shift"}}};
+    if (generator == "backward_fused") return {"dx", "dz", {}, "", {}};
+    if (generator == "backward_reduce") return {};
+    if (generator == "backward_apply") {
+        Wiring w{"dx", "dz", {}, "backward_reduce", {}};
+        for (const char* k : {"grad_scale", "grad_mean_dy", "grad_mean_dy_xhat", "xhat_bias", "xhat_inv_g"})
+            w.from.emplace_back(k, k);
+        return w;
+    }
+    throw std::invalid_argument("iabn: no wiring for pipeline " + generator);
+}
 
 }  // namespace iabn::detail

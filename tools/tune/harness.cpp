@@ -274,45 +274,24 @@ void Dataset::refill(const std::string& work, const std::string& source) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Wiring: exactly how runtime/forward.cpp and runtime/backward.cpp call the AOT kernels. The
-// in-place Outputs get the same memory as the tensor Input they overwrite.
+// Wiring: the runtime's (runtime/plan.h), on the dataset: the tensor a pipeline overwrites and the
+// per-channel buffers it updates are working copies, refilled from their pristine copies before
+// each run; Inputs from the previous pipeline are its reference outputs.
 
 Wiring wiring_for(const std::string& generator) {
+    const iabn::detail::Wiring r = iabn::detail::wiring(generator);
     Wiring w;
-    const std::map<std::string, std::string> running = {{"running_mean", "running_mean_work"},
-                                                        {"running_var", "running_var_work"}};
-    auto in_place_running = [&] {
-        for (const auto& [out, key] : running) {
-            w.outputs[out] = key;
-            w.refill[key] = out;
-        }
-    };
-    if (generator == "forward_fused") {
-        w.inputs["x"] = "x_work";  // x and z are one buffer
-        w.outputs["z"] = "x_work";
-        w.refill["x_work"] = "x";
-        in_place_running();
-    } else if (generator == "forward_stats") {
-        in_place_running();
-    } else if (generator == "forward_apply") {
-        for (const char* k : {"pivot", "scale", "shift"}) w.inputs[k] = std::string("ref:forward_stats:apply_") + k;
-        w.outputs["z"] = "x_work";
-        w.refill["x_work"] = "x";
-    } else if (generator == "backward_fused") {
-        w.inputs["dz"] = "dz_work";  // dz and dx are one buffer
-        w.outputs["dx"] = "dz_work";
-        w.refill["dz_work"] = "dz";
-    } else if (generator == "backward_reduce") {
-        // reads z and dz, writes per-channel outputs only
-    } else if (generator == "backward_apply") {
-        for (const char* k : {"grad_scale", "grad_mean_dy", "grad_mean_dy_xhat", "xhat_bias", "xhat_inv_g"}) {
-            w.inputs[k] = std::string("ref:backward_reduce:") + k;
-        }
-        w.outputs["dx"] = "dz_work";
-        w.refill["dz_work"] = "dz";
-    } else {
-        throw std::invalid_argument("iabn-tune: no wiring for generator " + generator);
+    if (!r.writer.empty()) {
+        const std::string key = r.overwritten + "_work";
+        w.inputs[r.overwritten] = key;  // used where the pipeline reads it too: one buffer
+        w.outputs[r.writer] = key;
+        w.refill[key] = r.overwritten;
     }
+    for (const std::string& u : r.updated) {
+        w.outputs[u] = u + "_work";
+        w.refill[u + "_work"] = u;
+    }
+    for (const auto& [input, output] : r.from) w.inputs[input] = "ref:" + r.previous + ":" + output;
     return w;
 }
 
