@@ -39,7 +39,8 @@ inline void keep_openmp_threads_passive(char** argv) {
 }
 
 struct CacheFlush {
-    std::vector<float> junk = std::vector<float>(bytes() / sizeof(float), 1.0f);
+    explicit CacheFlush(size_t size = bytes()) : junk(size / sizeof(float), 1.0f) {}
+    std::vector<float> junk;
     void operator()() {
         float* p = junk.data();
         const size_t n = junk.size();

@@ -7,7 +7,7 @@
 namespace iabn_gen {
 using namespace Halide;
 
-class BackwardApply : public IabnGenerator<BackwardApply> {
+class BackwardApply : public IabnGenerator<BackwardApply, UpdateTunables> {
 public:
     Input<Buffer<void, 3>> z{"z"};  // forward output, read only; never aliases dx
     Input<Buffer<void, 1>> grad_scale{"grad_scale"};  // coefficients from backward_reduce / global_coeffs
@@ -43,15 +43,9 @@ public:
         require_dense(dx, view());
 
         // Estimates, for the autoschedulers only (see iabn_generator.h).
-        const Halide::Region tensor_estimate = estimate_tensor(), channel_estimate = estimate_channels();
-        z.set_estimates(tensor_estimate);
-        for (auto* b : {&grad_scale, &grad_mean_dy, &grad_mean_dy_xhat, &xhat_bias, &xhat_inv_g}) {
-            b->set_estimates(channel_estimate);
-        }
-        dx.set_estimates(tensor_estimate);
-        batch_stats.set_estimate(true);
-        activation.set_estimate(static_cast<int>(iabn::Activation::leaky_relu));
-        activation_param.set_estimate(0.01);
+        estimate_tensors(z, dx);
+        estimate_channel_buffers(grad_scale, grad_mean_dy, grad_mean_dy_xhat, xhat_bias, xhat_inv_g);
+        estimate_scalars(batch_stats, activation, activation_param);
 
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
         if (!auto_schedule && get_target().has_gpu_feature()) {

@@ -10,7 +10,7 @@
 namespace iabn_gen {
 using namespace Halide;
 
-class BackwardFused : public IabnGenerator<BackwardFused> {
+class BackwardFused : public IabnGenerator<BackwardFused, FusedTunables> {
 public:
     Input<Buffer<void, 3>> z{"z"};    // forward output, view (s, c, n), read only
     Input<Buffer<void, 3>> dz{"dz"};  // the same memory as dx
@@ -64,24 +64,21 @@ public:
         require_dense(dx, ViewLayout::nchw);
 
         // Estimates, for the autoschedulers only (see iabn_generator.h).
-        const Halide::Region tensor_estimate = estimate_tensor(), channel_estimate = estimate_channels();
-        for (auto* b : {&z, &dz}) b->set_estimates(tensor_estimate);
-        dx.set_estimates(tensor_estimate);
-        for (auto* b : {&weight, &bias, &saved_invstd, &running_var}) b->set_estimates(channel_estimate);
-        for (auto* b : {&weight_grad, &bias_grad}) b->set_estimates(channel_estimate);
-        epsilon.set_estimate(1e-5);
-        abs_weight.set_estimate(false);
-        batch_stats.set_estimate(true);
-        activation.set_estimate(static_cast<int>(iabn::Activation::leaky_relu));
-        activation_param.set_estimate(0.01);
+        estimate_tensors(z, dz, dx);
+        estimate_channel_buffers(weight, bias, saved_invstd, running_var, weight_grad, bias_grad);
+        estimate_scalars(epsilon, abs_weight, batch_stats, activation, activation_param);
 
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
         if (!auto_schedule) {
             iabn_sched::require_cpu(get_target());
-            iabn_sched::schedule_fused_channels(dx, {weight_grad, bias_grad}, gs.sums, gs.r, {channel, coefficients},
-                                                cpu_params(), get_target(),
-                                                backward_specializations(batch_stats, activation),
-                                                activation_specializations(activation));
+            iabn_sched::FusedChannels f;
+            f.out = dx;
+            f.sums = gs.sums, f.r = gs.r;
+            f.per_channel = {channel, coefficients};
+            f.channel_outputs = {weight_grad, bias_grad};
+            f.update_cases = backward_specializations(batch_stats, activation);
+            f.reduction_cases = activation_specializations(activation);
+            iabn_sched::schedule_fused_channels(f, cpu_params(), get_target());
         }
     }
 };

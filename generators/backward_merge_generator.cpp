@@ -55,13 +55,10 @@ public:
         xhat_inv_g(c) = cast(t.compute, 1 / g);
 
         // Estimates, for the autoschedulers only (see iabn_generator.h).
-        gathered.set_estimates({{0, 2 * 256 + 1}, {0, 4}});
-        for (auto* b : {&weight, &bias, &saved_invstd}) b->set_estimates(estimate_channels());
-        for (auto* b : {&grad_scale, &grad_mean_dy, &grad_mean_dy_xhat, &xhat_bias, &xhat_inv_g}) {
-            b->set_estimates(estimate_channels());
-        }
-        epsilon.set_estimate(1e-5);
-        abs_weight.set_estimate(false);
+        gathered.set_estimates(estimate_partials(4));
+        estimate_channel_buffers(weight, bias, saved_invstd, grad_scale, grad_mean_dy, grad_mean_dy_xhat, xhat_bias,
+                                 xhat_inv_g);
+        estimate_scalars(epsilon, abs_weight);
 
         /* THE SCHEDULE: O(C x processes) work. CPU: the merge at root, the rest Halide's default;
            GPU: a thread per channel. */

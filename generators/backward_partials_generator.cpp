@@ -8,7 +8,7 @@
 namespace iabn_gen {
 using namespace Halide;
 
-class BackwardPartials : public IabnGenerator<BackwardPartials> {
+class BackwardPartials : public IabnGenerator<BackwardPartials, ReductionTunables> {
 public:
     Input<Buffer<void, 3>> z{"z"};    // forward output, view (s, c, n)
     Input<Buffer<void, 3>> dz{"dz"};  // incoming gradient, same view
@@ -51,15 +51,10 @@ public:
         require_dense(dz, view());
 
         // Estimates, for the autoschedulers only (see iabn_generator.h).
-        for (auto* e : {&z, &dz}) e->set_estimates(estimate_tensor());
-        for (auto* e : {&weight, &bias}) e->set_estimates(estimate_channels());
-        for (auto* e : {&weight_grad, &bias_grad}) e->set_estimates(estimate_channels());
-        partials.set_estimates({{0, 2 * 256 + 1}});
-        epsilon.set_estimate(1e-5);
-        abs_weight.set_estimate(false);
-        activation.set_estimate(static_cast<int>(iabn::Activation::leaky_relu));
-        activation_param.set_estimate(0.01);
-        threads.set_estimate(8);
+        estimate_tensors(z, dz);
+        estimate_channel_buffers(weight, bias, weight_grad, bias_grad);
+        partials.set_estimates(estimate_partials());
+        estimate_scalars(epsilon, abs_weight, activation, activation_param, threads);
 
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
         if (!auto_schedule && get_target().has_gpu_feature()) {

@@ -6,7 +6,7 @@
 namespace iabn_gen {
 using namespace Halide;
 
-class BackwardReduce : public IabnGenerator<BackwardReduce> {
+class BackwardReduce : public IabnGenerator<BackwardReduce, ReductionTunables> {
 public:
     Input<Buffer<void, 3>> z{"z"};    // forward output, view (s, c, n)
     Input<Buffer<void, 3>> dz{"dz"};  // incoming gradient, same view
@@ -62,19 +62,10 @@ public:
         require_dense(dz, view());
 
         // Estimates, for the autoschedulers only (see iabn_generator.h).
-        const Halide::Region tensor_estimate = estimate_tensor(), channel_estimate = estimate_channels();
-        for (auto* b : {&z, &dz}) b->set_estimates(tensor_estimate);
-        for (auto* b : {&weight, &bias, &saved_invstd, &running_var}) b->set_estimates(channel_estimate);
-        for (auto* b : {&weight_grad, &bias_grad, &grad_scale, &grad_mean_dy, &grad_mean_dy_xhat, &xhat_bias,
-                        &xhat_inv_g}) {
-            b->set_estimates(channel_estimate);
-        }
-        epsilon.set_estimate(1e-5);
-        abs_weight.set_estimate(false);
-        batch_stats.set_estimate(true);
-        activation.set_estimate(static_cast<int>(iabn::Activation::leaky_relu));
-        activation_param.set_estimate(0.01);
-        threads.set_estimate(8);
+        estimate_tensors(z, dz);
+        estimate_channel_buffers(weight, bias, saved_invstd, running_var, weight_grad, bias_grad, grad_scale,
+                                 grad_mean_dy, grad_mean_dy_xhat, xhat_bias, xhat_inv_g);
+        estimate_scalars(epsilon, abs_weight, batch_stats, activation, activation_param, threads);
 
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
         if (!auto_schedule && get_target().has_gpu_feature()) {

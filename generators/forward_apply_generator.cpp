@@ -7,7 +7,7 @@
 namespace iabn_gen {
 using namespace Halide;
 
-class ForwardApply : public IabnGenerator<ForwardApply> {
+class ForwardApply : public IabnGenerator<ForwardApply, UpdateTunables> {
 public:
     Input<Buffer<void, 1>> pivot{"pivot"};  // coefficients from forward_stats / global_coeffs
     Input<Buffer<void, 1>> scale{"scale"};
@@ -33,11 +33,9 @@ public:
         require_dense(z, view());
 
         // Estimates, for the autoschedulers only (see iabn_generator.h).
-        const Halide::Region tensor_estimate = estimate_tensor(), channel_estimate = estimate_channels();
-        for (auto* b : {&pivot, &scale, &shift}) b->set_estimates(channel_estimate);
-        z.set_estimates(tensor_estimate);
-        activation.set_estimate(static_cast<int>(iabn::Activation::leaky_relu));
-        activation_param.set_estimate(0.01);
+        estimate_tensors(z);
+        estimate_channel_buffers(pivot, scale, shift);
+        estimate_scalars(activation, activation_param);
 
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
         if (!auto_schedule && get_target().has_gpu_feature()) {

@@ -12,7 +12,7 @@
 namespace iabn_gen {
 using namespace Halide;
 
-class ForwardFused : public IabnGenerator<ForwardFused> {
+class ForwardFused : public IabnGenerator<ForwardFused, FusedTunables> {
 public:
     Input<Buffer<void, 3>> x{"x"};  // view (s, c, n); the same memory as z
     Input<Buffer<void, 1>> weight{"weight"};
@@ -59,24 +59,20 @@ public:
         require_dense(z, ViewLayout::nchw);
 
         // Estimates, for the autoschedulers only (see iabn_generator.h).
-        const Halide::Region tensor_estimate = estimate_tensor(), channel_estimate = estimate_channels();
-        x.set_estimates(tensor_estimate);
-        z.set_estimates(tensor_estimate);
-        for (auto* b : {&weight, &bias}) b->set_estimates(channel_estimate);
-        for (auto* b : {&saved_mean, &saved_invstd, &running_mean, &running_var}) b->set_estimates(channel_estimate);
-        epsilon.set_estimate(1e-5);
-        momentum.set_estimate(0.9);
-        unbiased_running_var.set_estimate(false);
-        abs_weight.set_estimate(false);
-        activation.set_estimate(static_cast<int>(iabn::Activation::leaky_relu));
-        activation_param.set_estimate(0.01);
+        estimate_tensors(x, z);
+        estimate_channel_buffers(weight, bias, saved_mean, saved_invstd, running_mean, running_var);
+        estimate_scalars(epsilon, momentum, unbiased_running_var, abs_weight, activation, activation_param);
 
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
         if (!auto_schedule) {
             iabn_sched::require_cpu(get_target());
-            iabn_sched::schedule_fused_channels(z, {saved_mean, saved_invstd, running_mean, running_var}, st.sums, st.r,
-                                                {st.pivot, st.moments, coefficients}, cpu_params(), get_target(),
-                                                activation_specializations(activation), {});
+            iabn_sched::FusedChannels f;
+            f.out = z;
+            f.sums = st.sums, f.r = st.r;
+            f.per_channel = {st.pivot, st.moments, coefficients};
+            f.channel_outputs = {saved_mean, saved_invstd, running_mean, running_var};
+            f.update_cases = activation_specializations(activation);
+            iabn_sched::schedule_fused_channels(f, cpu_params(), get_target());
         }
     }
 };

@@ -66,16 +66,10 @@ public:
         apply_shift(c) = k.shift;
 
         // Estimates, for the autoschedulers only (see iabn_generator.h).
-        gathered.set_estimates({{0, 2 * 256 + 1}, {0, 4}});
-        for (auto* b : {&weight, &bias}) b->set_estimates(estimate_channels());
-        for (auto* b : {&saved_mean, &saved_invstd, &running_mean, &running_var, &apply_pivot, &apply_scale,
-                        &apply_shift}) {
-            b->set_estimates(estimate_channels());
-        }
-        epsilon.set_estimate(1e-5);
-        momentum.set_estimate(0.9);
-        unbiased_running_var.set_estimate(false);
-        abs_weight.set_estimate(false);
+        gathered.set_estimates(estimate_partials(4));
+        estimate_channel_buffers(weight, bias, saved_mean, saved_invstd, running_mean, running_var, apply_pivot,
+                                 apply_scale, apply_shift);
+        estimate_scalars(epsilon, momentum, unbiased_running_var, abs_weight);
 
         /* THE SCHEDULE: O(C x processes) work. CPU: the merge at root, the rest Halide's default;
            GPU: a thread per channel. */

@@ -7,7 +7,7 @@
 namespace iabn_gen {
 using namespace Halide;
 
-class ForwardPartials : public IabnGenerator<ForwardPartials> {
+class ForwardPartials : public IabnGenerator<ForwardPartials, ReductionTunables> {
 public:
     Input<Buffer<void, 3>> x{"x"};  // view (s, c, n), read only
     Input<int> threads{"threads"};  // the kernels' thread count: bounds the reduction's partial sums
@@ -31,9 +31,9 @@ public:
         require_dense(x, view());
 
         // Estimates, for the autoschedulers only (see iabn_generator.h).
-        x.set_estimates(estimate_tensor());
-        partials.set_estimates({{0, 2 * 256 + 1}});
-        threads.set_estimate(8);
+        estimate_tensors(x);
+        partials.set_estimates(estimate_partials());
+        estimate_scalars(threads);
 
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
         if (!auto_schedule && get_target().has_gpu_feature()) {

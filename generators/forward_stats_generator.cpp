@@ -7,7 +7,7 @@
 namespace iabn_gen {
 using namespace Halide;
 
-class ForwardStats : public IabnGenerator<ForwardStats> {
+class ForwardStats : public IabnGenerator<ForwardStats, ReductionTunables> {
 public:
     Input<Buffer<void, 3>> x{"x"};  // view (s, c, n), read only
     Input<Buffer<void, 1>> weight{"weight"};
@@ -50,18 +50,10 @@ public:
         require_dense(x, view());
 
         // Estimates, for the autoschedulers only (see iabn_generator.h).
-        const Halide::Region tensor_estimate = estimate_tensor(), channel_estimate = estimate_channels();
-        x.set_estimates(tensor_estimate);
-        for (auto* b : {&weight, &bias}) b->set_estimates(channel_estimate);
-        for (auto* b : {&saved_mean, &saved_invstd, &running_mean, &running_var, &apply_pivot, &apply_scale,
-                        &apply_shift}) {
-            b->set_estimates(channel_estimate);
-        }
-        epsilon.set_estimate(1e-5);
-        momentum.set_estimate(0.9);
-        unbiased_running_var.set_estimate(false);
-        abs_weight.set_estimate(false);
-        threads.set_estimate(8);
+        estimate_tensors(x);
+        estimate_channel_buffers(weight, bias, saved_mean, saved_invstd, running_mean, running_var, apply_pivot,
+                                 apply_scale, apply_shift);
+        estimate_scalars(epsilon, momentum, unbiased_running_var, abs_weight, threads);
 
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
         if (!auto_schedule && get_target().has_gpu_feature()) {

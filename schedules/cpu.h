@@ -10,6 +10,7 @@
 
 #include "common.h"
 
+#include <algorithm>
 #include <map>
 #include <sstream>
 #include <stdexcept>
@@ -42,8 +43,10 @@ inline std::string dispatch_level(const Halide::Target& target) {
 }
 
 // Sets the numbers that `levels` ("<level>:<name>:<value>,.../<level>:...", from the build)
-// gives for `level`; names outside CpuParams are a build error.
-inline void apply_level_params(CpuParams& p, const std::string& levels, const std::string& level) {
+// gives for `level`; a name outside `declared` (those the generator's schedule reads) is a build
+// error.
+inline void apply_level_params(CpuParams& p, const std::string& levels, const std::string& level,
+                               const std::vector<std::string>& declared) {
     const std::map<std::string, int*> fields = {{"block", &p.block},
                                                 {"rows", &p.rows},
                                                 {"vectors", &p.vectors},
@@ -57,9 +60,17 @@ inline void apply_level_params(CpuParams& p, const std::string& levels, const st
         std::stringstream values(entry.substr(level.size() + 1));
         for (std::string value; std::getline(values, value, ',');) {
             const auto colon = value.find(':');
-            const auto field = fields.find(value.substr(0, colon));
+            const std::string name = value.substr(0, colon);
+            const auto field = fields.find(name);
             if (colon == std::string::npos || field == fields.end())
                 throw std::invalid_argument("iabn generator: bad schedule number '" + value + "' in levels=" + levels);
+            if (std::find(declared.begin(), declared.end(), name) == declared.end()) {
+                std::string reads;
+                for (const std::string& d : declared) reads += (reads.empty() ? "" : ", ") + d;
+                throw std::invalid_argument("iabn generator: the params line names '" + name +
+                                            "', which this pipeline's schedule does not read (it reads " +
+                                            (reads.empty() ? "none" : reads) + "): levels=" + levels);
+            }
             *field->second = std::stoi(value.substr(colon + 1));
         }
     }
@@ -195,12 +206,20 @@ inline void schedule_inplace_update(Halide::Func out, ViewLayout layout, const C
 // contiguous, so the reads run over channels * S elements instead of restarting every S.
 // A block holds as many channels as fit `block` elements (at least 1, at most `channels`), so it
 // stays in cache between its reduction and its update.
-inline void schedule_fused_channels(Halide::Func out, const std::vector<Halide::Func>& channel_outputs,
-                                    Halide::Func sums, const Halide::RDom& r,
-                                    const std::vector<Halide::Func>& per_channel, const CpuParams& p,
-                                    const Halide::Target& target, const std::vector<Halide::Expr>& specializations,
-                                    const std::vector<Halide::Expr>& reduction_specializations) {
+struct FusedChannels {
+    Halide::Func out;                            // the in-place element update
+    Halide::Func sums;                           // the per-channel reductions over r = (s, n)
+    Halide::RDom r;
+    std::vector<Halide::Func> per_channel;       // small Funcs derived from the sums
+    std::vector<Halide::Func> channel_outputs;   // the per-channel Outputs
+    std::vector<Halide::Expr> update_cases;      // runtime conditions the update specializes on
+    std::vector<Halide::Expr> reduction_cases;   // ... and the reduction
+};
+
+inline void schedule_fused_channels(const FusedChannels& f, const CpuParams& p, const Halide::Target& target) {
     using namespace Halide;
+    Func out = f.out, sums = f.sums;
+    const RDom& r = f.r;
     const Var s = out.args()[0], c = out.args()[1], n = out.args()[2];
     const int acc_lanes = accumulator_lanes(target, sums.output_types()[0], p);
     const int lanes = element_lanes(target, out.output_types()[0]);
@@ -217,15 +236,15 @@ inline void schedule_fused_channels(Halide::Func out, const std::vector<Halide::
     Func part = sums.update().split(r.x, ro, ri, acc_lanes, TailStrategy::GuardWithIf).rfactor(ri, lane);
     part.compute_at(out, block).reorder_storage(lane, c).vectorize(lane);
     part.update().reorder(lane, ro, c, r.y).vectorize(lane);
-    specialize_all(part.update(), reduction_specializations);
+    specialize_all(part.update(), f.reduction_cases);
     sums.compute_at(out, block);
-    for (Func f : per_channel) f.compute_at(out, block);
-    for (Func f : channel_outputs) {
-        Stage last = f.has_update_definition() ? f.update() : Stage(f);
+    for (Func g : f.per_channel) g.compute_at(out, block);
+    for (Func g : f.channel_outputs) {
+        Stage last = g.has_update_definition() ? g.update() : Stage(g);
         // Same loop names as `update`: compute_with pairs loops by name.
-        last.split(f.args()[0], block, ci, block_channels, TailStrategy::GuardWithIf).parallel(block).compute_with(update, block);
+        last.split(g.args()[0], block, ci, block_channels, TailStrategy::GuardWithIf).parallel(block).compute_with(update, block);
     }
-    specialize_all(update, specializations);
+    specialize_all(update, f.update_cases);
 }
 
 }  // namespace iabn_sched

@@ -1,6 +1,8 @@
 #include "harness.h"
 
-#include "plan.h"  // runtime/plan.h: the runtime's view
+#include "floor.h"   // bench/floor.h: the floor loops
+#include "plan.h"    // runtime/plan.h: the runtime's view
+#include "timing.h"  // bench/timing.h: the cache flush
 
 #include <algorithm>
 #include <chrono>
@@ -147,18 +149,15 @@ double relative_error(const Buffer<>& a, const Buffer<>& b) {
     return ref > 0 ? std::sqrt(diff / ref) : std::sqrt(diff);
 }
 
-// Reads `bytes` of unrelated memory, so that the timed run starts with the tensors out of the
-// cache (as in a training step, where other layers ran in between) and the refill's dirty lines
-// are written back before the clock starts, not during the run.
-volatile uint64_t flush_sink;  // keeps the reads of flush_cache()
-
+// Rewrites `bytes` of unrelated memory as iabn-bench does (bench/timing.h), so that the timed run
+// starts with the tensors out of the cache (as in a training step, where other layers ran in
+// between) and the refill's dirty lines are written back before the clock starts.
 void flush_cache(int64_t bytes) {
-    static std::vector<uint64_t> junk;
+    static std::unique_ptr<bench::CacheFlush> flush;
     if (bytes <= 0) return;
-    if (junk.size() * 8 < static_cast<size_t>(bytes)) junk.assign(bytes / 8, 1);
-    uint64_t sum = 0;
-    for (size_t i = 0; i < junk.size(); i += 8) sum += junk[i];  // one load per 64-byte line
-    flush_sink = sum;
+    if (!flush || flush->junk.size() * sizeof(float) != static_cast<size_t>(bytes))
+        flush = std::make_unique<bench::CacheFlush>(static_cast<size_t>(bytes));
+    (*flush)();
 }
 
 }  // namespace
@@ -654,6 +653,42 @@ ShapeResult run(Compiled& c, Dataset& data, const Scalars& scalars, const RunOpt
     r.ms = times.empty() ? 0 : times[times.size() / 2];
     r.ok = true;
     return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The floor
+
+namespace {
+template <typename T>
+double fastest_floor(Dataset& data, bool backward, const RunOptions& o) {
+    double best = INFINITY;
+    for (size_t v = 0; v < bench::floor_variants().size(); v++) {
+        std::vector<double> times;
+        for (int rep = 0; rep < o.warmup + o.repeats; rep++) {
+            data.refill("x_work", "x");
+            data.refill("dz_work", "dz");
+            flush_cache(o.flush_bytes);
+            T* x = static_cast<T*>(data.get("x_work").data());
+            T* dz = static_cast<T*>(data.get("dz_work").data());
+            const T* z = static_cast<const T*>(data.get("z").data());
+            const size_t n = static_cast<size_t>(data.shape().numel());
+            const auto t0 = std::chrono::steady_clock::now();
+            if (backward)
+                bench::floor_combine(dz, z, n, static_cast<int>(v));
+            else
+                bench::floor_scale(x, n, static_cast<int>(v));
+            if (rep >= o.warmup) times.push_back(seconds_since(t0) * 1e3);
+        }
+        std::sort(times.begin(), times.end());
+        best = std::min(best, times[times.size() / 2]);
+    }
+    return best;
+}
+}  // namespace
+
+double floor_ms(Dataset& data, bool backward, const RunOptions& o) {
+    return data.get("x").type() == Halide::Float(64) ? fastest_floor<double>(data, backward, o)
+                                                     : fastest_floor<float>(data, backward, o);
 }
 
 }  // namespace iabn_tune

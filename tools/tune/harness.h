@@ -145,4 +145,9 @@ struct ShapeResult {
 // run's outputs with the references (when `reference` is false) or stores them as the references.
 ShapeResult run(Compiled& c, Dataset& data, const Scalars& scalars, const RunOptions& options, bool reference);
 
+// The memory-bandwidth floor of a pass on the dataset's tensor, as iabn-bench measures it
+// (bench/floor.h): the fastest floor loop over the bytes the pass must move (forward: the tensor
+// rewritten in place; backward: dz rewritten from dz and z), timed as run() times, median in ms.
+double floor_ms(Dataset& data, bool backward, const RunOptions& options);
+
 }  // namespace iabn_tune

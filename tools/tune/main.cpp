@@ -12,6 +12,8 @@
 #include "report.h"
 #include "search.h"
 #include "util.h"
+#include "floor.h"   // bench/floor.h: check_floor_variants()
+#include "timing.h"  // bench/timing.h: keep_openmp_threads_passive()
 
 #include <algorithm>
 #include <cstdio>
@@ -32,6 +34,7 @@ using namespace iabn_tune;
 #endif
 
 int main(int argc, char** argv) {
+    bench::keep_openmp_threads_passive(argv);  // the floor loops and the cache flush run on OpenMP
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
     // First, before any Halide work and before any thread exists (see harness.h).
     start_code_key_server();
@@ -41,6 +44,12 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
         std::fprintf(stderr, "iabn-tune: %s\n", e.what());
         return 2;
+    }
+    try {
+        bench::check_floor_variants();  // every floor loop does the whole work (as iabn-bench checks)
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "iabn-tune: %s\n", e.what());
+        return 1;
     }
     // The JIT runtime's thread pool reads HL_NUM_THREADS when it starts (at the first run).
     setenv("HL_NUM_THREADS", std::to_string(o.threads).c_str(), 1);
@@ -114,7 +123,10 @@ int main(int argc, char** argv) {
         result.pass = &pass;
         try {
             for (const std::string& g : pass.generators) {
-                result.committed[g] = committed_file.lookup(g, o.level, pass.layout, o.dtype);
+                // The numbers the level takes, less any its generator does not declare (an older file).
+                for (const auto& [name, value] : committed_file.lookup(g, o.level, pass.layout, o.dtype)) {
+                    if (has_generator_param(g, name, o.target)) result.committed[g][name] = value;
+                }
                 const Eval& e = t.reference(g, result.committed[g]);
                 std::string ms;
                 for (const auto& r : e.shapes) ms += (ms.empty() ? "" : " ") + fmt("%.2f", r.ms);
@@ -157,10 +169,14 @@ int main(int argc, char** argv) {
                         result.kept_committed ? (" (committed kept: " + result.why_kept + ")").c_str() : "");
         }
 
-        // Halide's autoschedulers on the same pipelines, timed and checked the same way; each
-        // shape gets its own schedule, made with that shape as the estimates.
         RunOptions ro;
         ro.warmup = o.warmup, ro.repeats = o.repeats, ro.flush_bytes = o.flush_mb << 20, ro.tolerance = o.tolerance;
+        // The floor of each shape, timed the same way (the yardstick of the final table).
+        for (auto& d : data) result.floor_ms.push_back(floor_ms(*d, pass.id.rfind("bwd", 0) == 0, ro));
+        std::printf("  floor: %s ms\n", join_ms(result.floor_ms).c_str());
+
+        // Halide's autoschedulers on the same pipelines, timed and checked the same way; each
+        // shape gets its own schedule, made with that shape as the estimates.
         for (Scheduler s : o.autoschedulers) {
             for (size_t i = 0; i < data.size(); i++) {
                 double total = 0;

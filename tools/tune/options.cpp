@@ -24,7 +24,8 @@ namespace {
 
 const char* kUsage = R"(usage: iabn-tune [options]
 
-Searches block, rows, vectors, tasks_per_thread (and channels, where the generators have it) of
+Searches the schedule numbers each pipeline reads (block, rows, vectors, tasks_per_thread, channels,
+unroll, unroll_channels: generators/tunables.h) of
 the iabn CPU schedules for one dispatch level with Halide's JIT, on real tensors, and writes the
 lines it tuned into a params file the AOT build reads (cmake -DIABN_SCHEDULE_PARAMS=FILE). Tuned: the one-pass nchw pipelines (forward_fused, backward_fused) on the nchw shapes
 and the two-pass pipelines (forward_stats + forward_apply, backward_reduce + backward_apply) on the
@@ -49,7 +50,7 @@ channels-last shapes (nhwc and rank 2), as the runtime picks them.
   --tolerance F       norm-wise relative error allowed against the committed output (default 1e-5
                       for f32, 1e-10 for f64)
   --tunables LIST     only search these GeneratorParams (default: block,rows,vectors,
-                      tasks_per_thread,channels, those each generator has)
+                      tasks_per_thread,channels,unroll,unroll_channels: those each generator reads)
   --passes LIST       only these passes: fwd-1p-nchw,bwd-1p-nchw,fwd-2p-nhwc,bwd-2p-nhwc,
                       fwd-2p-nchw,bwd-2p-nchw (default: those the shapes use)
   --params FILE       the numbers to start from and compare with (default: the build's

@@ -4,6 +4,7 @@
 #include "util.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 
 #include <unistd.h>
@@ -22,21 +23,27 @@ std::string machine_name() {
 }  // namespace
 
 void print_results(const Options& o, const std::vector<PassResult>& results) {
-    std::printf("\n== Result (ms per pass, median; pass = sum of its pipelines; target %s, %s, %d threads)\n",
-                o.target.to_string().c_str(), o.dtype.c_str(), o.threads);
-    std::printf("%-12s %-20s %10s %18s %12s %14s\n", "pass", "shape", "committed", "best", "Adams2019",
+    std::printf("\n== Result (ms per pass, median; pass = sum of its pipelines; (xN): N times the floor; level %s, "
+                "target %s, %s, %d threads)\n",
+                o.level.c_str(), o.target.to_string().c_str(), o.dtype.c_str(), o.threads);
+    std::printf("%-12s %-20s %7s %16s %16s %16s %16s\n", "pass", "shape", "floor", "committed", "best", "Adams2019",
                 "Mullapudi2016");
     for (const PassResult& r : results) {
         for (size_t j = 0; j < r.pass->shapes.size(); j++) {
-            const std::string best =
-                fmt("%.2f", r.best_ms[j]) + " (x" + fmt("%.2f", r.best_ms[j] / r.committed_ms[j]) + ")";
-            auto cell = [&](Scheduler s) -> std::string {
+            const double floor = r.floor_ms[j];
+            auto cell = [&](double ms) { return fmt("%.2f", ms) + " (x" + fmt("%.2f", ms / floor) + ")"; };
+            auto auto_cell = [&](Scheduler s) -> std::string {
                 auto it = r.auto_cells.find(s);
-                return it == r.auto_cells.end() ? "(not run)" : it->second[j];
+                if (it == r.auto_cells.end()) return "(not run)";
+                const std::string& c = it->second[j];
+                char* end = nullptr;
+                const double ms = std::strtod(c.c_str(), &end);
+                return end != c.c_str() && *end == '\0' ? cell(ms) : c;
             };
-            std::printf("%-12s %-20s %10.2f %18s %12s %14s\n", r.pass->id.c_str(),
-                        o.shapes[r.pass->shapes[j]].label().c_str(), r.committed_ms[j], best.c_str(),
-                        cell(Scheduler::adams2019).c_str(), cell(Scheduler::mullapudi2016).c_str());
+            std::printf("%-12s %-20s %7.2f %16s %16s %16s %16s\n", r.pass->id.c_str(),
+                        o.shapes[r.pass->shapes[j]].label().c_str(), floor, cell(r.committed_ms[j]).c_str(),
+                        cell(r.best_ms[j]).c_str(), auto_cell(Scheduler::adams2019).c_str(),
+                        auto_cell(Scheduler::mullapudi2016).c_str());
         }
     }
     for (const PassResult& r : results) {

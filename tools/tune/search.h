@@ -15,7 +15,7 @@ struct PassResult {
     Assignment committed, best;
     bool kept_committed = false;
     std::string why_kept;
-    std::vector<double> committed_ms, best_ms;
+    std::vector<double> committed_ms, best_ms, floor_ms;
     std::map<Scheduler, std::vector<std::string>> auto_cells;  // per shape: time or status
     std::map<Scheduler, std::vector<std::string>> auto_notes;  // per shape: why not a time
 };
