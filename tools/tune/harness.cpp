@@ -665,18 +665,18 @@ double fastest_floor(Dataset& data, bool backward, const RunOptions& o) {
     for (size_t v = 0; v < bench::floor_variants().size(); v++) {
         std::vector<double> times;
         for (int rep = 0; rep < o.warmup + o.repeats; rep++) {
-            data.refill("x_work", "x");
-            data.refill("dz_work", "dz");
+            // Only the tensors of the pass (the forward's dataset has no z or dz to make).
+            const std::string work = backward ? "dz_work" : "x_work";
+            data.refill(work, backward ? "dz" : "x");
             flush_cache(o.flush_bytes);
-            T* x = static_cast<T*>(data.get("x_work").data());
-            T* dz = static_cast<T*>(data.get("dz_work").data());
-            const T* z = static_cast<const T*>(data.get("z").data());
+            T* rewritten = static_cast<T*>(data.get(work).data());
+            const T* z = backward ? static_cast<const T*>(data.get("z").data()) : nullptr;
             const size_t n = static_cast<size_t>(data.shape().numel());
             const auto t0 = std::chrono::steady_clock::now();
             if (backward)
-                bench::floor_combine(dz, z, n, static_cast<int>(v));
+                bench::floor_combine(rewritten, z, n, static_cast<int>(v));
             else
-                bench::floor_scale(x, n, static_cast<int>(v));
+                bench::floor_scale(rewritten, n, static_cast<int>(v));
             if (rep >= o.warmup) times.push_back(seconds_since(t0) * 1e3);
         }
         std::sort(times.begin(), times.end());

@@ -1,5 +1,6 @@
 #include "params_file.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -86,47 +87,47 @@ ParamValues ParamsFile::lookup(const std::string& generator, const std::string& 
 }
 
 std::string render(const ParamsFile& old, const std::vector<TunedLine>& tuned) {
+    // The old line each tuned line replaces: the same generator, level and layout, every dtype.
+    std::vector<const ParamsLine*> replaces(tuned.size(), nullptr);
+    for (size_t i = 0; i < tuned.size(); i++) {
+        for (const ParamsLine& p : old.lines) {
+            const TunedLine& t = tuned[i];
+            if (t.generator == p.generator && t.level == p.level && t.layout == p.layout && p.dtype == "*") {
+                replaces[i] = &p;
+                break;
+            }
+        }
+    }
     std::vector<bool> placed(tuned.size(), false);
-    auto write_tuned = [&](std::ostringstream& out, size_t i) {
+    std::ostringstream out;
+    auto write_tuned = [&](size_t i) {
         const TunedLine& t = tuned[i];
         for (const std::string& n : t.notes) out << "#: " << n << "\n";
         out << format(t.generator, t.level, t.layout, "*", t.values) << "\n";
         placed[i] = true;
     };
-    std::ostringstream out;
     for (const std::string& h : old.header) out << h << "\n";
     for (const ParamsLine& p : old.lines) {
         // New lines of this generator go before its first line: the more specific ones first.
         for (size_t i = 0; i < tuned.size(); i++) {
-            const TunedLine& t = tuned[i];
-            const bool replaces_some = [&] {
-                for (const ParamsLine& q : old.lines) {
-                    if (q.generator == t.generator && q.level == t.level && q.layout == t.layout && q.dtype == "*")
-                        return true;
-                }
-                return false;
-            }();
-            if (!placed[i] && !replaces_some && t.generator == p.generator) {
+            if (!placed[i] && !replaces[i] && tuned[i].generator == p.generator) {
                 out << "\n";
-                write_tuned(out, i);
+                write_tuned(i);
             }
         }
-        size_t replacing = tuned.size();
-        for (size_t i = 0; i < tuned.size(); i++) {
-            const TunedLine& t = tuned[i];
-            if (t.generator == p.generator && t.level == p.level && t.layout == p.layout && p.dtype == "*") replacing = i;
-        }
+        const auto replacing = std::find(replaces.begin(), replaces.end(), &p);
+        const bool replaced = replacing != replaces.end();
         for (const std::string& b : p.before) {
-            if (!(replacing < tuned.size() && is_note(b))) out << b << "\n";
+            if (!(replaced && is_note(b))) out << b << "\n";  // the replaced line's notes go with it
         }
-        if (replacing < tuned.size())
-            write_tuned(out, replacing);
+        if (replaced)
+            write_tuned(static_cast<size_t>(replacing - replaces.begin()));
         else
             out << p.text << "\n";
     }
     for (const std::string& t : old.trailer) out << t << "\n";
     for (size_t i = 0; i < tuned.size(); i++) {
-        if (!placed[i]) write_tuned(out, i);
+        if (!placed[i]) write_tuned(i);
     }
     return out.str();
 }
