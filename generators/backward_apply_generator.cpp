@@ -48,9 +48,9 @@ public:
         estimate_scalars(batch_stats, activation, activation_param);
 
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
-        if (!auto_schedule && get_target().has_gpu_feature()) {
+        if (!using_autoscheduler() && get_target().has_gpu_feature()) {
             iabn_sched::schedule_gpu_inplace_update(dx, view(), backward_specializations(batch_stats, activation));
-        } else if (!auto_schedule) {
+        } else if (!using_autoscheduler()) {
             iabn_sched::schedule_inplace_update(dx, view(), cpu_params(), get_target(),
                                                 backward_specializations(batch_stats, activation));
         }

@@ -64,7 +64,7 @@ public:
         estimate_scalars(epsilon, momentum, unbiased_running_var, abs_weight, activation, activation_param);
 
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
-        if (!auto_schedule) {
+        if (!using_autoscheduler()) {
             iabn_sched::require_cpu(get_target());
             iabn_sched::FusedChannels f;
             f.out = z;

@@ -36,12 +36,12 @@ public:
         estimate_scalars(threads);
 
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
-        if (!auto_schedule && get_target().has_gpu_feature()) {
+        if (!using_autoscheduler() && get_target().has_gpu_feature()) {
             iabn_sched::schedule_gpu_channel_reduction(st.sums, st.r, view(), {});
             st.pivot.compute_root();
             iabn_sched::schedule_gpu_per_channel(st.pivot);
             iabn_sched::schedule_gpu_channel_outputs({partials});
-        } else if (!auto_schedule) {
+        } else if (!using_autoscheduler()) {
             iabn_sched::schedule_channel_reduction(st.sums, st.r, view(), cpu_params(), get_target(), threads,
                                                    x.dim(1).extent(), {});
             st.pivot.compute_root();

@@ -56,14 +56,14 @@ public:
         estimate_scalars(epsilon, momentum, unbiased_running_var, abs_weight, threads);
 
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
-        if (!auto_schedule && get_target().has_gpu_feature()) {
+        if (!using_autoscheduler() && get_target().has_gpu_feature()) {
             // (moments stay inline: a few flops per channel, recomputed beats a launch)
             iabn_sched::schedule_gpu_channel_reduction(st.sums, st.r, view(), {});
             st.pivot.compute_root();
             iabn_sched::schedule_gpu_per_channel(st.pivot);
             iabn_sched::schedule_gpu_channel_outputs({saved_mean, saved_invstd, running_mean, running_var, apply_pivot,
                                                       apply_scale, apply_shift});
-        } else if (!auto_schedule) {
+        } else if (!using_autoscheduler()) {
             iabn_sched::schedule_channel_reduction(st.sums, st.r, view(), cpu_params(), get_target(), threads,
                                                    x.dim(1).extent(), {});
             st.moments.compute_root();

@@ -74,10 +74,16 @@ private:
         if (it == values.end()) throw std::invalid_argument("iabn generator: no estimate for the scalar Input " + name);
         return it->second;
     }
-    static void estimate_scalar(Halide::GeneratorInput<double>& s) { s.set_estimate(scalar_estimate(s.name())); }
-    static void estimate_scalar(Halide::GeneratorInput<bool>& s) { s.set_estimate(scalar_estimate(s.name()) != 0); }
+    // A scalar Input's name: the name of the variable it stands for in expressions (Halide 21
+    // made GeneratorInput::name() protected).
+    template <typename Scalar>
+    static std::string input_name(const Halide::GeneratorInput<Scalar>& s) {
+        return Halide::Expr(s).template as<Halide::Internal::Variable>()->name;
+    }
+    static void estimate_scalar(Halide::GeneratorInput<double>& s) { s.set_estimate(scalar_estimate(input_name(s))); }
+    static void estimate_scalar(Halide::GeneratorInput<bool>& s) { s.set_estimate(scalar_estimate(input_name(s)) != 0); }
     static void estimate_scalar(Halide::GeneratorInput<int>& s) {
-        s.set_estimate(static_cast<int>(scalar_estimate(s.name())));
+        s.set_estimate(static_cast<int>(scalar_estimate(input_name(s))));
     }
 
 protected:

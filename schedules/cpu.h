@@ -117,7 +117,7 @@ inline void schedule_channel_reduction(Halide::Func sums, const Halide::RDom& r,
                                        const std::vector<Halide::Expr>& specializations) {
     using namespace Halide;
     const Var c = sums.args()[0];
-    const int lanes = accumulator_lanes(target, sums.output_types()[0], p);
+    const int lanes = accumulator_lanes(target, sums.types()[0], p);
     const Expr max_tasks = max(threads, 1) * p.tasks_per_thread;
     Var k("k"), j("j"), task("task"), lane("lane");
     RVar rxo("rxo"), rxi("rxi"), rio("rio"), rii("rii"), ryo("ryo"), ryi("ryi");
@@ -174,7 +174,7 @@ inline void schedule_inplace_update(Halide::Func out, ViewLayout layout, const C
                                     const std::vector<Halide::Expr>& specializations) {
     using namespace Halide;
     const Var s = out.args()[0], c = out.args()[1], n = out.args()[2];
-    const int lanes = element_lanes(target, out.output_types()[0]);
+    const int lanes = element_lanes(target, out.types()[0]);
     const Expr extent_s = out.output_buffer().dim(0).extent(), extent_c = out.output_buffer().dim(1).extent();
     Var so("so"), si("si"), cn("cn"), cno("cno"), cni("cni"), task("task");
     Stage update = out.update();
@@ -221,8 +221,8 @@ inline void schedule_fused_channels(const FusedChannels& f, const CpuParams& p, 
     Func out = f.out, sums = f.sums;
     const RDom& r = f.r;
     const Var s = out.args()[0], c = out.args()[1], n = out.args()[2];
-    const int acc_lanes = accumulator_lanes(target, sums.output_types()[0], p);
-    const int lanes = element_lanes(target, out.output_types()[0]);
+    const int acc_lanes = accumulator_lanes(target, sums.types()[0], p);
+    const int lanes = element_lanes(target, out.types()[0]);
     Var lane("lane"), block("block"), ci("ci");
     RVar ro("ro"), ri("ri");
     const Expr channel_elements = cast<int64_t>(r.x.extent()) * r.y.extent();

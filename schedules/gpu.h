@@ -126,9 +126,14 @@ inline void schedule_gpu_channel_reduction(Halide::Func sums, const Halide::RDom
     Var go("go"), gi("gi");
     Func group_sums = sums.update().split(rb, rgo, rgi, groups, TailStrategy::GuardWithIf).rfactor(rgi, g);
     group_sums.compute_root();
-    for (Stage stage : {Stage(group_sums), group_sums.update()}) {
-        stage.split(g, go, gi, p.threads, TailStrategy::GuardWithIf).reorder(gi, c, go).gpu_blocks(c, go).gpu_threads(gi);
-    }
+    group_sums.split(g, go, gi, p.threads, TailStrategy::GuardWithIf).reorder(gi, c, go).gpu_blocks(c, go).gpu_threads(gi);
+    // The update's full loop order: rfactor leaves g where rgi was (innermost), so a partial
+    // reorder would leave the serial rgo loop between the block loops.
+    group_sums.update()
+        .split(g, go, gi, p.threads, TailStrategy::GuardWithIf)
+        .reorder(rgo, gi, c, go)
+        .gpu_blocks(c, go)
+        .gpu_threads(gi);
     // Stage 3: a thread per channel.
     schedule_gpu_per_channel(sums, p);  // after the rfactors, which would inherit it
 }

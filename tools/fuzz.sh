@@ -17,6 +17,7 @@ targets="${IABN_FUZZ_TARGETS:-x86-64-linux-avx2-fma-f16c-sse41}"
 command -v clang++ >/dev/null || { echo "tools/fuzz.sh: clang++ is needed (libFuzzer)" >&2; exit 1; }
 
 bash tools/deps.sh
+source tools/env.sh
 # The generators come from the normal host build (build/), as in tools/cross-aarch64.sh.
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build --target iabn_generators

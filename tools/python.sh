@@ -5,6 +5,7 @@
 #   tools/python.sh [pytest arguments]      (after cmake --build build; tools/test.sh calls it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source tools/env.sh
 cmake --install build --prefix build/prefix >/dev/null
 [ -x build/venv/bin/python ] || /usr/bin/python3 -m venv --system-site-packages build/venv
 # --no-build-isolation: the build uses the venv's setuptools, wheel and pybind11 (Debian's, through

@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/deps.sh
+source tools/env.sh
 # -U: the default dtypes (CMakeLists.txt), all of which the suite tests, also in a build/ configured
 # before f16 and bf16 were among them.
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DIABN_SANITIZERS=ON -UIABN_DTYPES >/dev/null

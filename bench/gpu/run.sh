@@ -22,6 +22,7 @@ cuda_filter='Cuda/DeviceCase.*:Cuda/Sync.*:Devices/DeviceQueue.*/cuda:Devices/De
 
 if [ "${1:-}" = "--prepare" ]; then
     dir="${2:?usage: bash bench/gpu/run.sh --prepare <dir>}"
+    source tools/env.sh  # the pinned CMake and Halide (tools/deps.sh)
     if [ ! -f build/CMakeCache.txt ]; then
         cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
     fi
@@ -72,6 +73,7 @@ else
     tests=build-gpu/tests/iabn_tests
     bench=build-gpu/bench/gpu/iabn-bench-gpu
     if [ ! -x "$bench" ] || [ ! -x "$tests" ]; then
+        source tools/env.sh
         cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DIABN_CUDA=ON >/dev/null
         cmake --build build-gpu --target iabn-bench-gpu iabn_tests
     fi

@@ -17,11 +17,22 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+// The autoschedulers' plugins (tools/tune/CMakeLists.txt passes the paths of Halide's).
+#ifndef IABN_ADAMS2019_PLUGIN
+#define IABN_ADAMS2019_PLUGIN "libautoschedule_adams2019.so"
+#endif
+#ifndef IABN_MULLAPUDI2016_PLUGIN
+#define IABN_MULLAPUDI2016_PLUGIN "libautoschedule_mullapudi2016.so"
+#endif
+#ifndef IABN_LI2018_PLUGIN
+#define IABN_LI2018_PLUGIN "libautoschedule_li2018.so"
+#endif
+
 namespace iabn_tune {
 
 using Halide::Buffer;
 using Halide::Type;
-using Halide::Internal::Parameter;
+using Halide::Parameter;
 
 std::vector<std::pair<std::string, std::string>> ordered(const ParamValues& p) {
     static const std::vector<std::string> order = {"block", "rows", "vectors", "tasks_per_thread", "channels", "unroll",
@@ -302,8 +313,34 @@ const char* to_string(Scheduler s) {
             return "Adams2019";
         case Scheduler::mullapudi2016:
             return "Mullapudi2016";
+        case Scheduler::li2018:
+            return "Li2018";
     }
     return "?";
+}
+
+const std::vector<Scheduler>& autoschedulers() {
+    static const std::vector<Scheduler> all = {Scheduler::adams2019, Scheduler::mullapudi2016, Scheduler::li2018};
+    return all;
+}
+
+const char* plugin_path(Scheduler s) {
+    switch (s) {
+        case Scheduler::adams2019:
+            return IABN_ADAMS2019_PLUGIN;
+        case Scheduler::mullapudi2016:
+            return IABN_MULLAPUDI2016_PLUGIN;
+        case Scheduler::li2018:
+            return IABN_LI2018_PLUGIN;
+        default:
+            return "";
+    }
+}
+
+std::string option_name(Scheduler s) {
+    std::string name = to_string(s);
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    return name;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -311,17 +348,15 @@ const char* to_string(Scheduler s) {
 
 namespace {
 
-// Halide 14 keeps GeneratorBase::build_pipeline() (and the configure() step that must precede it)
-// protected, for its stub machinery; a pointer to the member, taken from a derived class, is the
-// standard-conforming way to call them. The public alternative, set_inputs(), would not do: for
-// an Input<Buffer> it takes only a Buffer, which it compiles into the pipeline as a constant
-// (strides folded into the code: one compile per shape, and code unlike the AOT kernels).
-struct PipelineBuilder : Halide::Internal::GeneratorBase {
-    static Halide::Pipeline build(Halide::Internal::GeneratorBase& g) {
-        (g.*(&PipelineBuilder::ensure_configure_has_been_called))();
-        return (g.*(&PipelineBuilder::build_pipeline))();
+// The parameters each autoscheduler takes (Halide 21 refuses one it does not know).
+Halide::AutoschedulerParams autoscheduler_params(Scheduler s, const Machine& m) {
+    std::map<std::string, std::string> extra = {{"parallelism", std::to_string(m.parallelism)}};
+    if (s == Scheduler::mullapudi2016) {
+        extra["last_level_cache_size"] = std::to_string(m.last_level_cache);
+        extra["balance"] = std::to_string(m.balance);
     }
-};
+    return {to_string(s), extra};
+}
 
 // Collects the Parameters (Inputs) a pipeline's Funcs read, by name.
 class ParameterCollector : public Halide::Internal::IRGraphVisitor {
@@ -347,18 +382,18 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-std::unique_ptr<Halide::Internal::GeneratorBase> create_generator(const std::string& generator, const BuildOptions& o) {
+// A generator with an autoscheduler in its context skips its manual schedule
+// (using_autoscheduler()); build() then applies the autoscheduler to the pipeline.
+Halide::Internal::AbstractGeneratorPtr create_generator(const std::string& generator, const BuildOptions& o) {
     const bool autosched = o.scheduler != Scheduler::manual;
-    auto gen = Halide::Internal::GeneratorRegistry::create("iabn_" + generator,
-                                                           Halide::GeneratorContext(o.target, autosched, o.machine));
-    Halide::Internal::GeneratorParamsMap values = {{"dtype", o.dtype}, {"layout", o.layout}};
-    if (autosched) {
-        values["auto_schedule"] = "true";
-        values["machine_params"] = o.machine.to_string();
-    } else {
+    const Halide::GeneratorContext context = autosched ? Halide::GeneratorContext(o.target, autoscheduler_params(o.scheduler, o.machine))
+                                                       : Halide::GeneratorContext(o.target);
+    auto gen = Halide::Internal::GeneratorRegistry::create("iabn_" + generator, context);
+    Halide::GeneratorParamsMap values = {{"dtype", o.dtype}, {"layout", o.layout}};
+    if (!autosched) {
         for (const auto& [k, v] : o.params) values[k] = v;
     }
-    gen->set_generator_param_values(values);
+    gen->set_generatorparam_values(values);
     return gen;
 }
 
@@ -367,7 +402,7 @@ std::unique_ptr<Halide::Internal::GeneratorBase> create_generator(const std::str
 bool has_generator_param(const std::string& generator, const std::string& name, const Halide::Target& target) {
     try {
         auto gen = Halide::Internal::GeneratorRegistry::create("iabn_" + generator, Halide::GeneratorContext(target));
-        gen->set_generator_param_values({{name, "1"}});
+        gen->set_generatorparam_value(name, "1");
         return true;
     } catch (const Halide::Error&) {
         return false;
@@ -378,14 +413,14 @@ std::unique_ptr<Compiled> build(const std::string& generator, const BuildOptions
     auto c = std::make_unique<Compiled>();
     c->generator = generator;
     auto gen = create_generator(generator, o);
-    c->pipeline = PipelineBuilder::build(*gen);
+    c->pipeline = gen->build_pipeline();
 
     ParameterCollector collector;
     std::vector<Halide::Internal::Function> outputs;
     for (const Halide::Func& f : c->pipeline.outputs()) {
         outputs.push_back(f.function());
         c->output_names.push_back(declared_name(f.name()));
-        c->output_types.push_back(f.output_types().at(0));
+        c->output_types.push_back(f.types().at(0));
     }
     for (const auto& [name, f] : Halide::Internal::build_environment(outputs)) f.accept(&collector);
     for (const Halide::Argument& a : c->pipeline.infer_arguments()) {
@@ -418,7 +453,8 @@ std::unique_ptr<Compiled> build(const std::string& generator, const BuildOptions
             }
         }
         const auto t0 = std::chrono::steady_clock::now();
-        c->schedule_source = c->pipeline.auto_schedule(to_string(o.scheduler), o.target, o.machine).schedule_source;
+        c->schedule_source =
+            c->pipeline.apply_autoscheduler(o.target, autoscheduler_params(o.scheduler, o.machine)).schedule_source;
         c->schedule_s = seconds_since(t0);
     }
 
@@ -468,7 +504,7 @@ std::string lower_and_hash(const std::string& request) {
     }
     try {
         auto gen = create_generator(f[0], o);
-        Halide::Pipeline p = PipelineBuilder::build(*gen);
+        Halide::Pipeline p = gen->build_pipeline();
         std::ostringstream code;
         code << p.compile_to_module(p.infer_arguments(), "iabn_tune_" + f[0], o.target);
         std::ostringstream key;

@@ -81,15 +81,28 @@ struct Wiring {
 };
 Wiring wiring_for(const std::string& generator);
 
-enum class Scheduler { manual, adams2019, mullapudi2016 };
-const char* to_string(Scheduler s);
+// Halide's CPU autoschedulers beside the manual schedule (Anderson2021 schedules GPUs only).
+enum class Scheduler { manual, adams2019, mullapudi2016, li2018 };
+const char* to_string(Scheduler s);  // Halide's name: "Adams2019", ...
+// Every autoscheduler, in the tuner's table order; each one's plugin (a shared library that
+// registers it with libHalide when loaded) and its option name (adams2019, ...).
+const std::vector<Scheduler>& autoschedulers();
+const char* plugin_path(Scheduler s);
+std::string option_name(Scheduler s);
+
+// What the autoschedulers are told of the machine (each takes the parameters it knows).
+struct Machine {
+    int parallelism = 2;                         // threads
+    int64_t last_level_cache = 32 * 1000 * 1000;  // bytes (Mullapudi2016)
+    int balance = 40;                            // compute to memory cost (Mullapudi2016)
+};
 
 struct BuildOptions {
     Halide::Target target;
     std::string dtype, layout;
     ParamValues params;  // manual schedule only
     Scheduler scheduler = Scheduler::manual;
-    Halide::MachineParams machine{2, 32000000, 40};  // autoschedulers only
+    Machine machine;  // autoschedulers only
     // Autoschedulers only: plan for this shape instead of the generators' estimates. Their
     // schedules assume the estimated extents (ShiftInwards tails reach before the buffer when a
     // dim is smaller), so each shape gets a schedule made for it: their best case.
@@ -99,9 +112,9 @@ struct BuildOptions {
 // A compiled pipeline and the Parameters it reads, found by name in its IR.
 struct Compiled {
     std::string generator;                                   // without the iabn_ prefix
-    std::unique_ptr<Halide::Internal::GeneratorBase> owner;  // keeps the generator alive with its pipeline
+    Halide::Internal::AbstractGeneratorPtr owner;  // keeps the generator alive with its pipeline
     Halide::Pipeline pipeline;
-    std::map<std::string, Halide::Internal::Parameter> inputs;
+    std::map<std::string, Halide::Parameter> inputs;
     std::vector<std::string> output_names;
     std::vector<Halide::Type> output_types;
     Halide::Target jit_target;    // what it was JIT-compiled for
@@ -124,7 +137,7 @@ void start_code_key_server();
 std::string code_key(const std::string& generator, const BuildOptions& options);
 void jit_compile(Compiled& c, const Halide::Target& target);
 
-// Whether the generator has a GeneratorParam of that name (probes with set_generator_param_values).
+// Whether the generator has a GeneratorParam of that name (probes with set_generatorparam_value).
 bool has_generator_param(const std::string& generator, const std::string& name, const Halide::Target& target);
 
 struct RunOptions {

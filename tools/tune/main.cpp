@@ -1,7 +1,7 @@
 // iabn-tune: searches the tunable GeneratorParams of the iabn CPU schedules (struct CpuParams in
 // schedules/cpu.h) for one dispatch level by compiling candidates with Halide's JIT and timing them
 // on real shapes, checks every candidate against the output of the numbers the level takes,
-// compares the result with Halide's Adams2019 and Mullapudi2016 autoschedulers, and writes the
+// compares the result with Halide's Adams2019, Mullapudi2016 and Li2018 autoschedulers, and writes the
 // lines it tuned into a params file. See README.md. The parts: options (command line), passes
 // (what is tuned), measure (candidates compiled, checked, timed), search, report, params_file.
 #include "harness.h"
@@ -25,13 +25,6 @@
 #include <vector>
 
 using namespace iabn_tune;
-
-#ifndef IABN_ADAMS2019_PLUGIN
-#define IABN_ADAMS2019_PLUGIN "libautoschedule_adams2019.so"
-#endif
-#ifndef IABN_MULLAPUDI2016_PLUGIN
-#define IABN_MULLAPUDI2016_PLUGIN "libautoschedule_mullapudi2016.so"
-#endif
 
 int main(int argc, char** argv) {
     bench::keep_openmp_threads_passive(argv);  // the floor loops and the cache flush run on OpenMP
@@ -97,9 +90,8 @@ int main(int argc, char** argv) {
     // Autoscheduler plugins: they register themselves with libHalide when loaded.
     std::map<Scheduler, std::string> plugin_error;
     for (Scheduler s : o.autoschedulers) {
-        const char* path = s == Scheduler::adams2019 ? IABN_ADAMS2019_PLUGIN : IABN_MULLAPUDI2016_PLUGIN;
         try {
-            Halide::load_plugin(path);
+            Halide::load_plugin(plugin_path(s));
         } catch (const std::exception& e) {
             plugin_error[s] = "plugin not loaded: " + first_line(e.what());
         }

@@ -23,7 +23,7 @@ BuildOptions Tuner::build_options(const ParamValues& p, Scheduler s) const {
     b.layout = pass_.layout;
     b.params = p;
     b.scheduler = s;
-    b.machine = Halide::MachineParams(o_.threads, 32000000, 40);
+    b.machine.parallelism = o_.threads;
     return b;
 }
 

@@ -4,6 +4,7 @@
 #include "machine.h"  // bench/machine.h: cache_flush_bytes()
 #include "util.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -59,7 +60,7 @@ channels-last shapes (nhwc and rank 2), as the runtime picks them.
                       the lines of the level whose chosen numbers differ from what it took are
                       written or replaced, each with notes on where they come from
   --dry-run           print the new file instead of writing it
-  --autoschedulers L  adams2019,mullapudi2016 (default) or none
+  --autoschedulers L  adams2019,mullapudi2016,li2018 (default: all three) or none
   --save-schedules D  write each autoscheduler's schedule source into directory D
   --seed N            random data seed (default 1)
   --help
@@ -161,12 +162,11 @@ Options parse(int argc, char** argv) {
         else if (a == "--autoschedulers") {
             o.autoschedulers.clear();
             for (const auto& s : split(value(), ',')) {
-                if (s == "adams2019")
-                    o.autoschedulers.push_back(Scheduler::adams2019);
-                else if (s == "mullapudi2016")
-                    o.autoschedulers.push_back(Scheduler::mullapudi2016);
-                else if (s != "none")
-                    throw std::invalid_argument("unknown autoscheduler " + s);
+                if (s == "none") continue;
+                const auto& all = autoschedulers();
+                const auto it = std::find_if(all.begin(), all.end(), [&](Scheduler a) { return option_name(a) == s; });
+                if (it == all.end()) throw std::invalid_argument("unknown autoscheduler " + s);
+                o.autoschedulers.push_back(*it);
             }
         } else if (a == "--save-schedules")
             o.save_schedules = value();

@@ -25,7 +25,7 @@ struct Options {
     std::set<std::string> passes, tunables;
     std::string params, output;  // parse() fills in the build's file
     bool dry_run = false;
-    std::vector<Scheduler> autoschedulers = {Scheduler::adams2019, Scheduler::mullapudi2016};
+    std::vector<Scheduler> autoschedulers = iabn_tune::autoschedulers();
     std::string save_schedules;
     uint64_t seed = 1;
     std::string command;

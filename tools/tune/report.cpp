@@ -26,8 +26,9 @@ void print_results(const Options& o, const std::vector<PassResult>& results) {
     std::printf("\n== Result (ms per pass, median; pass = sum of its pipelines; (xN): N times the floor; level %s, "
                 "target %s, %s, %d threads)\n",
                 o.level.c_str(), o.target.to_string().c_str(), o.dtype.c_str(), o.threads);
-    std::printf("%-12s %-20s %7s %16s %16s %16s %16s\n", "pass", "shape", "floor", "committed", "best", "Adams2019",
-                "Mullapudi2016");
+    std::printf("%-12s %-20s %7s %16s %16s", "pass", "shape", "floor", "committed", "best");
+    for (Scheduler s : autoschedulers()) std::printf(" %16s", to_string(s));
+    std::printf("\n");
     for (const PassResult& r : results) {
         for (size_t j = 0; j < r.pass->shapes.size(); j++) {
             const double floor = r.floor_ms[j];
@@ -40,10 +41,10 @@ void print_results(const Options& o, const std::vector<PassResult>& results) {
                 const double ms = std::strtod(c.c_str(), &end);
                 return end != c.c_str() && *end == '\0' ? cell(ms) : c;
             };
-            std::printf("%-12s %-20s %7.2f %16s %16s %16s %16s\n", r.pass->id.c_str(),
-                        o.shapes[r.pass->shapes[j]].label().c_str(), floor, cell(r.committed_ms[j]).c_str(),
-                        cell(r.best_ms[j]).c_str(), auto_cell(Scheduler::adams2019).c_str(),
-                        auto_cell(Scheduler::mullapudi2016).c_str());
+            std::printf("%-12s %-20s %7.2f %16s %16s", r.pass->id.c_str(), o.shapes[r.pass->shapes[j]].label().c_str(),
+                        floor, cell(r.committed_ms[j]).c_str(), cell(r.best_ms[j]).c_str());
+            for (Scheduler s : autoschedulers()) std::printf(" %16s", auto_cell(s).c_str());
+            std::printf("\n");
         }
     }
     for (const PassResult& r : results) {
