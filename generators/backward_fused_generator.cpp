@@ -43,9 +43,10 @@ public:
         const Expr a = cast(t.compute, activation_param);
 
         TrainingBackward b = training_backward(z, dz, weight, bias, saved_invstd, running_var, c, weight_grad, bias_grad,
-                                               epsilon, abs_weight, batch_stats, activation, activation_param, t);
+                                               epsilon, abs_weight, batch_stats, activation, activation_param,
+                                               ViewLayout::nchw, t);
         Func channel = b.channel;
-        GradSums& gs = b.gs;
+        ChannelSums& gs = b.gs;
         const GradCoefficients& k = b.k;
         Func coefficients("coefficients");
         coefficients(c) = Tuple(k.scale, k.mean_dy, k.mean_dy_xhat);
@@ -73,7 +74,7 @@ public:
             iabn_sched::require_cpu(get_target());
             iabn_sched::FusedChannels f;
             f.out = dx;
-            f.sums = gs.sums, f.r = gs.r;
+            f.sums = gs;
             f.per_channel = {channel, coefficients};
             f.channel_outputs = {weight_grad, bias_grad};
             f.update_cases = backward_specializations(batch_stats, activation);

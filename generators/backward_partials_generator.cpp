@@ -37,12 +37,13 @@ public:
         const ElementTypes t = types();
         Var c("c"), i("i");
         LocalBackward b = local_backward(z, dz, weight, bias, c, weight_grad, bias_grad, epsilon, abs_weight, activation,
-                                         activation_param, t);
+                                         activation_param, view(), t);
         Func channel = b.channel;
-        GradSums& gs = b.gs;
+        ChannelSums& gs = b.gs;
         Func sum_dy("sum_dy"), sum_dy_xhat("sum_dy_xhat");
-        sum_dy(c) = cast(Float(64), gs.sums(c)[0]);
-        sum_dy_xhat(c) = cast(Float(64), gs.sums(c)[1]);
+        Func sums = gs.sums;
+        sum_dy(c) = cast(Float(64), sums(c)[0]);
+        sum_dy_xhat(c) = cast(Float(64), sums(c)[1]);
         partials(i) = pack_partials(i, z.dim(1).extent(), elements_per_channel(z, Float(64)), sum_dy, sum_dy_xhat);
 
         zero_mins(z);
@@ -59,13 +60,13 @@ public:
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
         if (!using_autoscheduler() && get_target().has_gpu_feature()) {
             channel.compute_root();
-            iabn_sched::schedule_gpu_channel_reduction(gs.sums, gs.r, view(), activation_specializations(activation));
+            iabn_sched::schedule_gpu_channel_reduction(gs.sums, gs.all, view(), activation_specializations(activation));
             iabn_sched::schedule_gpu_per_channel(channel);
             iabn_sched::schedule_gpu_channel_outputs({weight_grad, bias_grad});
             iabn_sched::schedule_gpu_channel_outputs({partials});  // (2C + 1 values: a launch of its own)
         } else if (!using_autoscheduler()) {
             channel.compute_root();
-            iabn_sched::schedule_channel_reduction(gs.sums, gs.r, view(), cpu_params(), get_target(), threads,
+            iabn_sched::schedule_channel_reduction(gs, view(), cpu_params(), get_target(), threads,
                                                    z.dim(1).extent(), activation_specializations(activation));
         }
     }

@@ -46,9 +46,9 @@ public:
         Var c("c");
 
         TrainingBackward b = training_backward(z, dz, weight, bias, saved_invstd, running_var, c, weight_grad, bias_grad,
-                                               epsilon, abs_weight, batch_stats, activation, activation_param, t);
+                                               epsilon, abs_weight, batch_stats, activation, activation_param, view(), t);
         Func channel = b.channel;
-        GradSums& gs = b.gs;
+        ChannelSums& gs = b.gs;
         const GradCoefficients& k = b.k;
         grad_scale(c) = k.scale;
         grad_mean_dy(c) = k.mean_dy;
@@ -70,13 +70,13 @@ public:
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
         if (!using_autoscheduler() && get_target().has_gpu_feature()) {
             channel.compute_root();
-            iabn_sched::schedule_gpu_channel_reduction(gs.sums, gs.r, view(), activation_specializations(activation));
+            iabn_sched::schedule_gpu_channel_reduction(gs.sums, gs.all, view(), activation_specializations(activation));
             iabn_sched::schedule_gpu_per_channel(channel);
             iabn_sched::schedule_gpu_channel_outputs({weight_grad, bias_grad, grad_scale, grad_mean_dy, grad_mean_dy_xhat,
                                                       xhat_bias, xhat_inv_g});
         } else if (!using_autoscheduler()) {
             channel.compute_root();
-            iabn_sched::schedule_channel_reduction(gs.sums, gs.r, view(), cpu_params(), get_target(), threads,
+            iabn_sched::schedule_channel_reduction(gs, view(), cpu_params(), get_target(), threads,
                                                    z.dim(1).extent(), activation_specializations(activation));
         }
     }

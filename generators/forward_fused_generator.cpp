@@ -43,7 +43,7 @@ public:
         Var s("s"), c("c"), n("n");
 
         TrainingForward f = training_forward(x, weight, bias, c, {saved_mean, saved_invstd, running_mean, running_var},
-                                             epsilon, momentum, unbiased_running_var, abs_weight, t);
+                                             epsilon, momentum, unbiased_running_var, abs_weight, ViewLayout::nchw, t);
         BatchStatistics& st = f.st;
         Func coefficients("coefficients");
         coefficients(c) = Tuple(f.k.pivot, f.k.scale, f.k.shift);
@@ -68,7 +68,7 @@ public:
             iabn_sched::require_cpu(get_target());
             iabn_sched::FusedChannels f;
             f.out = z;
-            f.sums = st.sums, f.r = st.r;
+            f.sums = st.sums;
             f.per_channel = {st.pivot, st.moments, coefficients};
             f.channel_outputs = {saved_mean, saved_invstd, running_mean, running_var};
             f.update_cases = activation_specializations(activation);

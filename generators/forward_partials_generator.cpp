@@ -19,12 +19,13 @@ public:
     void generate() {
         const ElementTypes t = types();
         Var c("c"), i("i");
-        BatchStatistics st = batch_statistics(x, c, t);
+        BatchStatistics st = batch_statistics(x, c, view(), t);
         // Around the mean rather than the pivot, so that processes with different pivots merge:
         // M2 = sum (x - pivot)^2 - (sum (x - pivot))^2 / m.
         Func mean("local_mean"), m2("local_m2");
         mean(c) = cast(Float(64), st.moments(c)[0]);
-        m2(c) = cast(Float(64), max(st.sums(c)[1] - st.sums(c)[0] * st.sums(c)[0] / st.m, 0));
+        Func sums = st.sums.sums;
+        m2(c) = cast(Float(64), max(sums(c)[1] - sums(c)[0] * sums(c)[0] / st.m, 0));
         partials(i) = pack_partials(i, x.dim(1).extent(), cast(Float(64), st.m), mean, m2);
 
         zero_mins(x);
@@ -37,12 +38,12 @@ public:
 
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
         if (!using_autoscheduler() && get_target().has_gpu_feature()) {
-            iabn_sched::schedule_gpu_channel_reduction(st.sums, st.r, view(), {});
+            iabn_sched::schedule_gpu_channel_reduction(st.sums.sums, st.sums.all, view(), {});
             st.pivot.compute_root();
             iabn_sched::schedule_gpu_per_channel(st.pivot);
             iabn_sched::schedule_gpu_channel_outputs({partials});
         } else if (!using_autoscheduler()) {
-            iabn_sched::schedule_channel_reduction(st.sums, st.r, view(), cpu_params(), get_target(), threads,
+            iabn_sched::schedule_channel_reduction(st.sums, view(), cpu_params(), get_target(), threads,
                                                    x.dim(1).extent(), {});
             st.pivot.compute_root();
         }

@@ -40,7 +40,7 @@ public:
         Var c("c");
 
         TrainingForward f = training_forward(x, weight, bias, c, {saved_mean, saved_invstd, running_mean, running_var},
-                                             epsilon, momentum, unbiased_running_var, abs_weight, t);
+                                             epsilon, momentum, unbiased_running_var, abs_weight, view(), t);
         BatchStatistics& st = f.st;
         apply_pivot(c) = f.k.pivot;
         apply_scale(c) = f.k.scale;
@@ -58,13 +58,13 @@ public:
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
         if (!using_autoscheduler() && get_target().has_gpu_feature()) {
             // (moments stay inline: a few flops per channel, recomputed beats a launch)
-            iabn_sched::schedule_gpu_channel_reduction(st.sums, st.r, view(), {});
+            iabn_sched::schedule_gpu_channel_reduction(st.sums.sums, st.sums.all, view(), {});
             st.pivot.compute_root();
             iabn_sched::schedule_gpu_per_channel(st.pivot);
             iabn_sched::schedule_gpu_channel_outputs({saved_mean, saved_invstd, running_mean, running_var, apply_pivot,
                                                       apply_scale, apply_shift});
         } else if (!using_autoscheduler()) {
-            iabn_sched::schedule_channel_reduction(st.sums, st.r, view(), cpu_params(), get_target(), threads,
+            iabn_sched::schedule_channel_reduction(st.sums, view(), cpu_params(), get_target(), threads,
                                                    x.dim(1).extent(), {});
             st.moments.compute_root();
             st.pivot.compute_root();

@@ -5,33 +5,137 @@
 
 #include "backward_math.h"
 #include "channel_math.h"
+#include "common.h"  // iabn_sched::ChannelSums
 #include "tensor_view.h"
 #include "types.h"
 
+#include <string>
+
 namespace iabn_gen {
 
-// Batch statistics of x(s, c, n): sums are taken around a per-channel pivot (the channel's first
-// element), which keeps them accurate when |mean| >> std: the centred values are O(std), not
-// O(|mean|). moments(c) = (mean, biased variance), in the accumulation type.
+using iabn_sched::ChannelSums;
+
+// The bounds of an f32 chunk (channel_sums() below): about this many elements of a channel...
+constexpr int chunk_elements = 4096;
+// ... and in nchw never more than one row of at most this many: longer rows are added in f64.
+constexpr int longest_chunked_row = 16384;
+
+// The per-channel sums of per-element terms over the (s, n) elements of every channel of a view
+// with extents (S, C, N): the reduction of every training pass (batch statistics: the centred
+// value and its square; backward: dy and dy * xhat). `terms(s, n, type)` gives the terms of
+// element (s, c, n) computed in `type`. The sums are in t.accum (f64).
+//
+// On CPUs with an f32 compute type (t.chunked_sums), the terms are added in f32 over chunks of a
+// channel's elements, and each chunk's total in f64: an f32 add takes twice the lanes of an f64
+// one and no conversion, which is what a 16-bit pass, moving half the bytes, cannot afford. A
+// chunk bounds what one f32 sum takes, so its error stays at the f32 budget (tests/error_measures.h):
+//   nchw: R = max(1, chunk_elements / S) whole rows (vector lanes carry on across the rows of a
+//         chunk, so a short row costs no horizontal add of its own); a channel whose rows are longer
+//         than longest_chunked_row adds in f64 throughout (`direct`);
+//   nhwc: R = clamp(chunk_elements / C, 16, chunk_elements) rows of C channels (a channel per
+//         lane: at most chunk_elements terms in a sum).
+// The chunks depend on the shape only, never on the thread count: the same bits with any threads.
+// Elsewhere (f64 tensors, GPUs) every term is added in f64.
+template <typename Terms>
+ChannelSums channel_sums(const std::string& name, const Terms& terms, const Halide::Var& c, const Halide::Expr& S,
+                         const Halide::Expr& C, const Halide::Expr& N, ViewLayout layout, const ElementTypes& t) {
+    using namespace Halide;
+    auto zeros = [](Type type, size_t k) {
+        std::vector<Expr> z(k, cast(type, 0));
+        return Tuple(z);
+    };
+    // sum(c) + widened terms, element by element.
+    auto add = [](const FuncRef& sum, const Tuple& more, Type type) {
+        std::vector<Expr> out;
+        for (size_t i = 0; i < more.size(); i++) out.push_back(Tuple(sum)[i] + cast(type, more[i]));
+        return Tuple(out);
+    };
+    ChannelSums cs;
+    cs.all = RDom(0, S, 0, N, name + "_r");
+    const bool long_rows_direct = layout == ViewLayout::nchw;
+    if (!t.chunked_sums || long_rows_direct) {
+        const Tuple v = terms(cs.all.x, cs.all.y, t.accum);
+        cs.direct = Func(t.chunked_sums ? name + "_direct" : name);
+        cs.direct(c) = zeros(t.accum, v.size());
+        cs.direct(c) = add(cs.direct(c), v, t.accum);
+        if (!t.chunked_sums) {
+            cs.sums = cs.direct;
+            return cs;
+        }
+    }
+    Var q("q");
+    Expr rows, count;  // per chunk; chunks per channel
+    Tuple v = Tuple(Expr());
+    if (layout == ViewLayout::nchw) {
+        rows = max(1, chunk_elements / S);
+        cs.in_chunk = RDom(0, S, 0, rows, name + "_rc");
+        cs.in_chunk.where(q * rows + cs.in_chunk.y < N);
+        // (min: the where() keeps rows past N out at run time; the clamp tells bounds inference.)
+        v = terms(cs.in_chunk.x, min(q * rows + cs.in_chunk.y, N - 1), t.compute);
+        count = (N + rows - 1) / rows;
+        cs.chunked = S <= longest_chunked_row;
+    } else {
+        rows = clamp(chunk_elements / C, 16, chunk_elements);
+        cs.in_chunk = RDom(0, rows, 0, N, name + "_rc");
+        cs.in_chunk.where(q * rows + cs.in_chunk.x < S);
+        v = terms(min(q * rows + cs.in_chunk.x, S - 1), cs.in_chunk.y, t.compute);
+        count = (S + rows - 1) / rows;
+        cs.chunked = Halide::Internal::const_true();
+    }
+    cs.chunk = Func(name + "_chunk");
+    cs.chunk(c, q) = zeros(t.compute, v.size());
+    cs.chunk(c, q) = add(cs.chunk(c, q), v, t.compute);
+    cs.chunks = RDom(0, count, name + "_q");
+    cs.total = Func(name + "_total");
+    cs.total(c) = zeros(t.accum, v.size());
+    cs.total(c) = add(cs.total(c), Tuple(cs.chunk(c, cs.chunks.x)), t.accum);
+    if (cs.has_direct()) {
+        cs.sums = Func(name);
+        cs.sums(c) = select(cs.chunked, Tuple(cs.total(c)), Tuple(cs.direct(c)));
+    } else {
+        cs.sums = cs.total;
+    }
+    return cs;
+}
+
+// Batch statistics of x(s, c, n): sums are taken around a per-channel pivot, which keeps them
+// accurate when |mean| >> std: the centred values are O(std), not O(|mean|). The pivot is the
+// mean of the channel's first elements (at most pivot_elements, in memory order), rounded to the
+// compute type: close to the channel's mean, so that var = S2/m - (S1/m)^2 cancels little (a
+// pivot d standard deviations away multiplies the relative error of S2 by 1 + d^2, which f32
+// chunk sums cannot afford). The pivot is held in the compute type (what the element loops
+// subtract; exact in the accumulation type too). moments(c) = (mean, biased variance), in the
+// accumulation type.
+constexpr int pivot_elements = 64;
+
 struct BatchStatistics {
-    Halide::Func pivot{"pivot"}, sums{"sums"}, moments{"moments"};
-    Halide::RDom r;   // over (s, n) of one channel
-    Halide::Expr m;   // elements per channel
+    Halide::Func pivot{"pivot"}, moments{"moments"};
+    ChannelSums sums;  // (sum of x - pivot, sum of its squares)
+    Halide::Expr m;    // elements per channel
 };
 
 template <typename X>
-BatchStatistics batch_statistics(const X& x, const Halide::Var& c, const ElementTypes& t) {
+BatchStatistics batch_statistics(const X& x, const Halide::Var& c, ViewLayout layout, const ElementTypes& t) {
     using namespace Halide;
     const Type acc = t.accum;
     BatchStatistics st;
-    st.pivot(c) = cast(acc, t.to_compute(x(0, c, 0)));
-    st.r = RDom(0, x.dim(0).extent(), 0, x.dim(2).extent(), "r");
-    Expr v = cast(acc, t.to_compute(x(st.r.x, c, st.r.y))) - st.pivot(c);
-    st.sums(c) = Tuple(cast(acc, 0), cast(acc, 0));
-    st.sums(c) = Tuple(st.sums(c)[0] + v, st.sums(c)[1] + v * v);
+    // The centred value is the difference of two values exact in either type.
+    const Expr S = x.dim(0).extent(), N = x.dim(2).extent();
+    const Expr first = cast<int32_t>(min(cast<int64_t>(S) * N, pivot_elements));
+    RDom i(0, first, "pivot_r");
+    Func first_sum("pivot_sum");
+    first_sum(c) = cast(acc, 0);
+    first_sum(c) += cast(acc, t.to_compute(x(i % S, c, i / S)));
+    st.pivot(c) = cast(t.compute, first_sum(c) / first);
+    auto centred = [&](const Expr& s, const Expr& n, Type type) {
+        Expr v = cast(type, t.to_compute(x(s, c, n))) - cast(type, st.pivot(c));
+        return Tuple(v, v * v);
+    };
+    st.sums = channel_sums("sums", centred, c, x.dim(0).extent(), x.dim(1).extent(), x.dim(2).extent(), layout, t);
+    Func sums = st.sums.sums;
     st.m = elements_per_channel(x, acc);
-    Expr shifted_mean = st.sums(c)[0] / st.m;
-    st.moments(c) = Tuple(st.pivot(c) + shifted_mean, max(st.sums(c)[1] / st.m - shifted_mean * shifted_mean, 0));
+    Expr shifted_mean = sums(c)[0] / st.m;
+    st.moments(c) = Tuple(cast(acc, st.pivot(c)) + shifted_mean, max(sums(c)[1] / st.m - shifted_mean * shifted_mean, 0));
     return st;
 }
 
@@ -68,22 +172,16 @@ inline Halide::Expr normalize_activate(const Halide::Expr& x, const Halide::Expr
 }
 
 // Backward sums over (s, n) of one channel: (sum dy, sum dy * xhat), in the accumulation type.
-struct GradSums {
-    Halide::Func sums{"grad_sums"};
-    Halide::RDom r;
-};
-
 template <typename Z>
-GradSums grad_sums(const Z& z, const Z& dz, const Halide::Var& c, const Halide::Expr& act, const Halide::Expr& a,
-                   const Halide::Expr& bias, const Halide::Expr& inv_g, const ElementTypes& t) {
+ChannelSums grad_sums(const Z& z, const Z& dz, const Halide::Var& c, const Halide::Expr& act, const Halide::Expr& a,
+                      const Halide::Expr& bias, const Halide::Expr& inv_g, ViewLayout layout, const ElementTypes& t) {
     using namespace Halide;
-    const Type acc = t.accum;
-    GradSums gs;
-    gs.r = RDom(0, z.dim(0).extent(), 0, z.dim(2).extent(), "r");
-    Recovered e = recover(t, z(gs.r.x, c, gs.r.y), dz(gs.r.x, c, gs.r.y), act, a, bias, inv_g);
-    gs.sums(c) = Tuple(cast(acc, 0), cast(acc, 0));
-    gs.sums(c) = Tuple(gs.sums(c)[0] + cast(acc, e.dy), gs.sums(c)[1] + cast(acc, e.dy * e.xhat));
-    return gs;
+    // dy and xhat in the compute type (the element loops' own arithmetic), widened to `type`.
+    auto recovered = [&](const Expr& s, const Expr& n, Type type) {
+        Recovered e = recover(t, z(s, c, n), dz(s, c, n), act, a, bias, inv_g);
+        return Tuple(cast(type, e.dy), cast(type, e.dy * e.xhat));
+    };
+    return channel_sums("grad_sums", recovered, c, z.dim(0).extent(), z.dim(1).extent(), z.dim(2).extent(), layout, t);
 }
 
 // dL/dweight and dL/dbias from the sums; with abs_weight, g = |w| + eps, so dL/dw = dL/dg * sign(w).
@@ -128,8 +226,8 @@ template <typename X, typename C>
 TrainingForward training_forward(const X& x, const C& weight, const C& bias, const Halide::Var& c,
                                  const TrainingOutputs& outputs, const Halide::Expr& epsilon,
                                  const Halide::Expr& momentum, const Halide::Expr& unbiased_running_var,
-                                 const Halide::Expr& abs_weight, const ElementTypes& t) {
-    TrainingForward f{batch_statistics(x, c, t), {}};
+                                 const Halide::Expr& abs_weight, ViewLayout layout, const ElementTypes& t) {
+    TrainingForward f{batch_statistics(x, c, layout, t), {}};
     f.k = finish_training_forward(outputs, c, f.st.moments(c)[0], f.st.moments(c)[1], f.st.m, weight, bias, epsilon,
                                   momentum, unbiased_running_var, abs_weight, t);
     return f;
@@ -140,7 +238,7 @@ TrainingForward training_forward(const X& x, const C& weight, const C& bias, con
 // synchronized).
 struct LocalBackward {
     Halide::Func channel{"channel"};  // (bias, 1/g) in the compute type, as the element loops use them
-    GradSums gs;
+    ChannelSums gs;  // (sum dy, sum dy * xhat)
     Halide::Expr g;  // the effective scale, in the accumulation type
 };
 
@@ -148,14 +246,15 @@ template <typename Z, typename C>
 LocalBackward local_backward(const Z& z, const Z& dz, const C& weight, const C& bias, const Halide::Var& c,
                              Halide::Func weight_grad, Halide::Func bias_grad, const Halide::Expr& epsilon,
                              const Halide::Expr& abs_weight, const Halide::Expr& activation,
-                             const Halide::Expr& activation_param, const ElementTypes& t) {
+                             const Halide::Expr& activation_param, ViewLayout layout, const ElementTypes& t) {
     using namespace Halide;
     LocalBackward b;
     Expr w = cast(t.accum, weight(c));
     b.g = effective_scale(w, abs_weight, epsilon);
     b.channel(c) = Tuple(cast(t.compute, bias(c)), cast(t.compute, 1 / b.g));
-    b.gs = grad_sums(z, dz, c, activation, cast(t.compute, activation_param), b.channel(c)[0], b.channel(c)[1], t);
-    define_param_grads(weight_grad, bias_grad, c, b.gs.sums(c)[0], b.gs.sums(c)[1], w, abs_weight, t.channel);
+    b.gs = grad_sums(z, dz, c, activation, cast(t.compute, activation_param), b.channel(c)[0], b.channel(c)[1], layout, t);
+    Func sums = b.gs.sums;
+    define_param_grads(weight_grad, bias_grad, c, sums(c)[0], sums(c)[1], w, abs_weight, t.channel);
     return b;
 }
 
@@ -170,14 +269,15 @@ TrainingBackward training_backward(const Z& z, const Z& dz, const C& weight, con
                                    const C& running_var, const Halide::Var& c, Halide::Func weight_grad,
                                    Halide::Func bias_grad, const Halide::Expr& epsilon, const Halide::Expr& abs_weight,
                                    const Halide::Expr& batch_stats, const Halide::Expr& activation,
-                                   const Halide::Expr& activation_param, const ElementTypes& t) {
+                                   const Halide::Expr& activation_param, ViewLayout layout, const ElementTypes& t) {
     using namespace Halide;
     TrainingBackward b;
     static_cast<LocalBackward&>(b) = local_backward(z, dz, weight, bias, c, weight_grad, bias_grad, epsilon,
-                                                    abs_weight, activation, activation_param, t);
+                                                    abs_weight, activation, activation_param, layout, t);
     Expr invstd = normalizing_invstd(batch_stats, cast(t.accum, saved_invstd(c)), cast(t.accum, running_var(c)), epsilon);
-    b.k = grad_coefficients(b.g, invstd, b.gs.sums(c)[0], b.gs.sums(c)[1], elements_per_channel(z, t.accum),
-                            batch_stats, t.compute);
+    Func sums = b.gs.sums;
+    b.k = grad_coefficients(b.g, invstd, sums(c)[0], sums(c)[1], elements_per_channel(z, t.accum), batch_stats,
+                            t.compute);
     return b;
 }
 

@@ -74,6 +74,9 @@ struct ElementTypes {
     Halide::Type storage, compute, channel, accum;
     Half half = Half::none;
     bool f16_instructions = false;  // f16 <-> f32 in hardware: Halide's casts, not the bit code
+    // Per-channel sums in the compute type over bounded chunks, the chunks' totals in accum
+    // (statistics.h, channel_sums()): CPUs with an f32 compute type. (GPUs: see element_types.)
+    bool chunked_sums = false;
 
     // A stored element, in the compute type.
     Halide::Expr to_compute(const Halide::Expr& stored) const {
@@ -122,14 +125,16 @@ private:
 inline ElementTypes element_types(const std::string& dtype, const Halide::Target& target) {
     using Halide::Float;
     using Halide::BFloat;
-    if (dtype == "f32") return {Float(32), Float(32), Float(32), Float(64)};
-    if (dtype == "f64") return {Float(64), Float(64), Float(64), Float(64)};
     const bool gpu = target.has_gpu_feature();
+    // The GPU reductions add every term in f64 (their schedules have no chunk stage yet).
+    const bool chunks = !gpu;
+    if (dtype == "f32") return {Float(32), Float(32), Float(32), Float(64), Half::none, false, chunks};
+    if (dtype == "f64") return {Float(64), Float(64), Float(64), Float(64)};
     if (dtype == "f16") {
         const bool f16c = !gpu && target.arch == Halide::Target::X86 && target.has_feature(Halide::Target::F16C);
-        return {gpu ? Halide::UInt(16) : Float(16), Float(32), Float(32), Float(64), Half::f16, f16c};
+        return {gpu ? Halide::UInt(16) : Float(16), Float(32), Float(32), Float(64), Half::f16, f16c, chunks};
     }
-    if (dtype == "bf16") return {gpu ? Halide::UInt(16) : BFloat(16), Float(32), Float(32), Float(64), Half::bf16};
+    if (dtype == "bf16") return {gpu ? Halide::UInt(16) : BFloat(16), Float(32), Float(32), Float(64), Half::bf16, false, chunks};
     throw std::invalid_argument("iabn generator: unknown dtype '" + dtype + "'");
 }
 

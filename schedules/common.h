@@ -8,6 +8,22 @@
 
 namespace iabn_sched {
 
+// A per-channel reduction as the algorithm builds it (generators/statistics.h, channel_sums()):
+// what a schedule of one needs to know. `sums(c)` is the result, a Tuple in the accumulation type.
+//  * direct: every term added in the accumulation type, over `all` = the (s, n) elements of a
+//    channel. Without chunks, `sums` is `direct` itself.
+//  * chunked: `chunk(c, q)` adds the terms of chunk q of channel c (`in_chunk`) in the compute
+//    type; `total(c)` adds the chunks (`chunks`) in the accumulation type. Where `chunked` is not
+//    always true (nchw: rows short enough), sums(c) = select(chunked, total(c), direct(c)) and
+//    the schedule specializes on `chunked`.
+struct ChannelSums {
+    Halide::Func sums, direct, chunk, total;
+    Halide::RDom all, in_chunk, chunks;
+    Halide::Expr chunked;  // undefined without chunks
+    bool has_chunks() const { return chunk.defined(); }
+    bool has_direct() const { return direct.defined(); }
+};
+
 // A stage's loop, compiled once per runtime condition (the activation code, batch statistics),
 // each copy with that condition known: the hot loops carry no switch.
 inline void specialize_all(Halide::Stage stage, const std::vector<Halide::Expr>& conditions) {

@@ -106,22 +106,25 @@ inline Halide::Expr balanced_block(const Halide::Expr& extent, int block, int la
     return block_size(extent, block, Halide::Int(32).max(), lanes);
 }
 
-// sums(c) is a (Tuple-valued) reduction over RDom r = [0, S) x [0, N) of the view x(s, c, n).
-// Partial sums are formed per task, in parallel, vectorized across lanes, at most
+// Reductions over the (s, n) elements of each channel of the view x(s, c, n) (ChannelSums,
+// common.h). Partial sums are formed per task, in parallel, vectorized, at most
 // threads * tasks_per_thread tasks per channel (so their storage is O(C x threads)); they are
 // combined in a fixed order, so results do not depend on the thread count or timing.
 // `channels` is the view's channel count (dim 1).
-inline void schedule_channel_reduction(Halide::Func sums, const Halide::RDom& r, ViewLayout layout,
-                                       const CpuParams& p, const Halide::Target& target,
-                                       const Halide::Expr& threads, const Halide::Expr& channels,
-                                       const std::vector<Halide::Expr>& specializations) {
+
+// The direct form: sums(c) over RDom r = [0, S) x [0, N), computed at `at`.
+inline void schedule_direct_reduction(Halide::Func sums, const Halide::RDom& r, ViewLayout layout, const CpuParams& p,
+                                      const Halide::Target& target, const Halide::Expr& threads,
+                                      const Halide::Expr& channels, const std::vector<Halide::Expr>& specializations,
+                                      const Halide::LoopLevel& at) {
     using namespace Halide;
     const Var c = sums.args()[0];
     const int lanes = accumulator_lanes(target, sums.types()[0], p);
     const Expr max_tasks = max(threads, 1) * p.tasks_per_thread;
     Var k("k"), j("j"), task("task"), lane("lane");
     RVar rxo("rxo"), rxi("rxi"), rio("rio"), rii("rii"), ryo("ryo"), ryi("ryi");
-    sums.compute_root();
+    sums.compute_at(at);
+    const LoopLevel inside(sums, Var::outermost());
 
     if (layout == ViewLayout::nchw) {
         // Each task: a group of rows (n) times a block of contiguous elements (s) of one channel,
@@ -134,7 +137,7 @@ inline void schedule_channel_reduction(Halide::Func sums, const Halide::RDom& r,
                         .split(r.x, rxo, rxi, s_block, TailStrategy::GuardWithIf)
                         .split(rxi, rio, rii, lanes, TailStrategy::GuardWithIf)
                         .rfactor({{rxo, k}, {rii, lane}, {ryo, j}});
-        part.compute_root().reorder_storage(lane, c, k, j);
+        part.compute_at(inside).reorder_storage(lane, c, k, j);
         part.update().reorder(lane, rio, ryi).vectorize(lane).fuse(c, k, task).fuse(task, j, task).parallel(task);
         specialize_all(part.update(), specializations);
         sums.update();  // combine of the per-task partials: serial, fixed order
@@ -142,7 +145,7 @@ inline void schedule_channel_reduction(Halide::Func sums, const Halide::RDom& r,
         // Channels are dense: vectorize across c; each task sums a block of rows.
         const Expr rows = block_size(r.x.extent(), p.rows, max_tasks, 1);
         Func part = sums.update().split(r.x, rxo, rxi, rows, TailStrategy::GuardWithIf).rfactor({{rxo, k}, {r.y, j}});
-        part.compute_root().vectorize(c, lanes, TailStrategy::GuardWithIf);
+        part.compute_at(inside).vectorize(c, lanes, TailStrategy::GuardWithIf);
         Stage each_row = part.update();
         if (p.unroll > 1) {
             // Wide rows: `unroll` rows per pass over the partial sums, which stay in registers.
@@ -162,6 +165,118 @@ inline void schedule_channel_reduction(Halide::Func sums, const Halide::RDom& r,
         specialize_all(each_row, specializations);
         sums.update().reorder(c, rxo, r.y).vectorize(c, lanes, TailStrategy::GuardWithIf);
     }
+}
+
+// A chunk's own sums, chunk(c, q) over in_chunk, computed at `at` for the channels and chunks
+// that level needs. Stored at `store` (outside the loop over chunks: one allocation, folded to
+// the chunk being computed), or else at `at`, where `at` covers one chunk of at most
+// `stack_channels` channels: then in a fixed-size array on the stack (no allocation per chunk). nchw: the chunk's rows, each vectorized along s into `lanes` accumulators
+// that carry on across rows, then one horizontal add per channel and chunk; walked row by row,
+// each row across the channels of the region (contiguous in memory for one n). nhwc: a row
+// at a time, vectorized across c (with `unroll` rows per pass when channels are many).
+inline void schedule_chunk_sums(const ChannelSums& cs, ViewLayout layout, const CpuParams& p, const Halide::Target& target,
+                                const Halide::Expr& channels, const std::vector<Halide::Expr>& specializations,
+                                const Halide::LoopLevel& at, const Halide::LoopLevel* store, int stack_channels) {
+    using namespace Halide;
+    Func chunk = cs.chunk;
+    const RDom& r = cs.in_chunk;
+    const Var c = chunk.args()[0], q = chunk.args()[1];
+    const int lanes = accumulator_lanes(target, chunk.types()[0], p);
+    auto place = [&](Func f) {
+        f.compute_at(at);
+        if (store) {
+            f.store_at(*store).fold_storage(q, 1);
+        } else {
+            f.bound_storage(c, stack_channels).bound_storage(q, 1).store_in(MemoryType::Stack);
+        }
+    };
+    place(chunk);
+    if (layout == ViewLayout::nchw) {
+        Var lane("lane");
+        RVar ro("ro"), ri("ri");
+        Func lanes_of = chunk.update().split(r.x, ro, ri, lanes, TailStrategy::GuardWithIf).rfactor(ri, lane);
+        place(lanes_of);
+        lanes_of.reorder_storage(lane, c, q).vectorize(lane);
+        lanes_of.update().reorder(lane, ro, c, r.y).vectorize(lane);
+        specialize_all(lanes_of.update(), specializations);
+    } else {
+        chunk.vectorize(c, lanes, TailStrategy::GuardWithIf);
+        Stage rows = chunk.update();
+        if (p.unroll > 1) {
+            Var co("co"), cv("cv");
+            RVar rxo("rxo"), rxi("rxi");
+            Stage wide = rows.specialize(channels >= p.unroll_channels);
+            wide.split(c, co, cv, lanes, TailStrategy::GuardWithIf)
+                .split(r.x, rxo, rxi, p.unroll, TailStrategy::GuardWithIf)
+                .reorder(cv, rxi, co, rxo)
+                .vectorize(cv)
+                .unroll(rxi);
+            specialize_all(wide, specializations);
+        }
+        rows.reorder(c, r.x, r.y).vectorize(c, lanes, TailStrategy::GuardWithIf);
+        specialize_all(rows, specializations);
+    }
+}
+
+// The chunked form, two passes: total(c) at `at`, as per-task partial totals in parallel, each
+// task computing its chunks one after the other (nchw: a task per channel and group of its
+// chunks; nhwc: a task per group of chunks, all channels, vectorized across them, in blocks of at
+// most `chunk_channels`, so that a chunk's sums are a fixed-size array on the stack).
+inline void schedule_chunked_reduction(const ChannelSums& cs, ViewLayout layout, const CpuParams& p,
+                                       const Halide::Target& target, const Halide::Expr& threads,
+                                       const Halide::Expr& channels, const std::vector<Halide::Expr>& specializations,
+                                       const Halide::LoopLevel& at) {
+    using namespace Halide;
+    constexpr int chunk_channels = 1024;
+    Func total = cs.total, chunk = cs.chunk;
+    const Var c = total.args()[0];
+    const RVar k = cs.chunks.x;
+    const int lanes = element_lanes(target, total.types()[0]);
+    const Expr max_tasks = max(threads, 1) * p.tasks_per_thread;
+    Var task("task"), fused("fused"), cb("cb"), co("co"), cv("cv");
+    RVar ko("ko"), ki("ki");
+    total.compute_at(at);
+    const Expr per_task = block_size(cs.chunks.x.extent(), 1, max_tasks, 1);
+    Func part = total.update().split(k, ko, ki, per_task, TailStrategy::GuardWithIf).rfactor(ko, task);
+    part.compute_at(total, Var::outermost());
+    if (layout == ViewLayout::nchw) {
+        part.update().reorder(ki, c, task).fuse(c, task, fused).parallel(fused);
+        schedule_chunk_sums(cs, layout, p, target, channels, specializations, LoopLevel(part, ki), nullptr, 1);
+    } else {
+        part.vectorize(c, lanes, TailStrategy::GuardWithIf);
+        // (Vectors first, then blocks of them: only the last vector of a row is predicated.)
+        part.update()
+            .split(c, co, cv, lanes, TailStrategy::GuardWithIf)
+            .split(co, cb, co, chunk_channels / lanes, TailStrategy::GuardWithIf)
+            .reorder(cv, co, cb, ki, task)
+            .vectorize(cv)
+            .parallel(task);
+        total.vectorize(c, lanes, TailStrategy::GuardWithIf);
+        total.update().vectorize(c, lanes, TailStrategy::GuardWithIf);
+        schedule_chunk_sums(cs, layout, p, target, channels, specializations, LoopLevel(part, cb), nullptr,
+                            chunk_channels);
+    }
+}
+
+// A two-pass pipeline's reduction: sums computed at the root, each form it has scheduled inside
+// it (where it has both, each runs only in its specialization of sums).
+inline void schedule_channel_reduction(const ChannelSums& cs, ViewLayout layout, const CpuParams& p,
+                                       const Halide::Target& target, const Halide::Expr& threads,
+                                       const Halide::Expr& channels, const std::vector<Halide::Expr>& specializations) {
+    using namespace Halide;
+    if (!cs.has_chunks()) {
+        schedule_direct_reduction(cs.sums, cs.all, layout, p, target, threads, channels, specializations, LoopLevel::root());
+        return;
+    }
+    if (!cs.has_direct()) {
+        schedule_chunked_reduction(cs, layout, p, target, threads, channels, specializations, LoopLevel::root());
+        return;
+    }
+    Func sums = cs.sums;
+    sums.compute_root().specialize(cs.chunked);
+    const LoopLevel inside(sums, Var::outermost());
+    schedule_direct_reduction(cs.direct, cs.all, layout, p, target, threads, channels, specializations, inside);
+    schedule_chunked_reduction(cs, layout, p, target, threads, channels, specializations, inside);
 }
 
 // out(s, c, n) = undef; out(s, c, n) = f(out(s, c, n), ...): an in-place element-wise update.
@@ -208,8 +323,7 @@ inline void schedule_inplace_update(Halide::Func out, ViewLayout layout, const C
 // stays in cache between its reduction and its update.
 struct FusedChannels {
     Halide::Func out;                            // the in-place element update
-    Halide::Func sums;                           // the per-channel reductions over r = (s, n)
-    Halide::RDom r;
+    ChannelSums sums;                            // the per-channel reductions over (s, n)
     std::vector<Halide::Func> per_channel;       // small Funcs derived from the sums
     std::vector<Halide::Func> channel_outputs;   // the per-channel Outputs
     std::vector<Halide::Expr> update_cases;      // runtime conditions the update specializes on
@@ -218,10 +332,9 @@ struct FusedChannels {
 
 inline void schedule_fused_channels(const FusedChannels& f, const CpuParams& p, const Halide::Target& target) {
     using namespace Halide;
-    Func out = f.out, sums = f.sums;
-    const RDom& r = f.r;
+    Func out = f.out, sums = f.sums.sums;
+    const RDom& r = f.sums.all;
     const Var s = out.args()[0], c = out.args()[1], n = out.args()[2];
-    const int acc_lanes = accumulator_lanes(target, sums.types()[0], p);
     const int lanes = element_lanes(target, out.types()[0]);
     Var lane("lane"), block("block"), ci("ci");
     RVar ro("ro"), ri("ri");
@@ -233,11 +346,31 @@ inline void schedule_fused_channels(const FusedChannels& f, const CpuParams& p, 
         .reorder(s, ci, n, block)
         .parallel(block)
         .vectorize(s, lanes, TailStrategy::GuardWithIf);
-    Func part = sums.update().split(r.x, ro, ri, acc_lanes, TailStrategy::GuardWithIf).rfactor(ri, lane);
-    part.compute_at(out, block).reorder_storage(lane, c).vectorize(lane);
-    part.update().reorder(lane, ro, c, r.y).vectorize(lane);
-    specialize_all(part.update(), f.reduction_cases);
+    // The block's sums, inside its iteration; where there are both forms, each in its
+    // specialization of sums.
     sums.compute_at(out, block);
+    LoopLevel inside(out, block);
+    if (f.sums.has_chunks() && f.sums.has_direct()) {
+        sums.specialize(f.sums.chunked);
+        inside = LoopLevel(sums, Var::outermost());
+    }
+    if (f.sums.has_direct()) {
+        Func direct = f.sums.direct;
+        const int acc_lanes = accumulator_lanes(target, direct.types()[0], p);
+        Func part = direct.update().split(r.x, ro, ri, acc_lanes, TailStrategy::GuardWithIf).rfactor(ri, lane);
+        part.compute_at(inside).reorder_storage(lane, c).vectorize(lane);
+        part.update().reorder(lane, ro, c, r.y).vectorize(lane);
+        specialize_all(part.update(), f.reduction_cases);
+        direct.compute_at(inside);
+    }
+    if (f.sums.has_chunks()) {
+        // Chunk after chunk, each over all the block's channels, its total added in f64.
+        Func total = f.sums.total;
+        total.compute_at(inside);
+        total.update().reorder(c, f.sums.chunks.x);
+        schedule_chunk_sums(f.sums, ViewLayout::nchw, p, target, Expr(), f.reduction_cases,
+                            LoopLevel(total, f.sums.chunks.x), &inside, 0);
+    }
     for (Func g : f.per_channel) g.compute_at(out, block);
     for (Func g : f.channel_outputs) {
         Stage last = g.has_update_definition() ? g.update() : Stage(g);
