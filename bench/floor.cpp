@@ -362,52 +362,56 @@ BENCH_F16C inline void store16(f16* p, __m256 lo, __m256 hi) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(p + 8), _mm256_cvtps_ph(hi, _MM_FROUND_TO_NEAREST_INT));
 }
 
-BENCH_F16C void scale_f16_hw(f16* x, size_t n) {
-    const size_t blocks = n / 16;
-    const __m256 s = _mm256_set1_ps(1.0001f), t = _mm256_set1_ps(0.5f);
-#pragma omp parallel for schedule(static)
-    for (size_t b = 0; b < blocks; b++) {
-        __m256 lo, hi;
-        load16(x + 16 * b, lo, hi);
-        store16(x + 16 * b, _mm256_add_ps(_mm256_mul_ps(lo, s), t), _mm256_add_ps(_mm256_mul_ps(hi, s), t));
+// The three floors on 16 elements at a time in two 8-lane f32 halves, through the format's
+// load16 / store16 (below); the rest (n % 16) element by element. Stamped once per format, each
+// with the ISA its conversions need.
+#define BENCH_HALF_VECTOR_LOOPS(T, suffix, attributes)                                                   \
+    attributes void scale_##suffix(T* x, size_t n) {                                                     \
+        const size_t blocks = n / 16;                                                                    \
+        const __m256 s = _mm256_set1_ps(1.0001f), t = _mm256_set1_ps(0.5f);                               \
+        _Pragma("omp parallel for schedule(static)")                                                     \
+        for (size_t b = 0; b < blocks; b++) {                                                            \
+            __m256 lo, hi;                                                                               \
+            load16(x + 16 * b, lo, hi);                                                                  \
+            store16(x + 16 * b, _mm256_add_ps(_mm256_mul_ps(lo, s), t), _mm256_add_ps(_mm256_mul_ps(hi, s), t)); \
+        }                                                                                                \
+        for (size_t i = 16 * blocks; i < n; i++) x[i] = to_##T(to_float(x[i]) * 1.0001f + 0.5f);         \
+    }                                                                                                    \
+    attributes double read_##suffix(const T* x, size_t n) {                                              \
+        const size_t blocks = n / 16;                                                                    \
+        double total = 0;                                                                                \
+        _Pragma("omp parallel reduction(+ : total)")                                                     \
+        {                                                                                                \
+            __m256 sum_lo = _mm256_setzero_ps(), sum_hi = _mm256_setzero_ps(); /* f32 sums per thread */ \
+            _Pragma("omp for schedule(static)")                                                          \
+            for (size_t b = 0; b < blocks; b++) {                                                        \
+                __m256 lo, hi;                                                                           \
+                load16(x + 16 * b, lo, hi);                                                              \
+                sum_lo = _mm256_add_ps(sum_lo, lo);                                                      \
+                sum_hi = _mm256_add_ps(sum_hi, hi);                                                      \
+            }                                                                                            \
+            float lanes[8];                                                                              \
+            _mm256_storeu_ps(lanes, _mm256_add_ps(sum_lo, sum_hi));                                      \
+            for (float v : lanes) total += v;                                                            \
+        }                                                                                                \
+        for (size_t i = 16 * blocks; i < n; i++) total += to_float(x[i]);                                \
+        return total;                                                                                    \
+    }                                                                                                    \
+    attributes void combine_##suffix(T* dz, const T* z, size_t n) {                                      \
+        const size_t blocks = n / 16;                                                                    \
+        const __m256 s = _mm256_set1_ps(1.0001f), t = _mm256_set1_ps(0.5f);                               \
+        _Pragma("omp parallel for schedule(static)")                                                     \
+        for (size_t b = 0; b < blocks; b++) {                                                            \
+            __m256 dlo, dhi, zlo, zhi;                                                                   \
+            load16(dz + 16 * b, dlo, dhi);                                                               \
+            load16(z + 16 * b, zlo, zhi);                                                                \
+            store16(dz + 16 * b, _mm256_add_ps(_mm256_mul_ps(dlo, s), _mm256_mul_ps(zlo, t)),            \
+                    _mm256_add_ps(_mm256_mul_ps(dhi, s), _mm256_mul_ps(zhi, t)));                       \
+        }                                                                                                \
+        for (size_t i = 16 * blocks; i < n; i++) dz[i] = to_##T(to_float(dz[i]) * 1.0001f + to_float(z[i]) * 0.5f); \
     }
-    for (size_t i = 16 * blocks; i < n; i++) x[i] = to_f16(to_float(x[i]) * 1.0001f + 0.5f);
-}
 
-BENCH_F16C double read_f16_hw(const f16* x, size_t n) {
-    const size_t blocks = n / 16;
-    double total = 0;
-#pragma omp parallel reduction(+ : total)
-    {
-        __m256 sum_lo = _mm256_setzero_ps(), sum_hi = _mm256_setzero_ps();  // f32 sums per thread
-#pragma omp for schedule(static)
-        for (size_t b = 0; b < blocks; b++) {
-            __m256 lo, hi;
-            load16(x + 16 * b, lo, hi);
-            sum_lo = _mm256_add_ps(sum_lo, lo);
-            sum_hi = _mm256_add_ps(sum_hi, hi);
-        }
-        float lanes[8];
-        _mm256_storeu_ps(lanes, _mm256_add_ps(sum_lo, sum_hi));
-        for (float v : lanes) total += v;
-    }
-    for (size_t i = 16 * blocks; i < n; i++) total += to_float(x[i]);
-    return total;
-}
-
-BENCH_F16C void combine_f16_hw(f16* dz, const f16* z, size_t n) {
-    const size_t blocks = n / 16;
-    const __m256 s = _mm256_set1_ps(1.0001f), t = _mm256_set1_ps(0.5f);
-#pragma omp parallel for schedule(static)
-    for (size_t b = 0; b < blocks; b++) {
-        __m256 dlo, dhi, zlo, zhi;
-        load16(dz + 16 * b, dlo, dhi);
-        load16(z + 16 * b, zlo, zhi);
-        store16(dz + 16 * b, _mm256_add_ps(_mm256_mul_ps(dlo, s), _mm256_mul_ps(zlo, t)),
-                _mm256_add_ps(_mm256_mul_ps(dhi, s), _mm256_mul_ps(zhi, t)));
-    }
-    for (size_t i = 16 * blocks; i < n; i++) dz[i] = to_f16(to_float(dz[i]) * 1.0001f + to_float(z[i]) * 0.5f);
-}
+BENCH_HALF_VECTOR_LOOPS(f16, f16_hw, BENCH_F16C)
 
 // bf16: to f32 is a shift; to bf16 is AVX512-BF16's vcvtneps2bf16 (round to nearest even, like
 // iabn; it also flushes subnormals, which the bench's data do not have).
@@ -479,52 +483,7 @@ BENCH_AVX2 inline void store16(bf16* p, __m256 lo, __m256 hi) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_packus_epi32(round_bf16(lo), round_bf16(hi)));
 }
 
-BENCH_AVX2 void scale_bf16_avx2(bf16* x, size_t n) {
-    const size_t blocks = n / 16;
-    const __m256 s = _mm256_set1_ps(1.0001f), t = _mm256_set1_ps(0.5f);
-#pragma omp parallel for schedule(static)
-    for (size_t b = 0; b < blocks; b++) {
-        __m256 lo, hi;
-        load16(x + 16 * b, lo, hi);
-        store16(x + 16 * b, _mm256_add_ps(_mm256_mul_ps(lo, s), t), _mm256_add_ps(_mm256_mul_ps(hi, s), t));
-    }
-    for (size_t i = 16 * blocks; i < n; i++) x[i] = to_bf16(to_float(x[i]) * 1.0001f + 0.5f);
-}
-
-BENCH_AVX2 double read_bf16_avx2(const bf16* x, size_t n) {
-    const size_t blocks = n / 16;
-    double total = 0;
-#pragma omp parallel reduction(+ : total)
-    {
-        __m256 sum_lo = _mm256_setzero_ps(), sum_hi = _mm256_setzero_ps();  // f32 sums per thread
-#pragma omp for schedule(static)
-        for (size_t b = 0; b < blocks; b++) {
-            __m256 lo, hi;
-            load16(x + 16 * b, lo, hi);
-            sum_lo = _mm256_add_ps(sum_lo, lo);
-            sum_hi = _mm256_add_ps(sum_hi, hi);
-        }
-        float lanes[8];
-        _mm256_storeu_ps(lanes, _mm256_add_ps(sum_lo, sum_hi));
-        for (float v : lanes) total += v;
-    }
-    for (size_t i = 16 * blocks; i < n; i++) total += to_float(x[i]);
-    return total;
-}
-
-BENCH_AVX2 void combine_bf16_avx2(bf16* dz, const bf16* z, size_t n) {
-    const size_t blocks = n / 16;
-    const __m256 s = _mm256_set1_ps(1.0001f), t = _mm256_set1_ps(0.5f);
-#pragma omp parallel for schedule(static)
-    for (size_t b = 0; b < blocks; b++) {
-        __m256 dlo, dhi, zlo, zhi;
-        load16(dz + 16 * b, dlo, dhi);
-        load16(z + 16 * b, zlo, zhi);
-        store16(dz + 16 * b, _mm256_add_ps(_mm256_mul_ps(dlo, s), _mm256_mul_ps(zlo, t)),
-                _mm256_add_ps(_mm256_mul_ps(dhi, s), _mm256_mul_ps(zhi, t)));
-    }
-    for (size_t i = 16 * blocks; i < n; i++) dz[i] = to_bf16(to_float(dz[i]) * 1.0001f + to_float(z[i]) * 0.5f);
-}
+BENCH_HALF_VECTOR_LOOPS(bf16, bf16_avx2, BENCH_AVX2)
 
 bool f16_hw() {
     static const bool yes = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");

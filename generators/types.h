@@ -64,7 +64,9 @@ inline Halide::Expr f32_to_bf16_bits(const Halide::Expr& f) {
     using namespace Halide;
     Expr b = reinterpret(UInt(32), f);
     Expr rounded = (b + 0x7fff + ((b >> 16) & 1)) >> 16;
-    return cast(UInt(16), select((b & 0x7fffffff) > 0x7f800000, (b >> 16) | 0x40, rounded));
+    // is_nan: one unordered compare (an integer test of the bits is three operations on AVX2,
+    // which has no unsigned compare).
+    return cast(UInt(16), select(is_nan(f), (b >> 16) | 0x40, rounded));
 }
 
 // Which 16-bit format a tensor holds (none: f32 or f64).

@@ -112,6 +112,23 @@ inline Halide::Expr balanced_block(const Halide::Expr& extent, int block, int la
 // combined in a fixed order, so results do not depend on the thread count or timing.
 // `channels` is the view's channel count (dim 1).
 
+// Channels-last sums over many channels: `unroll` rows per pass over the partial sums, which stay
+// in registers, where there are at least `unroll_channels` channels (the stage specialized on
+// it, which is returned; below that, the plain loop is faster). `row`: the rows' variable.
+inline Halide::Stage unroll_wide_rows(Halide::Stage rows, const Halide::Var& c, const Halide::RVar& row, int lanes,
+                                      const CpuParams& p, const Halide::Expr& channels) {
+    using namespace Halide;
+    Var co("co"), cv("cv");
+    RVar ro("rxio"), ri("rxii");
+    Stage wide = rows.specialize(channels >= p.unroll_channels);
+    wide.split(c, co, cv, lanes, TailStrategy::GuardWithIf)
+        .split(row, ro, ri, p.unroll, TailStrategy::GuardWithIf)
+        .reorder(cv, ri, co, ro)
+        .vectorize(cv)
+        .unroll(ri);
+    return wide;
+}
+
 // The direct form: sums(c) over RDom r = [0, S) x [0, N), computed at `at`.
 inline void schedule_direct_reduction(Halide::Func sums, const Halide::RDom& r, ViewLayout layout, const CpuParams& p,
                                       const Halide::Target& target, const Halide::Expr& threads,
@@ -148,17 +165,8 @@ inline void schedule_direct_reduction(Halide::Func sums, const Halide::RDom& r, 
         part.compute_at(inside).vectorize(c, lanes, TailStrategy::GuardWithIf);
         Stage each_row = part.update();
         if (p.unroll > 1) {
-            // Wide rows: `unroll` rows per pass over the partial sums, which stay in registers.
-            Var co("co"), cv("cv");
-            RVar rxio("rxio"), rxii("rxii");
-            Stage wide = each_row.specialize(channels >= p.unroll_channels);
-            wide.split(c, co, cv, lanes, TailStrategy::GuardWithIf)
-                .split(rxi, rxio, rxii, p.unroll, TailStrategy::GuardWithIf)
-                .reorder(cv, rxii, co, rxio, k, j)
-                .vectorize(cv)
-                .unroll(rxii)
-                .fuse(k, j, task)
-                .parallel(task);
+            Stage wide = unroll_wide_rows(each_row, c, rxi, lanes, p, channels);
+            wide.fuse(k, j, task).parallel(task);
             specialize_all(wide, specializations);
         }
         each_row.reorder(c, rxi, k, j).vectorize(c, lanes, TailStrategy::GuardWithIf).fuse(k, j, task).parallel(task);
@@ -202,17 +210,7 @@ inline void schedule_chunk_sums(const ChannelSums& cs, ViewLayout layout, const 
     } else {
         chunk.vectorize(c, lanes, TailStrategy::GuardWithIf);
         Stage rows = chunk.update();
-        if (p.unroll > 1) {
-            Var co("co"), cv("cv");
-            RVar rxo("rxo"), rxi("rxi");
-            Stage wide = rows.specialize(channels >= p.unroll_channels);
-            wide.split(c, co, cv, lanes, TailStrategy::GuardWithIf)
-                .split(r.x, rxo, rxi, p.unroll, TailStrategy::GuardWithIf)
-                .reorder(cv, rxi, co, rxo)
-                .vectorize(cv)
-                .unroll(rxi);
-            specialize_all(wide, specializations);
-        }
+        if (p.unroll > 1) specialize_all(unroll_wide_rows(rows, c, r.x, lanes, p, channels), specializations);
         rows.reorder(c, r.x, r.y).vectorize(c, lanes, TailStrategy::GuardWithIf);
         specialize_all(rows, specializations);
     }
