@@ -110,7 +110,30 @@ double normalish(uint64_t& state) {
 
 uint64_t key_seed(uint64_t seed, const std::string& key) { return seed ^ std::hash<std::string>{}(key); }
 
-// Writes value(s, c, n) into every element of a (s, c, n) buffer of float or double.
+// A tensor element of each storage type: Float(16) and BFloat(16) buffers hold the 16-bit
+// patterns that bench::f16 and bench::bf16 hold, so their memory is read and written as those.
+// 16-bit elements are the f32 path's values rounded to nearest even, so that a 16-bit run sees
+// the data an f32 run sees, as closely as 16 bits allow.
+void store(float& e, double v) { e = static_cast<float>(v); }
+void store(double& e, double v) { e = v; }
+void store(bench::f16& e, double v) { e = bench::to_f16(static_cast<float>(v)); }
+void store(bench::bf16& e, double v) { e = bench::to_bf16(static_cast<float>(v)); }
+double value_of(float e) { return e; }
+double value_of(double e) { return e; }
+double value_of(bench::f16 e) { return bench::to_float(e); }
+double value_of(bench::bf16 e) { return bench::to_float(e); }
+
+// Calls f with a value of the C++ element type of a tensor buffer of type t.
+template <typename F>
+auto with_element(Type t, F&& f) {
+    if (t == Halide::Float(32)) return f(float{});
+    if (t == Halide::Float(64)) return f(double{});
+    if (t == Halide::Float(16)) return f(bench::f16{});
+    if (t == Halide::BFloat(16)) return f(bench::bf16{});
+    throw std::invalid_argument("iabn-tune: only f32, f64, f16 and bf16 tensors are supported");
+}
+
+// Writes value(s, c, n) into every element of a (s, c, n) buffer of element type T.
 template <typename T>
 void fill_view(Buffer<> b, const std::function<double(int64_t, int64_t, int64_t)>& value) {
     T* base = static_cast<T*>(b.data());
@@ -118,19 +141,13 @@ void fill_view(Buffer<> b, const std::function<double(int64_t, int64_t, int64_t)
     const int64_t ss = b.dim(0).stride(), sc = b.dim(1).stride(), sn = b.dim(2).stride();
     for (int64_t n = 0; n < N; n++)
         for (int64_t c = 0; c < C; c++)
-            for (int64_t s = 0; s < S; s++) base[s * ss + c * sc + n * sn] = static_cast<T>(value(s, c, n));
+            for (int64_t s = 0; s < S; s++) store(base[s * ss + c * sc + n * sn], value(s, c, n));
 }
 
 template <typename T>
 void fill_channel(Buffer<> b, const std::function<double(int64_t)>& value) {
     T* base = static_cast<T*>(b.data());
     for (int64_t c = 0; c < b.dim(0).extent(); c++) base[c] = static_cast<T>(value(c));
-}
-
-void check_float(Type t) {
-    if (!(t == Halide::Float(32) || t == Halide::Float(64))) {
-        throw std::invalid_argument("iabn-tune: only f32 and f64 buffers are supported");
-    }
 }
 
 bool is_tensor_key(const std::string& key) {
@@ -140,22 +157,21 @@ bool is_tensor_key(const std::string& key) {
 // Every buffer here is dense (the nchw and nhwc views both cover one contiguous block).
 size_t bytes_of(const Buffer<>& b) { return b.number_of_elements() * b.type().bytes(); }
 
-// sqrt(sum (a - b)^2 / sum b^2); infinite if a is not finite where b is.
+// sqrt(sum (a - b)^2 / sum b^2), in double whatever the element type; infinite if a is not
+// finite where b is.
 double relative_error(const Buffer<>& a, const Buffer<>& b) {
     if (a.type() != b.type() || a.number_of_elements() != b.number_of_elements()) return INFINITY;
     double diff = 0, ref = 0;
-    auto accumulate = [&](auto* pa, auto* pb) {
+    with_element(a.type(), [&](auto tag) {
+        using T = decltype(tag);
+        const T* pa = static_cast<const T*>(a.data());
+        const T* pb = static_cast<const T*>(b.data());
         for (size_t i = 0, e = a.number_of_elements(); i < e; i++) {
-            const double x = pa[i], y = pb[i];
+            const double x = value_of(pa[i]), y = value_of(pb[i]);
             diff += (x - y) * (x - y);
             ref += y * y;
         }
-    };
-    if (a.type() == Halide::Float(32)) {
-        accumulate(static_cast<const float*>(a.data()), static_cast<const float*>(b.data()));
-    } else {
-        accumulate(static_cast<const double*>(a.data()), static_cast<const double*>(b.data()));
-    }
+    });
     if (!std::isfinite(diff)) return INFINITY;
     return ref > 0 ? std::sqrt(diff / ref) : std::sqrt(diff);
 }
@@ -175,8 +191,11 @@ void flush_cache(int64_t bytes) {
 
 Dataset::Dataset(const Shape& shape, Type storage, Type channel, uint64_t seed)
     : shape_(shape), storage_(storage), channel_(channel), seed_(seed) {
-    check_float(storage);
-    check_float(channel);
+    with_element(storage, [](auto) {});  // throws for a type it has no element for
+    // The library's per-channel buffers: f64 for f64 tensors, f32 for the others
+    // (generators/types.h, element_types()).
+    if (channel != (storage == Halide::Float(64) ? Halide::Float(64) : Halide::Float(32)))
+        throw std::invalid_argument("iabn-tune: per-channel buffers are f64 for f64 tensors, else f32");
 }
 
 Buffer<> Dataset::allocate(Type type, int64_t count, const std::vector<halide_dimension_t>& dims) {
@@ -215,10 +234,7 @@ Buffer<> Dataset::make_tensor(const std::string& key) {
     } else {  // dz
         value = [&state](int64_t, int64_t, int64_t) { return normalish(state); };
     }
-    if (storage_ == Halide::Float(32))
-        fill_view<float>(b, value);
-    else
-        fill_view<double>(b, value);
+    with_element(storage_, [&](auto tag) { fill_view<decltype(tag)>(b, value); });
     return b;
 }
 
@@ -698,7 +714,9 @@ namespace {
 template <typename T>
 double fastest_floor(Dataset& data, bool backward, const RunOptions& o) {
     double best = INFINITY;
-    for (size_t v = 0; v < bench::floor_variants().size(); v++) {
+    // The 16-bit floors have one variant (their conversions are chosen at run time, floor.h).
+    const size_t variants = sizeof(T) >= 4 ? bench::floor_variants().size() : 1;
+    for (size_t v = 0; v < variants; v++) {
         std::vector<double> times;
         for (int rep = 0; rep < o.warmup + o.repeats; rep++) {
             // Only the tensors of the pass (the forward's dataset has no z or dz to make).
@@ -723,8 +741,8 @@ double fastest_floor(Dataset& data, bool backward, const RunOptions& o) {
 }  // namespace
 
 double floor_ms(Dataset& data, bool backward, const RunOptions& o) {
-    return data.get("x").type() == Halide::Float(64) ? fastest_floor<double>(data, backward, o)
-                                                     : fastest_floor<float>(data, backward, o);
+    // The floor of the tensor's own dtype: a 16-bit tensor moves half the bytes of an f32 one.
+    return with_element(data.get("x").type(), [&](auto tag) { return fastest_floor<decltype(tag)>(data, backward, o); });
 }
 
 }  // namespace iabn_tune

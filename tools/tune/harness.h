@@ -49,6 +49,9 @@ struct Scalars {
 //   "running_mean_work", "running_var_work" (updated in place);
 //   "out:<generator>:<output>" (a pipeline's other outputs), "ref:<generator>:<output>" (copies of
 //   the reference run's outputs, which later pipelines of a pass read as their inputs).
+// Tensors are of `storage` (Float(32), Float(64), Float(16) or BFloat(16); 16-bit ones hold the
+// f32 values rounded to nearest even), the per-channel buffers of `channel` (f64 for f64 tensors,
+// else f32, as in the library).
 class Dataset {
 public:
     Dataset(const Shape& shape, Halide::Type storage, Halide::Type channel, uint64_t seed);

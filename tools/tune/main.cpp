@@ -97,7 +97,13 @@ int main(int argc, char** argv) {
         }
     }
 
-    const Halide::Type storage = o.dtype == "f32" ? Halide::Float(32) : Halide::Float(64);
+    // The tensors' storage type and the per-channel buffers' type, as the library has them
+    // (generators/types.h, element_types(): 16-bit tensors keep f32 per-channel buffers).
+    const Halide::Type storage = o.dtype == "f64"    ? Halide::Float(64)
+                                 : o.dtype == "f16"  ? Halide::Float(16)
+                                 : o.dtype == "bf16" ? Halide::BFloat(16)
+                                                     : Halide::Float(32);
+    const Halide::Type channel = o.dtype == "f64" ? Halide::Float(64) : Halide::Float(32);
     std::vector<PassResult> results;
     const double search_start = now_s();
     int64_t spent = 0;  // measured candidates so far
@@ -107,7 +113,7 @@ int main(int argc, char** argv) {
         std::vector<std::unique_ptr<Dataset>> data;
         std::vector<std::string> labels;
         for (size_t i : pass.shapes) {
-            data.push_back(std::make_unique<Dataset>(o.shapes[i], storage, storage, o.seed + i));
+            data.push_back(std::make_unique<Dataset>(o.shapes[i], storage, channel, o.seed + i));
             labels.push_back(o.shapes[i].label());
         }
         Tuner t(o, pass, data, scalars);

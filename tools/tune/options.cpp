@@ -5,6 +5,7 @@
 #include "util.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -39,7 +40,8 @@ channels-last shapes (nhwc and rank 2), as the runtime picks them.
   --target T          a Halide target to compile for instead (its level names the lines)
   --shapes LIST       comma-separated shapes, dims joined by 'x', ':nchw' or ':nhwc' (default nchw)
                       default: 32x256x56x56:nchw,32x56x56x256:nhwc,32x2048x7x7:nchw,8x64x56x56:nchw,4096x1024
-  --dtype D           f32 (default) or f64: the dtype the timings use; lines are written for every dtype
+  --dtype D           f32 (default), f64, f16 or bf16: the dtype the timings use; the lines written
+                      apply to every dtype (f32, f64) or to that 16-bit dtype only (f16, bf16)
   --budget B          search budget for all passes together: N measured candidates, or Ns / Nm of
                       wall time (default 60); candidates whose code is identical to one already
                       measured are free
@@ -49,7 +51,7 @@ channels-last shapes (nhwc and rank 2), as the runtime picks them.
                       last-level cache, at least 64 MB, as iabn-bench; 0: off)
   --margin F          relative gain a move must show to be taken (default 0.02)
   --tolerance F       norm-wise relative error allowed against the committed output (default 1e-5
-                      for f32, 1e-10 for f64)
+                      for f32, 1e-10 for f64, 1e-5 + 2^-11 for f16, 1e-5 + 2^-8 for bf16)
   --tunables LIST     only search these GeneratorParams (default: block,rows,vectors,
                       tasks_per_thread,channels,unroll,unroll_channels: those each generator reads)
   --passes LIST       only these passes: fwd-1p-nchw,bwd-1p-nchw,fwd-2p-nhwc,bwd-2p-nhwc,
@@ -65,6 +67,18 @@ channels-last shapes (nhwc and rank 2), as the runtime picks them.
   --seed N            random data seed (default 1)
   --help
 )";
+
+// The check's tolerance for a dtype. 16-bit kernels compute in f32 (the f32 budget) and round
+// each stored element to 16 bits: a candidate whose f32 result differs from the reference's in
+// the last bits can round an element to the neighbouring 16-bit value, so one rounding of the
+// format (its unit roundoff: 2^-11 for f16, 2^-8 for bf16) is allowed on top.
+double default_tolerance(const std::string& dtype) {
+    const double f32_budget = 1e-5;
+    if (dtype == "f64") return 1e-10;
+    if (dtype == "f16") return f32_budget + std::ldexp(1.0, -11);
+    if (dtype == "bf16") return f32_budget + std::ldexp(1.0, -8);
+    return f32_budget;
+}
 
 }  // namespace
 
@@ -175,9 +189,10 @@ Options parse(int argc, char** argv) {
         else
             throw std::invalid_argument("unknown option " + a + " (see --help)");
     }
-    if (o.dtype != "f32" && o.dtype != "f64") throw std::invalid_argument("--dtype must be f32 or f64");
+    if (o.dtype != "f32" && o.dtype != "f64" && o.dtype != "f16" && o.dtype != "bf16")
+        throw std::invalid_argument("--dtype must be f32, f64, f16 or bf16");
     if (o.threads < 1 || o.repeats < 1 || o.warmup < 0) throw std::invalid_argument("bad --threads/--repeats/--warmup");
-    if (o.tolerance < 0) o.tolerance = o.dtype == "f32" ? 1e-5 : 1e-10;
+    if (o.tolerance < 0) o.tolerance = default_tolerance(o.dtype);
     if (target.empty()) {
         o.target = level_target(o.level);
     } else {

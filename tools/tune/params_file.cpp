@@ -87,12 +87,13 @@ ParamValues ParamsFile::lookup(const std::string& generator, const std::string& 
 }
 
 std::string render(const ParamsFile& old, const std::vector<TunedLine>& tuned) {
-    // The old line each tuned line replaces: the same generator, level and layout, every dtype.
+    // The old line each tuned line replaces: the same generator, level, layout and dtype ('*' only
+    // replaces '*', a dtype only a line of that dtype).
     std::vector<const ParamsLine*> replaces(tuned.size(), nullptr);
     for (size_t i = 0; i < tuned.size(); i++) {
         for (const ParamsLine& p : old.lines) {
             const TunedLine& t = tuned[i];
-            if (t.generator == p.generator && t.level == p.level && t.layout == p.layout && p.dtype == "*") {
+            if (t.generator == p.generator && t.level == p.level && t.layout == p.layout && t.dtype == p.dtype) {
                 replaces[i] = &p;
                 break;
             }
@@ -103,7 +104,7 @@ std::string render(const ParamsFile& old, const std::vector<TunedLine>& tuned) {
     auto write_tuned = [&](size_t i) {
         const TunedLine& t = tuned[i];
         for (const std::string& n : t.notes) out << "#: " << n << "\n";
-        out << format(t.generator, t.level, t.layout, "*", t.values) << "\n";
+        out << format(t.generator, t.level, t.layout, t.dtype, t.values) << "\n";
         placed[i] = true;
     };
     for (const std::string& h : old.header) out << h << "\n";

@@ -34,14 +34,15 @@ struct ParamsFile {
                        const std::string& dtype) const;
 };
 
-// A line the tuner writes, for every dtype: (generator, level, layout, *).
+// A line the tuner writes: (generator, level, layout, dtype), dtype "*" (every dtype) or the one
+// dtype it is for.
 struct TunedLine {
-    std::string generator, level, layout;
+    std::string generator, level, layout, dtype = "*";
     ParamValues values;
     std::vector<std::string> notes;  // written above it as "#: ..."
 };
 
-// `old` with each tuned line in place of the line of the same (generator, level, layout, *),
+// `old` with each tuned line in place of the line of the same (generator, level, layout, dtype),
 // whose notes it replaces, or, where there is none, inserted before the first line of its
 // generator (at the end if there is none). Every other line stays as it was, notes included.
 std::string render(const ParamsFile& old, const std::vector<TunedLine>& tuned);

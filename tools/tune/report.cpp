@@ -69,6 +69,10 @@ std::vector<TunedLine> tuned_lines(const Options& o, const std::vector<PassResul
     char date[32];
     const std::time_t now = std::time(nullptr);
     std::strftime(date, sizeof date, "%Y-%m-%d", std::localtime(&now));
+    // An f32 (or f64) run's numbers are written for every dtype, as before. A 16-bit run moves half
+    // the bytes and converts every element, so its numbers hold for its dtype only: its lines name
+    // the dtype, and the build's rule (the line naming the most wins) gives them to it alone.
+    const std::string dtype = o.dtype == "f16" || o.dtype == "bf16" ? o.dtype : "*";
     std::vector<TunedLine> lines;
     std::printf("\n");
     for (const PassResult& r : results) {
@@ -81,7 +85,7 @@ std::vector<TunedLine> tuned_lines(const Options& o, const std::vector<PassResul
             }
             std::string shapes;
             for (size_t i : r.pass->shapes) shapes += (shapes.empty() ? "" : ", ") + o.shapes[i].label();
-            lines.push_back({g, o.level, r.pass->layout, chosen,
+            lines.push_back({g, o.level, r.pass->layout, dtype, chosen,
                              {"iabn-tune on " + std::string(date) + " (" + machine_name() + ", " +
                                   std::to_string(o.threads) + " threads, " + o.dtype + "): " + r.pass->id + " on " +
                                   shapes + ": x" + fmt("%.3f", Tuner::score(r.best_ms, r.committed_ms)) +
