@@ -277,6 +277,23 @@ inline void schedule_channel_reduction(const ChannelSums& cs, ViewLayout layout,
     schedule_chunked_reduction(cs, layout, p, target, threads, channels, specializations, inside);
 }
 
+// The vector loop over `v` of an in-place update. Where `whole` holds (one task covers the whole
+// range of `v`, and it spans at least one vector), the last vector of the range is shifted
+// inwards, over elements this task has already rewritten, and blended with them
+// (ShiftInwardsAndBlend: the overlapped lanes store back what they loaded, so nothing is
+// rewritten twice, and the loads and stores stay plain: a masked store, as a guarded tail makes,
+// costs on AMD CPUs about as much as a short row's other vectors together). Otherwise the tail
+// is guarded. Each branch specializes on the runtime `cases`.
+inline void vectorize_in_place(Halide::Stage update, const Halide::Var& v, int lanes, const Halide::Expr& whole,
+                               const std::vector<Halide::Expr>& cases) {
+    using namespace Halide;
+    Stage blended = update.specialize(whole);
+    blended.vectorize(v, lanes, TailStrategy::ShiftInwardsAndBlend);
+    specialize_all(blended, cases);
+    update.vectorize(v, lanes, TailStrategy::GuardWithIf);
+    specialize_all(update, cases);
+}
+
 // out(s, c, n) = undef; out(s, c, n) = f(out(s, c, n), ...): an in-place element-wise update.
 // Each task covers about `block` elements: a block of a long row, or a group of short rows (a
 // task per row would spend more time in the thread pool than in memory for 7x7 rows).
@@ -293,22 +310,21 @@ inline void schedule_inplace_update(Halide::Func out, ViewLayout layout, const C
     Stage update = out.update();
     if (layout == ViewLayout::nchw) {
         const Expr rows_per_task = max(p.block / extent_s, 1);
+        const Expr s_block = balanced_block(extent_s, p.block, lanes);
         update.fuse(c, n, cn)
             .split(cn, cno, cni, rows_per_task, TailStrategy::GuardWithIf)
-            .split(s, so, si, balanced_block(extent_s, p.block, lanes), TailStrategy::GuardWithIf)
+            .split(s, so, si, s_block, TailStrategy::GuardWithIf)
             .reorder(si, cni, so, cno)
             .fuse(so, cno, task)
-            .parallel(task)
-            .vectorize(si, lanes, TailStrategy::GuardWithIf);
+            .parallel(task);
+        // (A row split into blocks of several tasks keeps the guard: a shifted vector would reach
+        // into the block of another task.)
+        vectorize_in_place(update, si, lanes, extent_s <= s_block && extent_s >= lanes, specializations);
     } else {
         const Expr rows_per_task = max(p.block / extent_c, p.rows);
-        update.reorder(c, s, n)
-            .vectorize(c, lanes, TailStrategy::GuardWithIf)
-            .split(s, so, si, rows_per_task, TailStrategy::GuardWithIf)
-            .fuse(so, n, task)
-            .parallel(task);
+        update.reorder(c, s, n).split(s, so, si, rows_per_task, TailStrategy::GuardWithIf).fuse(so, n, task).parallel(task);
+        vectorize_in_place(update, c, lanes, extent_c >= lanes, specializations);
     }
-    specialize_all(update, specializations);
 }
 
 // One pass per block of adjacent channels (nchw), blocks in parallel: the block's
@@ -340,10 +356,7 @@ inline void schedule_fused_channels(const FusedChannels& f, const CpuParams& p, 
     const Expr block_channels = cast<int32_t>(clamp(p.block / channel_elements, 1, p.channels));
 
     Stage update = out.update();
-    update.split(c, block, ci, block_channels, TailStrategy::GuardWithIf)
-        .reorder(s, ci, n, block)
-        .parallel(block)
-        .vectorize(s, lanes, TailStrategy::GuardWithIf);
+    update.split(c, block, ci, block_channels, TailStrategy::GuardWithIf).reorder(s, ci, n, block).parallel(block);
     // The block's sums, inside its iteration; where there are both forms, each in its
     // specialization of sums.
     sums.compute_at(out, block);
@@ -375,7 +388,8 @@ inline void schedule_fused_channels(const FusedChannels& f, const CpuParams& p, 
         // Same loop names as `update`: compute_with pairs loops by name.
         last.split(g.args()[0], block, ci, block_channels, TailStrategy::GuardWithIf).parallel(block).compute_with(update, block);
     }
-    specialize_all(update, f.update_cases);
+    // A task rewrites whole rows.
+    vectorize_in_place(update, s, lanes, out.output_buffer().dim(0).extent() >= lanes, f.update_cases);
 }
 
 }  // namespace iabn_sched
