@@ -45,7 +45,7 @@ public:
         } else if (!using_autoscheduler()) {
             iabn_sched::schedule_channel_reduction(st.sums, view(), cpu_params(), get_target(), threads,
                                                    x.dim(1).extent(), {});
-            st.pivot.compute_root();
+            iabn_sched::schedule_pivot(st.pivot, st.pivot_sum, view(), get_target());
         }
     }
 };

@@ -100,8 +100,9 @@ ChannelSums channel_sums(const std::string& name, const Terms& terms, const Hali
 
 // Batch statistics of x(s, c, n): sums are taken around a per-channel pivot, which keeps them
 // accurate when |mean| >> std: the centred values are O(std), not O(|mean|). The pivot is the
-// mean of the channel's first elements (at most pivot_elements, in memory order), rounded to the
-// compute type: close to the channel's mean, so that var = S2/m - (S1/m)^2 cancels little (a
+// mean of the channel's first pivot_elements elements or a few more (the first min(S, 64) of each
+// of the first rows, as many rows as reach 64: whole loops, no division per element), rounded to
+// the compute type: close to the channel's mean, so that var = S2/m - (S1/m)^2 cancels little (a
 // pivot d standard deviations away multiplies the relative error of S2 by 1 + d^2, which f32
 // chunk sums cannot afford). The pivot is held in the compute type (what the element loops
 // subtract; exact in the accumulation type too). moments(c) = (mean, biased variance), in the
@@ -109,7 +110,7 @@ ChannelSums channel_sums(const std::string& name, const Terms& terms, const Hali
 constexpr int pivot_elements = 64;
 
 struct BatchStatistics {
-    Halide::Func pivot{"pivot"}, moments{"moments"};
+    Halide::Func pivot{"pivot"}, pivot_sum{"pivot_sum"}, moments{"moments"};
     ChannelSums sums;  // (sum of x - pivot, sum of its squares)
     Halide::Expr m;    // elements per channel
 };
@@ -120,13 +121,12 @@ BatchStatistics batch_statistics(const X& x, const Halide::Var& c, ViewLayout la
     const Type acc = t.accum;
     BatchStatistics st;
     // The centred value is the difference of two values exact in either type.
-    const Expr S = x.dim(0).extent(), N = x.dim(2).extent();
-    const Expr first = cast<int32_t>(min(cast<int64_t>(S) * N, pivot_elements));
-    RDom i(0, first, "pivot_r");
-    Func first_sum("pivot_sum");
-    first_sum(c) = cast(acc, 0);
-    first_sum(c) += cast(acc, t.to_compute(x(i % S, c, i / S)));
-    st.pivot(c) = cast(t.compute, first_sum(c) / first);
+    const Expr row_part = min(x.dim(0).extent(), pivot_elements);
+    const Expr rows = min(x.dim(2).extent(), (pivot_elements + row_part - 1) / row_part);
+    RDom i(0, row_part, 0, rows, "pivot_r");
+    st.pivot_sum(c) = cast(acc, 0);
+    st.pivot_sum(c) += cast(acc, t.to_compute(x(i.x, c, i.y)));
+    st.pivot(c) = cast(t.compute, st.pivot_sum(c) / (row_part * rows));
     auto centred = [&](const Expr& s, const Expr& n, Type type) {
         Expr v = cast(type, t.to_compute(x(s, c, n))) - cast(type, st.pivot(c));
         return Tuple(v, v * v);
