@@ -8,7 +8,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <cctype>
 #include <cstring>
+#include <exception>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -413,6 +415,54 @@ Halide::Internal::AbstractGeneratorPtr create_generator(const std::string& gener
     return gen;
 }
 
+// Halide's plugins can fail an internal assertion in a frame the exception cannot unwind through
+// (Mullapudi2016 on the channels-last backward_reduce, Halide 21): the process ends in
+// std::terminate, out of reach of any catch. So each autoscheduler first runs on the same
+// pipeline in a forked child; where the child dies, the failure is thrown here, as a
+// std::runtime_error with Halide's message, and the table says "failed".
+int terminate_report = -1;  // the child's pipe to the parent
+
+[[noreturn]] void report_and_exit() {
+    std::string what = "std::terminate (an exception that cannot unwind through the plugin)";
+    try {
+        if (auto e = std::current_exception()) std::rethrow_exception(e);
+    } catch (const std::exception& e) {
+        what = e.what();
+    } catch (...) {
+    }
+    (void)!write(terminate_report, what.data(), what.size());
+    _exit(3);
+}
+
+void check_autoscheduler_survives(const Halide::Pipeline& pipeline, const Halide::Target& target,
+                                  const Halide::AutoschedulerParams& params) {
+    int fds[2];
+    if (pipe(fds) != 0) throw std::runtime_error("iabn-tune: pipe() failed");
+    const pid_t child = fork();
+    if (child < 0) throw std::runtime_error("iabn-tune: fork() failed");
+    if (child == 0) {
+        close(fds[0]);
+        terminate_report = fds[1];
+        std::set_terminate(report_and_exit);
+        try {
+            pipeline.apply_autoscheduler(target, params);
+        } catch (...) {
+            report_and_exit();
+        }
+        _exit(0);
+    }
+    close(fds[1]);
+    std::string message;
+    char buf[4096];
+    for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) message.append(buf, static_cast<size_t>(n));
+    close(fds[0]);
+    int status = 0;
+    waitpid(child, &status, 0);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
+    while (!message.empty() && std::isspace(static_cast<unsigned char>(message.back()))) message.pop_back();
+    throw std::runtime_error(params.name + " failed: " + (message.empty() ? "its process was killed" : message));
+}
+
 }  // namespace
 
 bool has_generator_param(const std::string& generator, const std::string& name, const Halide::Target& target) {
@@ -469,8 +519,9 @@ std::unique_ptr<Compiled> build(const std::string& generator, const BuildOptions
             }
         }
         const auto t0 = std::chrono::steady_clock::now();
-        c->schedule_source =
-            c->pipeline.apply_autoscheduler(o.target, autoscheduler_params(o.scheduler, o.machine)).schedule_source;
+        const Halide::AutoschedulerParams params = autoscheduler_params(o.scheduler, o.machine);
+        check_autoscheduler_survives(c->pipeline, o.target, params);
+        c->schedule_source = c->pipeline.apply_autoscheduler(o.target, params).schedule_source;
         c->schedule_s = seconds_since(t0);
     }
 
