@@ -203,18 +203,11 @@ TEST_P(HalfRecovery, BackwardFromRoundedZStaysWithinBound) {
     const auto fwd = ref::forward(in.x, c.shape, in.weight, in.bias, in.running_mean, in.running_var, o);
     Buffer z(c.dtype, c.shape), dz(c.dtype, c.shape);
     const std::vector<double> z16 = z.set(fwd.z);  // what a 16-bit forward stores
-    const std::vector<double> dzs = dz.set(make_dz(c, in, rng));
-    ChannelBuffers cb = ChannelBuffers::filled(iabn::DType::f32, in);
-    cb.saved_invstd.set(fwd.saved_invstd);
-    const std::vector<double> si = cb.saved_invstd.get();
-    ASSERT_NO_THROW(iabn::backward(z.ref(), dz.ref(), cb.state(), cb.grads(), o));
-
-    // The exact backward: the unrounded z, the same dz and invstd.
-    const auto exact = ref::backward(fwd.z, dzs, c.shape, in.weight, in.bias, si, {}, o);
     // Elements whose 16-bit z lost what the backward needs, excluded from dx: ELU elements that
     // saturated (z = -a: the pre-activation is lost) and negative z that underflowed to -0 (the
     // kink rule takes -0 as y >= 0: the negative branch is lost; f16 only, for |z| < 2^-25).
     std::vector<char> lost(z16.size(), 0);
+    std::vector<double> dz_values = make_dz(c, in, rng);
     int64_t saturated = 0, underflowed = 0;
     for (size_t i = 0; i < z16.size(); i++) {
         const bool sat = c.act == iabn::Activation::elu && z16[i] / c.param <= -1;
@@ -222,7 +215,19 @@ TEST_P(HalfRecovery, BackwardFromRoundedZStaysWithinBound) {
         saturated += sat;
         underflowed += under;
         lost[i] = sat || under;
+        // An underflowed element's slope is 1 instead of the negative branch's: an error of
+        // O(dz) in the channel's sums, not of O(u), which a few such elements (0-6 in a draw)
+        // would put over any bound in u. Its dz is zero, so the sums measure the rest.
+        if (under) dz_values[i] = 0;
     }
+    const std::vector<double> dzs = dz.set(dz_values);
+    ChannelBuffers cb = ChannelBuffers::filled(iabn::DType::f32, in);
+    cb.saved_invstd.set(fwd.saved_invstd);
+    const std::vector<double> si = cb.saved_invstd.get();
+    ASSERT_NO_THROW(iabn::backward(z.ref(), dz.ref(), cb.state(), cb.grads(), o));
+
+    // The exact backward: the unrounded z, the same dz and invstd.
+    const auto exact = ref::backward(fwd.z, dzs, c.shape, in.weight, in.bias, si, {}, o);
     const double u = f.unit_roundoff();
     const double dx_err = rel_err_floor(dz.get(), exact.dx, exact.dx_scale, 0.1, &lost);
     const double wg_err = rel_err_floor(cb.weight_grad.get(), exact.weight_grad, exact.weight_grad_scale, 0.1);
