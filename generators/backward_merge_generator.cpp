@@ -35,15 +35,9 @@ public:
         const ElementTypes t = types();
         const Type acc = t.accum;
         Var c("c");
-        // Added one process after the other in row order: the same bits on every process
-        // (strict_float: no contraction, which would differ between kernel targets). Each sum
-        // reads only its own previous value (see forward_merge_generator.cpp).
+        // Added one process after the other in row order (sync_partials.h): the same bits on every process.
         RDom p(0, gathered.dim(1).extent(), "p");
-        GatheredPartials q = unpack_partials(gathered, c, p, weight.dim(0).extent());
-        Func merged("merged");  // (count, sum dy, sum dy * xhat)
-        merged(c) = Tuple(Expr(0.0), Expr(0.0), Expr(0.0));
-        merged(c) = Tuple(strict_float(merged(c)[0] + q.count), strict_float(merged(c)[1] + q.a),
-                          strict_float(merged(c)[2] + q.b));
+        Func merged = merge_sums(c, unpack_partials(gathered, c, p, weight.dim(0).extent()));
         Expr g = effective_scale(cast(acc, weight(c)), abs_weight, epsilon);
         GradCoefficients k = grad_coefficients(g, cast(acc, saved_invstd(c)), cast(acc, merged(c)[1]),
                                                cast(acc, merged(c)[2]), cast(acc, merged(c)[0]),

@@ -68,13 +68,12 @@ public:
         estimate_scalars(epsilon, abs_weight, batch_stats, activation, activation_param, threads);
 
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
-        if (!using_autoscheduler() && get_target().has_gpu_feature()) {
-            channel.compute_root();
-            iabn_sched::schedule_gpu_channel_reduction(gs.sums, gs.all, view(), activation_specializations(activation));
-            iabn_sched::schedule_gpu_per_channel(channel);
-            iabn_sched::schedule_gpu_channel_outputs({weight_grad, bias_grad, grad_scale, grad_mean_dy, grad_mean_dy_xhat,
-                                                      xhat_bias, xhat_inv_g});
-        } else if (!using_autoscheduler()) {
+        if (get_target().has_gpu_feature()) {
+            // (GPUs spread each channel over many blocks: block_partials.h.)
+            throw std::invalid_argument("backward_reduce: a CPU pipeline; GPUs run "
+                                        "gpu_backward_partials and gpu_backward_finish");
+        }
+        if (!using_autoscheduler()) {
             channel.compute_root();
             iabn_sched::schedule_channel_reduction(gs, view(), cpu_params(), get_target(), threads,
                                                    z.dim(1).extent(), activation_specializations(activation));

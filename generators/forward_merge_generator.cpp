@@ -37,27 +37,13 @@ public:
     void generate() {
         const ElementTypes t = types();
         Var c("c");
-        // The processes' (count, mean, M2) as sums around one pivot every process agrees on, the
-        // mean of row 0 (the deviations of the processes' means from it are O(std), so nothing
-        // cancels): S1 = sum n_p (mean_p - pivot), S2 = sum M2_p + n_p (mean_p - pivot)^2; then
-        // mean = pivot + S1 / n and M2 = S2 - S1^2 / n (Chan et al.'s pairwise merge, unrolled).
-        // Added one process after the other in row order: the same bits on every process.
-        // strict_float: no contraction into FMAs, which would differ between kernel targets.
-        // (Each sum reads only its own previous value: Halide 14 lowers a Tuple update whose
-        // elements read each other's previous values wrongly, writing one before the next reads it.)
+        // Merged in row order around row 0's mean (sync_partials.h): the same bits on every process.
         RDom p(0, gathered.dim(1).extent(), "p");
         const Expr channels = weight.dim(0).extent();
-        GatheredPartials q = unpack_partials(gathered, c, p, channels);
-        Func pivot("merge_pivot");
-        pivot(c) = unpack_partials(gathered, c, 0, channels).a;
-        Expr d = strict_float(q.a - pivot(c));
-        Func sums("merged_sums");  // (n, S1, S2)
-        sums(c) = Tuple(Expr(0.0), Expr(0.0), Expr(0.0));
-        sums(c) = Tuple(strict_float(sums(c)[0] + q.count), strict_float(sums(c)[1] + q.count * d),
-                        strict_float(sums(c)[2] + q.b + q.count * d * d));
-        Expr count = sums(c)[0], s1 = sums(c)[1];
-        Expr mean = pivot(c) + s1 / count;
-        Expr var = max((sums(c)[2] - s1 * s1 / count) / count, Expr(0.0));
+        MergedMoments merged = merge_moments(c, unpack_partials(gathered, c, p, channels),
+                                             unpack_partials(gathered, c, 0, channels).a);
+        Func sums = merged.sums;
+        Expr count = merged.count, mean = merged.mean, var = merged.var;
         ApplyCoefficients k =
             finish_training_forward({saved_mean, saved_invstd, running_mean, running_var}, c, mean, var, count,
                                     weight, bias, epsilon, momentum, unbiased_running_var, abs_weight, t);

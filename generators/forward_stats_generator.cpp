@@ -56,14 +56,12 @@ public:
         estimate_scalars(epsilon, momentum, unbiased_running_var, abs_weight, threads);
 
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
-        if (!using_autoscheduler() && get_target().has_gpu_feature()) {
-            // (moments stay inline: a few flops per channel, recomputed beats a launch)
-            iabn_sched::schedule_gpu_channel_reduction(st.sums.sums, st.sums.all, view(), {});
-            st.pivot.compute_root();
-            iabn_sched::schedule_gpu_per_channel(st.pivot);
-            iabn_sched::schedule_gpu_channel_outputs({saved_mean, saved_invstd, running_mean, running_var, apply_pivot,
-                                                      apply_scale, apply_shift});
-        } else if (!using_autoscheduler()) {
+        if (get_target().has_gpu_feature()) {
+            // (GPUs spread each channel over many blocks: block_partials.h.)
+            throw std::invalid_argument("forward_stats: a CPU pipeline; GPUs run "
+                                        "gpu_forward_partials and gpu_forward_finish");
+        }
+        if (!using_autoscheduler()) {
             iabn_sched::schedule_channel_reduction(st.sums, view(), cpu_params(), get_target(), threads,
                                                    x.dim(1).extent(), {});
             st.moments.compute_root();

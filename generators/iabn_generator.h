@@ -32,6 +32,10 @@ public:
 protected:
     ElementTypes types() const { return element_types(dtype, this->get_target()); }
     ViewLayout view() const { return view_layout(layout); }
+    // The threads of a GPU training pass's blocks on s and on n (schedules/gpu_blocks.h).
+    iabn_sched::GpuBlockLanes gpu_block_lanes() const {
+        return view() == ViewLayout::nchw ? iabn_sched::gpu_block_lanes_nchw : iabn_sched::gpu_block_lanes_nhwc;
+    }
     iabn_sched::CpuParams cpu_params() const {
         iabn_sched::CpuParams p;
         Tunables::read(p);

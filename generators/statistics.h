@@ -145,24 +145,34 @@ struct TrainingOutputs {
     Halide::Func saved_mean, saved_invstd, running_mean, running_var;
 };
 
-// mean and var (biased) of m elements per channel, in the accumulation type.
-inline void define_training_outputs(const TrainingOutputs& out, const Halide::Var& c, const Halide::Expr& mean,
-                                    const Halide::Expr& var, const Halide::Expr& m, const Halide::Expr& invstd,
-                                    const Halide::Expr& momentum, const Halide::Expr& unbiased_running_var,
-                                    Halide::Type channel) {
+// Their values for channel c, from the batch's mean and biased variance over m elements (in the
+// accumulation type) and the running statistics before the update (`running_mean`,
+// `running_var`, as stored), and the coefficients of the apply.
+struct TrainingValues {
+    Halide::Expr saved_mean, saved_invstd, running_mean, running_var;
+    ApplyCoefficients k;
+};
+
+template <typename C>
+TrainingValues training_values(const Halide::Var& c, const Halide::Expr& mean, const Halide::Expr& var,
+                               const Halide::Expr& m, const Halide::Expr& running_mean, const Halide::Expr& running_var,
+                               const C& weight, const C& bias, const Halide::Expr& epsilon,
+                               const Halide::Expr& momentum, const Halide::Expr& unbiased_running_var,
+                               const Halide::Expr& abs_weight, const ElementTypes& t) {
     using namespace Halide;
     Type acc = mean.type();
-    Func running_mean = out.running_mean, running_var = out.running_var;  // handles to the Outputs
-    Func saved_mean = out.saved_mean, saved_invstd = out.saved_invstd;
-    saved_mean(c) = cast(channel, mean);
-    saved_invstd(c) = cast(channel, invstd);
+    TrainingValues v;
+    Expr invstd = inverse_std(var, epsilon);
+    v.saved_mean = cast(t.channel, mean);
+    v.saved_invstd = cast(t.channel, invstd);
     Expr var_for_running = select(unbiased_running_var, var * m / (m - 1), var);
     // strict_float: as written, so momentum 1 keeps the running statistics exactly and momentum 0
     // takes the batch's (Halide's default float semantics may contract or reorder the terms).
-    running_mean(c) = undef(channel);
-    running_mean(c) = cast(channel, strict_float(momentum * cast(acc, running_mean(c)) + (1 - momentum) * mean));
-    running_var(c) = undef(channel);
-    running_var(c) = cast(channel, strict_float(momentum * cast(acc, running_var(c)) + (1 - momentum) * var_for_running));
+    v.running_mean = cast(t.channel, strict_float(momentum * cast(acc, running_mean) + (1 - momentum) * mean));
+    v.running_var = cast(t.channel, strict_float(momentum * cast(acc, running_var) + (1 - momentum) * var_for_running));
+    Expr g = effective_scale(cast(t.accum, weight(c)), abs_weight, epsilon);
+    v.k = apply_coefficients(mean, invstd, g, cast(t.accum, bias(c)), t.compute);
+    return v;
 }
 
 // z = act((x - pivot) * scale + shift), in the compute type.
@@ -171,27 +181,63 @@ inline Halide::Expr normalize_activate(const Halide::Expr& x, const Halide::Expr
     return activate((x - pivot) * scale + shift, act, a);
 }
 
+// Element (s, c, n)'s backward terms (dy, dy * xhat): dy and xhat in the compute type (the
+// element loops' own arithmetic), widened to `type`.
+template <typename Z>
+Halide::Tuple grad_terms(const Z& z, const Z& dz, const Halide::Expr& s, const Halide::Var& c, const Halide::Expr& n,
+                         const Halide::Expr& act, const Halide::Expr& a, const Halide::Expr& bias,
+                         const Halide::Expr& inv_g, Halide::Type type, const ElementTypes& t) {
+    using namespace Halide;
+    Recovered e = recover(t, z(s, c, n), dz(s, c, n), act, a, bias, inv_g);
+    return Tuple(cast(type, e.dy), cast(type, e.dy * e.xhat));
+}
+
 // Backward sums over (s, n) of one channel: (sum dy, sum dy * xhat), in the accumulation type.
 template <typename Z>
 ChannelSums grad_sums(const Z& z, const Z& dz, const Halide::Var& c, const Halide::Expr& act, const Halide::Expr& a,
                       const Halide::Expr& bias, const Halide::Expr& inv_g, ViewLayout layout, const ElementTypes& t) {
     using namespace Halide;
-    // dy and xhat in the compute type (the element loops' own arithmetic), widened to `type`.
     auto recovered = [&](const Expr& s, const Expr& n, Type type) {
-        Recovered e = recover(t, z(s, c, n), dz(s, c, n), act, a, bias, inv_g);
-        return Tuple(cast(type, e.dy), cast(type, e.dy * e.xhat));
+        return grad_terms(z, dz, s, c, n, act, a, bias, inv_g, type, t);
     };
     return channel_sums("grad_sums", recovered, c, z.dim(0).extent(), z.dim(1).extent(), z.dim(2).extent(), layout, t);
 }
 
 // dL/dweight and dL/dbias from the sums; with abs_weight, g = |w| + eps, so dL/dw = dL/dg * sign(w).
+struct ParamGrads {
+    Halide::Expr weight_grad, bias_grad;
+};
+
+inline ParamGrads param_grads(const Halide::Expr& sum_dy, const Halide::Expr& sum_dy_xhat, const Halide::Expr& w,
+                              const Halide::Expr& abs_weight, Halide::Type channel) {
+    using namespace Halide;
+    Expr sign = select(abs_weight && w < 0, cast(w.type(), -1), cast(w.type(), 1));
+    return {cast(channel, sum_dy_xhat * sign), cast(channel, sum_dy)};
+}
+
 inline void define_param_grads(Halide::Func weight_grad, Halide::Func bias_grad, const Halide::Var& c,
                                const Halide::Expr& sum_dy, const Halide::Expr& sum_dy_xhat, const Halide::Expr& w,
                                const Halide::Expr& abs_weight, Halide::Type channel) {
+    const ParamGrads g = param_grads(sum_dy, sum_dy_xhat, w, abs_weight, channel);
+    weight_grad(c) = g.weight_grad;
+    bias_grad(c) = g.bias_grad;
+}
+
+// What a backward recovers xhat with, per channel: (bias, 1/g) in the compute type, as the element
+// loops use them, and the effective scale g in the accumulation type.
+struct XhatChannel {
+    Halide::Func channel{"channel"};
+    Halide::Expr g;
+};
+
+template <typename C>
+XhatChannel xhat_channel(const C& weight, const C& bias, const Halide::Var& c, const Halide::Expr& epsilon,
+                         const Halide::Expr& abs_weight, const ElementTypes& t) {
     using namespace Halide;
-    Expr sign = select(abs_weight && w < 0, cast(w.type(), -1), cast(w.type(), 1));
-    weight_grad(c) = cast(channel, sum_dy_xhat * sign);
-    bias_grad(c) = cast(channel, sum_dy);
+    XhatChannel x;
+    x.g = effective_scale(cast(t.accum, weight(c)), abs_weight, epsilon);
+    x.channel(c) = Tuple(cast(t.compute, bias(c)), cast(t.compute, 1 / x.g));
+    return x;
 }
 
 // dx from dy and xhat: scale * (dy - mean_dy - xhat * mean_dy_xhat), or scale * dy (global).
@@ -216,10 +262,17 @@ ApplyCoefficients finish_training_forward(const TrainingOutputs& outputs, const 
                                           const Halide::Expr& unbiased_running_var, const Halide::Expr& abs_weight,
                                           const ElementTypes& t) {
     using namespace Halide;
-    Expr invstd = inverse_std(var, epsilon);
-    define_training_outputs(outputs, c, mean, var, m, invstd, momentum, unbiased_running_var, t.channel);
-    Expr g = effective_scale(cast(t.accum, weight(c)), abs_weight, epsilon);
-    return apply_coefficients(mean, invstd, g, cast(t.accum, bias(c)), t.compute);
+    Func saved_mean = outputs.saved_mean, saved_invstd = outputs.saved_invstd;  // handles to the Outputs
+    Func running_mean = outputs.running_mean, running_var = outputs.running_var;
+    running_mean(c) = undef(t.channel);
+    running_var(c) = undef(t.channel);
+    const TrainingValues v = training_values(c, mean, var, m, running_mean(c), running_var(c), weight, bias, epsilon,
+                                             momentum, unbiased_running_var, abs_weight, t);
+    saved_mean(c) = v.saved_mean;
+    saved_invstd(c) = v.saved_invstd;
+    running_mean(c) = v.running_mean;
+    running_var(c) = v.running_var;
+    return v.k;
 }
 
 template <typename X, typename C>
@@ -250,8 +303,9 @@ LocalBackward local_backward(const Z& z, const Z& dz, const C& weight, const C& 
     using namespace Halide;
     LocalBackward b;
     Expr w = cast(t.accum, weight(c));
-    b.g = effective_scale(w, abs_weight, epsilon);
-    b.channel(c) = Tuple(cast(t.compute, bias(c)), cast(t.compute, 1 / b.g));
+    XhatChannel x = xhat_channel(weight, bias, c, epsilon, abs_weight, t);
+    b.channel = x.channel;
+    b.g = x.g;
     b.gs = grad_sums(z, dz, c, activation, cast(t.compute, activation_param), b.channel(c)[0], b.channel(c)[1], layout, t);
     Func sums = b.gs.sums;
     define_param_grads(weight_grad, bias_grad, c, sums(c)[0], sums(c)[1], w, abs_weight, t.channel);

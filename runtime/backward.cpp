@@ -72,7 +72,20 @@ void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state
     outputs_for_apply(b, scratch);
 
     // The sums over the tensor are needed for batch statistics, or for parameter gradients.
-    if (ck.batch_stats || grads.weight_grad.data || grads.bias_grad.data) {
+    const bool sums = ck.batch_stats || grads.weight_grad.data || grads.bias_grad.data;
+    if (sums && k.gpu_backward_partials) {  // GPUs: partials, finish, apply
+        const iabn_sched::GpuPartition p = detail::gpu_partition(ck.view);
+        auto partials = scratch.partials(p);
+        call.run("gpu_backward_partials", [&](void* uc) {
+            return k.gpu_backward_partials(uc, b.z, b.dz, b.weight, b.bias, options.epsilon, b.abs_weight, act,
+                                           options.activation_param, p.steps, p.row_steps, partials);
+        });
+        call.run("gpu_backward_finish", [&](void* uc) {
+            return k.gpu_backward_finish(uc, partials, b.weight, b.bias, b.invstd, b.running_var, options.epsilon,
+                                         b.abs_weight, ck.batch_stats, weight_grad, bias_grad, b.grad_scale, b.mean_dy,
+                                         b.mean_dy_xhat, b.xhat_bias, b.xhat_inv_g);
+        });
+    } else if (sums) {
         call.run("backward_reduce", [&](void* uc) {
             return k.backward_reduce(uc, b.z, b.dz, b.weight, b.bias, b.invstd, b.running_var, options.epsilon,
                                      b.abs_weight, ck.batch_stats, act, options.activation_param,

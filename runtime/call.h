@@ -12,6 +12,7 @@
 #include "iabn/iabn.h"
 
 #include <mutex>
+#include <thread>
 #include <string>
 
 namespace iabn::detail {
@@ -33,6 +34,9 @@ public:
     // cl_command_queue), set by the device backend when the call begins.
     void* device_context = nullptr;
     void* device_queue = nullptr;
+    // Set where the queue handle names a different stream on each thread (CUDA's
+    // CU_STREAM_PER_THREAD): the thread whose stream it is.
+    std::thread::id queue_thread{};
 
     void add_error(const char* message);
 

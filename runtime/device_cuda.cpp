@@ -1,5 +1,6 @@
 // Device::cuda: the caller's CUDA context and stream for the Halide runtime, and stream-ordered
-// scratch memory (cuMemAllocAsync / cuMemFreeAsync), so a call enqueues its work and returns.
+// workspace memory (cuMemAllocAsync / cuMemFreeAsync; cuMemAlloc / cuMemFree where the device has
+// no memory pools), so a call enqueues its work and returns.
 #include "device.h"
 
 #ifndef IABN_WITH_CUDA
@@ -14,8 +15,11 @@ const DeviceBackend* cuda_backend() { return nullptr; }
 
 #include <HalideRuntimeCuda.h>
 
+#include <cstdint>
 #include <cstring>
 #include <mutex>
+#include <thread>
+#include <vector>
 
 namespace iabn::detail {
 namespace {
@@ -50,6 +54,40 @@ int get_stream(void* user_context, void* context, void** stream) {
 
 CudaApi::Ptr address(const void* p) { return reinterpret_cast<CudaApi::Ptr>(p); }
 
+// CUDA's per-thread default stream: one handle, a different stream on every thread.
+void* const kStreamPerThread = reinterpret_cast<void*>(uintptr_t{2});  // CU_STREAM_PER_THREAD
+
+// Another library that sets Halide's CUDA hooks after iabn would send iabn's calls to its own
+// context and streams: each call checks that iabn's are still installed.
+template <typename Hook>
+void check_hook(Hook (*set)(Hook), Hook ours, const char* name) {
+    const Hook current = set(ours);
+    if (current != ours) {
+        set(current);
+        throw Error(std::string("Device::cuda: Halide's ") + name +
+                    " hook was replaced after iabn installed its own, so iabn's kernels would not run on the "
+                    "caller's stream; set yours before iabn's first CUDA call (iabn hands other pipelines' "
+                    "calls to the hooks it found)");
+    }
+}
+
+// Whether the current context's device has stream-ordered memory pools (cuMemAllocAsync).
+bool memory_pools(const CudaApi& api) {
+    static std::mutex lock;
+    static std::vector<int> known;  // per device ordinal: 0 unknown, 1 yes, 2 no
+    int device = 0;
+    cuda_check(api.ctx_get_device(&device), "cuCtxGetDevice");
+    std::lock_guard<std::mutex> hold(lock);
+    if (known.size() <= static_cast<size_t>(device)) known.resize(device + 1, 0);
+    if (known[device] == 0) {
+        int supported = 0;
+        const int kMemoryPoolsSupported = 115;  // CU_DEVICE_ATTRIBUTE_MEMORY_POOLS_SUPPORTED
+        cuda_check(api.device_get_attribute(&supported, kMemoryPoolsSupported, device), "cuDeviceGetAttribute");
+        known[device] = supported ? 1 : 2;
+    }
+    return known[device] == 1;
+}
+
 class CudaBackend final : public DeviceBackend {
 public:
     const char* name() const override { return "Device::cuda"; }
@@ -71,18 +109,35 @@ public:
             throw Error("Device::cuda: no current CUDA context on this thread (make one current first, e.g. "
                         "cudaSetDevice() or cuCtxSetCurrent())");
         }
+        check_hook(halide_set_cuda_acquire_context, acquire_context, "acquire_context");
+        check_hook(halide_set_cuda_release_context, release_context, "release_context");
+        check_hook(halide_set_cuda_get_stream, get_stream, "get_stream");
         call.device_context = context;
         call.device_queue = options.cuda_stream;
+        if (options.cuda_stream == kStreamPerThread) call.queue_thread = std::this_thread::get_id();
     }
 
+    // (Only the workspace allocates: once per stream, and when it grows.)
     void* allocate(Call& call, size_t bytes) const override {
+        const CudaApi& api = cuda_api();
         CudaApi::Ptr p = 0;
-        cuda_check(cuda_api().mem_alloc_async(&p, bytes, call.device_queue), "cuMemAllocAsync");
+        if (memory_pools(api)) {
+            cuda_check(api.mem_alloc_async(&p, bytes, call.device_queue), "cuMemAllocAsync");
+        } else {
+            cuda_check(api.mem_alloc(&p, bytes), "cuMemAlloc");
+        }
         return reinterpret_cast<void*>(p);
     }
 
     void release(Call& call, void* memory) const override {
-        cuda_check(cuda_api().mem_free_async(address(memory), call.device_queue), "cuMemFreeAsync");
+        const CudaApi& api = cuda_api();
+        if (memory_pools(api)) {
+            cuda_check(api.mem_free_async(address(memory), call.device_queue), "cuMemFreeAsync");
+        } else {
+            // Without pools, the memory's last use must be done first.
+            cuda_check(api.stream_synchronize(call.device_queue), "cuStreamSynchronize");
+            cuda_check(api.mem_free(address(memory)), "cuMemFree");
+        }
     }
 
     void fill(Call& call, void* memory, size_t count, DType dtype, double value) const override {

@@ -27,6 +27,10 @@ namespace {
 
 // OpenCL 1.2 constants (cl.h is not needed to build this file).
 constexpr OpenClApi::Uint kQueueContext = 0x1090;      // CL_QUEUE_CONTEXT
+constexpr OpenClApi::Uint kQueueDevice = 0x1091;       // CL_QUEUE_DEVICE
+constexpr OpenClApi::Uint kQueueProperties = 0x1093;   // CL_QUEUE_PROPERTIES
+constexpr uint64_t kOutOfOrder = 1 << 0;               // CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE
+constexpr OpenClApi::Uint kDeviceDoubleFp = 0x1032;    // CL_DEVICE_DOUBLE_FP_CONFIG
 constexpr OpenClApi::Uint kPlatformName = 0x0902;      // CL_PLATFORM_NAME
 constexpr uint64_t kDeviceTypeGpu = 1 << 2;            // CL_DEVICE_TYPE_GPU
 constexpr uint64_t kDeviceTypeAccelerator = 1 << 3;    // CL_DEVICE_TYPE_ACCELERATOR
@@ -79,9 +83,29 @@ public:
         if (!options.opencl_queue) {
             throw InvalidArgument("Device::opencl: options.opencl_queue: expected the cl_command_queue to run on, got nullptr");
         }
-        OpenClApi::Handle context = nullptr;
+        OpenClApi::Handle context = nullptr, device = nullptr;
+        uint64_t properties = 0;
         opencl_check(api.get_command_queue_info(options.opencl_queue, kQueueContext, sizeof context, &context, nullptr),
                      "clGetCommandQueueInfo(CL_QUEUE_CONTEXT)");
+        opencl_check(api.get_command_queue_info(options.opencl_queue, kQueueProperties, sizeof properties, &properties,
+                                                nullptr),
+                     "clGetCommandQueueInfo(CL_QUEUE_PROPERTIES)");
+        // A call's kernels and the workspace they share run one after another only on an in-order
+        // queue (an out-of-order one would need events between them).
+        if (properties & kOutOfOrder) {
+            throw InvalidArgument("Device::opencl: options.opencl_queue: expected an in-order queue, got one with "
+                                  "CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE");
+        }
+        // The per-channel sums are f64 (the kernels are built with cl_doubles).
+        opencl_check(api.get_command_queue_info(options.opencl_queue, kQueueDevice, sizeof device, &device, nullptr),
+                     "clGetCommandQueueInfo(CL_QUEUE_DEVICE)");
+        uint64_t fp64 = 0;
+        opencl_check(api.get_device_info(device, kDeviceDoubleFp, sizeof fp64, &fp64, nullptr),
+                     "clGetDeviceInfo(CL_DEVICE_DOUBLE_FP_CONFIG)");
+        if (fp64 == 0) {
+            throw Error("Device::opencl: the queue's device has no double precision (cl_khr_fp64), which iabn's "
+                        "OpenCL kernels need for their per-channel sums");
+        }
         call.device_context = context;
         call.device_queue = options.opencl_queue;
     }

@@ -62,7 +62,18 @@ void forward(const TensorRef& x, const ChannelState& state, const Options& optio
     }
     b.pivot = scratch.output(), b.scale = scratch.output(), b.shift = scratch.output();
 
-    if (ck.batch_stats) {
+    if (ck.batch_stats && k.gpu_forward_partials) {  // GPUs: partials, finish, apply
+        const iabn_sched::GpuPartition p = detail::gpu_partition(ck.view);
+        auto partials = scratch.partials(p);
+        call.run("gpu_forward_partials", [&](void* uc) {
+            return k.gpu_forward_partials(uc, b.x, p.steps, p.row_steps, partials);
+        });
+        call.run("gpu_forward_finish", [&](void* uc) {
+            return k.gpu_forward_finish(uc, partials, b.weight, b.bias, b.running_mean, b.running_var, options.epsilon,
+                                        options.momentum, options.unbiased_running_var, b.abs_weight, b.saved_mean,
+                                        b.saved_invstd, b.running_mean, b.running_var, b.pivot, b.scale, b.shift);
+        });
+    } else if (ck.batch_stats) {
         call.run("forward_stats", [&](void* uc) {
             return k.forward_stats(uc, b.x, b.weight, b.bias, options.epsilon, options.momentum,
                                    options.unbiased_running_var, b.abs_weight, detail::kernel_threads(), b.saved_mean,

@@ -41,7 +41,10 @@ const std::map<Key, Kernels>& table() {
 }
 
 bool complete(const Kernels& k) {
-    return k.forward_stats && k.forward_apply && k.backward_reduce && k.backward_apply && k.global_coeffs &&
+    const bool cpu_training = k.forward_stats && k.backward_reduce;
+    const bool gpu_training =
+        k.gpu_forward_partials && k.gpu_forward_finish && k.gpu_backward_partials && k.gpu_backward_finish;
+    return (cpu_training || gpu_training) && k.forward_apply && k.backward_apply && k.global_coeffs &&
            k.forward_partials && k.forward_merge && k.backward_partials && k.backward_merge;
 }
 

@@ -7,6 +7,25 @@
 
 namespace iabn::detail {
 
+// The GPU training passes' first two kernels (generators/gpu_*_generator.cpp), which have no CPU
+// instantiation to take the signature from: checked against the generated ones where the table
+// stores them.
+using HalideBuf = halide_buffer_t*;
+using GpuForwardPartials = int (*)(const void*, HalideBuf x, int32_t steps, int32_t row_steps, HalideBuf partials);
+using GpuForwardFinish = int (*)(const void*, HalideBuf partials, HalideBuf weight, HalideBuf bias, HalideBuf running_mean,
+                                 HalideBuf running_var, double epsilon, double momentum, bool unbiased_running_var,
+                                 bool abs_weight, HalideBuf saved_mean, HalideBuf saved_invstd,
+                                 HalideBuf new_running_mean, HalideBuf new_running_var, HalideBuf pivot,
+                                 HalideBuf scale, HalideBuf shift);
+using GpuBackwardPartials = int (*)(const void*, HalideBuf z, HalideBuf dz, HalideBuf weight, HalideBuf bias, double epsilon,
+                                    bool abs_weight, int32_t activation, double activation_param, int32_t steps,
+                                    int32_t row_steps, HalideBuf partials);
+using GpuBackwardFinish = int (*)(const void*, HalideBuf partials, HalideBuf weight, HalideBuf bias, HalideBuf saved_invstd,
+                                  HalideBuf running_var, double epsilon, bool abs_weight, bool batch_stats,
+                                  HalideBuf weight_grad, HalideBuf bias_grad, HalideBuf grad_scale,
+                                  HalideBuf grad_mean_dy, HalideBuf grad_mean_dy_xhat, HalideBuf xhat_bias,
+                                  HalideBuf xhat_inv_g);
+
 // Every instantiation of a generator has the same signature; the f32 nchw one is always built.
 struct Kernels {
     decltype(&iabn_forward_stats_f32_nchw) forward_stats = nullptr;
@@ -22,11 +41,17 @@ struct Kernels {
     // One pass per channel; nchw only (null for channels-last).
     decltype(&iabn_forward_fused_f32_nchw) forward_fused = nullptr;
     decltype(&iabn_backward_fused_f32_nchw) backward_fused = nullptr;
+    // GPU training passes, three kernels each: partials, finish, then forward_apply or
+    // backward_apply (null on the CPU, which has forward_stats and backward_reduce instead).
+    GpuForwardPartials gpu_forward_partials = nullptr;
+    GpuForwardFinish gpu_forward_finish = nullptr;
+    GpuBackwardPartials gpu_backward_partials = nullptr;
+    GpuBackwardFinish gpu_backward_finish = nullptr;
 };
 
 // The kernels for a tensor dtype, a view layout and a device; throws iabn::Error if this build
 // has none. (The GPU kernels have no one-pass variants: a GPU spreads each channel's reduction
-// over many blocks instead.)
+// over many blocks instead, gpu_*.)
 const Kernels& kernels_for(DType dtype, Layout kernel_layout, Device device = Device::cpu);
 
 // Whether a training pass runs the one-pass kernels: `k` has them and plan.h's rule says so for

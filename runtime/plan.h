@@ -1,9 +1,10 @@
 // What the runtime runs for a tensor, as pure rules without Halide: the 3-D view (s, c, n) its
 // kernels see (generators/tensor_view.h states the same from the kernels' side), whether a
-// training pass runs one pass per channel or two, and how each pipeline's buffers are bound. The
-// tuner (tools/tune) times exactly these.
+// training pass runs one pass per channel or two, how a GPU training pass shares a channel among
+// blocks, and how each pipeline's buffers are bound. The tuner (tools/tune) times exactly these.
 #pragma once
 
+#include "gpu_blocks.h"  // (schedules/: the rule the GPU generators share)
 #include "iabn/iabn.h"
 
 #include <functional>
@@ -41,6 +42,11 @@ inline View make_view(const std::vector<int64_t>& shape, Layout layout) {
 // only with at least one channel per thread; with fewer channels the two-pass kernels, which also
 // split channels into blocks, are faster.
 inline bool one_pass_suits(int64_t channels, int threads) { return channels >= threads; }
+
+// A GPU training pass's partition of a view's channels among blocks (schedules/gpu_blocks.h).
+inline iabn_sched::GpuPartition gpu_partition(const View& v) {
+    return iabn_sched::gpu_partition(v.s, v.c, v.n, v.kernel_layout == Layout::nhwc);
+}
 
 // How the runtime binds a pipeline's buffers (runtime/forward.cpp, backward.cpp) where it is not
 // plain (each Input and Output bound to the caller's buffer of its name). A pipeline may write an

@@ -8,31 +8,30 @@
 namespace iabn::detail {
 
 Scratch::Scratch(int64_t channels, DType channel_dtype, Call& call)
-    : channels_(channels), dtype_(channel_dtype), call_(call), device_(device_backend(call.device())) {}
-
-Scratch::~Scratch() {
-    descriptors_.clear();  // detaches the device memory from Halide's descriptors first
-    for (void* m : device_memory_) {
-        try {
-            device_->release(call_, m);
-        } catch (const Error&) {
-            // (a failed release leaks [C] values; a destructor cannot report it)
-        }
-    }
+    : channels_(channels), dtype_(channel_dtype), call_(call), device_(device_backend(call.device())) {
+    if (device_) workspace_ = std::make_unique<WorkspaceLease>(*device_, call);
 }
 
-void* Scratch::allocate() {
-    const size_t bytes = static_cast<size_t>(channels_) * dtype_size(dtype_);
-    if (device_) {
-        device_memory_.push_back(device_->allocate(call_, bytes));
-        return device_memory_.back();
-    }
-    host_.emplace_back(static_cast<size_t>(channels_));
+Scratch::~Scratch() {
+    descriptors_.clear();  // detaches the workspace's memory from Halide's descriptors
+}
+
+void* Scratch::allocate(size_t bytes) {
+    if (device_) return workspace_->slot(next_slot_++, bytes);
+    host_.emplace_back((bytes + sizeof(double) - 1) / sizeof(double));
     return host_.back().data();
 }
 
+Halide::Runtime::Buffer<void> Scratch::partials(const iabn_sched::GpuPartition& p) {
+    if (!device_) throw Error("iabn: block partials are a device call's");
+    const size_t values = 3 * static_cast<size_t>(channels_) * static_cast<size_t>(p.blocks_per_channel());
+    Halide::Runtime::Buffer<void> b = partials_buffer(allocate(values * sizeof(double)), p, channels_, call_);
+    descriptors_.push_back(b);
+    return b;
+}
+
 Halide::Runtime::Buffer<void> Scratch::filled(double value) {
-    void* memory = allocate();
+    void* memory = allocate(static_cast<size_t>(channels_) * dtype_size(dtype_));
     if (device_) {
         device_->fill(call_, memory, static_cast<size_t>(channels_), dtype_, value);
     } else if (dtype_ == DType::f64) {
@@ -47,7 +46,8 @@ Halide::Runtime::Buffer<void> Scratch::filled(double value) {
 
 Halide::Runtime::Buffer<void> Scratch::output() {
     if (!device_) return filled(0);
-    Halide::Runtime::Buffer<void> b = channel_buffer(allocate(), dtype_, channels_, call_);
+    Halide::Runtime::Buffer<void> b =
+        channel_buffer(allocate(static_cast<size_t>(channels_) * dtype_size(dtype_)), dtype_, channels_, call_);
     descriptors_.push_back(b);
     return b;
 }

@@ -1,16 +1,20 @@
-// Per-channel scratch of one call: the coefficients that pass from the per-channel kernels to the
-// element-wise ones, and stand-ins for buffers the caller left empty (weight 1, bias 0, unwanted
-// gradients). O(C) bytes, the only memory iabn allocates itself; for a device call, device
-// memory allocated and filled in the call's queue order, and released in queue order when the
-// Scratch is destroyed (after every descriptor of it).
+// Scratch of one call: the coefficients that pass from the per-channel kernels to the
+// element-wise ones, stand-ins for buffers the caller left empty (weight 1, bias 0, unwanted
+// gradients), and a GPU pass's block partials. O(C x blocks) bytes, the only memory iabn
+// allocates itself. On the host, vectors of the call; for a device call, the slots of the
+// queue's workspace (workspace.h: allocated once, kept for the next call), filled in the call's
+// queue order.
 #pragma once
 
 #include "call.h"
+#include "plan.h"  // GpuPartition
+#include "workspace.h"
 
 #include "iabn/iabn.h"
 
 #include <HalideBuffer.h>
 
+#include <memory>
 #include <vector>
 
 namespace iabn::detail {
@@ -30,16 +34,19 @@ public:
     Halide::Runtime::Buffer<void> output();
     // The caller's buffer if it has data, else a new one filled with `fallback`.
     Halide::Runtime::Buffer<void> or_filled(const TensorRef& t, double fallback);
+    // A GPU pass's block partials for `partition` (device calls only).
+    Halide::Runtime::Buffer<void> partials(const iabn_sched::GpuPartition& partition);
 
 private:
-    void* allocate();
+    void* allocate(size_t bytes);
 
     int64_t channels_;
     DType dtype_;
     Call& call_;
     const DeviceBackend* device_;               // nullptr on the host
     std::vector<std::vector<double>> host_;     // doubles: aligned and large enough for f32 too
-    std::vector<void*> device_memory_;
+    std::unique_ptr<WorkspaceLease> workspace_;  // device calls
+    size_t next_slot_ = 0;
     std::vector<Halide::Runtime::Buffer<void>> descriptors_;  // of the device memory
 };
 

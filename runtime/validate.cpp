@@ -263,6 +263,10 @@ std::vector<double> channel_values(const TensorRef& t, int64_t channels, Call& c
     return out;
 }
 
+// Whether the values of `t` are checked: always on the host; on a device, where the caller wants
+// the wait (Options::check_device_values).
+bool values_checked(const TensorRef& t, const Options& o) { return t.device == Device::cpu || o.check_device_values; }
+
 // Global statistics normalize with 1/sqrt(running_var + epsilon): a negative (or NaN) running
 // variance would give NaN from finite input.
 void check_running_var(const Checker& check, const TensorRef& running_var, int64_t channels, Call& call) {
@@ -387,7 +391,7 @@ Checked validate_forward(const TensorRef& x, const ChannelState& s, const Option
     check.no_overlap();
     kernels_for(x.dtype, v.kernel_layout, x.device);
     begin(call, o);
-    if (!batch) check_running_var(check, s.running_var, v.c, call);
+    if (!batch && values_checked(s.running_var, o)) check_running_var(check, s.running_var, v.c, call);
     return {v, batch, cd};
 }
 
@@ -402,8 +406,8 @@ Checked validate_backward(const TensorRef& z, const TensorRef& dz, const Channel
     check.no_overlap();
     kernels_for(z.dtype, v.kernel_layout, z.device);
     begin(call, o);
-    if (!batch) check_running_var(check, s.running_var, v.c, call);
-    if (s.weight.data) check_backward_scale(check, s.weight, v.c, cd, o, call);
+    if (!batch && values_checked(s.running_var, o)) check_running_var(check, s.running_var, v.c, call);
+    if (s.weight.data && values_checked(s.weight, o)) check_backward_scale(check, s.weight, v.c, cd, o, call);
     // (a missing weight means g = 1)
     return {v, batch, cd};
 }
@@ -432,7 +436,7 @@ Checked validate_forward_finish(const TensorRef& x, const ChannelState& s, const
     check.no_overlap();
     kernels_for(x.dtype, v.kernel_layout, x.device);
     begin(call, o);
-    check_gathered_counts(check, gathered, v, rows, call);
+    if (values_checked(gathered, o)) check_gathered_counts(check, gathered, v, rows, call);
     return {v, true, cd, rows};
 }
 
@@ -447,7 +451,7 @@ Checked validate_backward_partials(const TensorRef& z, const TensorRef& dz, cons
     check.no_overlap();
     kernels_for(z.dtype, v.kernel_layout, z.device);
     begin(call, o);
-    if (s.weight.data) check_backward_scale(check, s.weight, v.c, cd, o, call);
+    if (s.weight.data && values_checked(s.weight, o)) check_backward_scale(check, s.weight, v.c, cd, o, call);
     return {v, true, cd};
 }
 
@@ -462,8 +466,8 @@ Checked validate_backward_finish(const TensorRef& z, const TensorRef& dz, const 
     check.no_overlap();
     kernels_for(z.dtype, v.kernel_layout, z.device);
     begin(call, o);
-    check_gathered_counts(check, gathered, v, rows, call);
-    if (s.weight.data) check_backward_scale(check, s.weight, v.c, cd, o, call);
+    if (values_checked(gathered, o)) check_gathered_counts(check, gathered, v, rows, call);
+    if (s.weight.data && values_checked(s.weight, o)) check_backward_scale(check, s.weight, v.c, cd, o, call);
     return {v, true, cd, rows};
 }
 

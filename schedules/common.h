@@ -24,6 +24,22 @@ struct ChannelSums {
     bool has_direct() const { return direct.defined(); }
 };
 
+// The Funcs of a GPU training pass's block reduction (generators/block_partials.h defines them,
+// schedules/gpu.h places them): `thread_sums(t, c, sb, nb)` is thread t's sum over its elements
+// of block (sb, nb) of channel c; `tree` halves the block's threads' sums level by level
+// (tree[i](t, c, sb, nb)); `total(c, sb, nb)` is the root.
+struct BlockSums {
+    Halide::Var t{"t"}, k{"k"}, c, sb{"sb"}, nb{"nb"};
+    Halide::Func thread_sums{"thread_sums"};
+    std::vector<Halide::Func> tree;
+    Halide::Func total{"block_total"};
+    Halide::Expr S, N, steps, row_steps;  // the view's extents; the partition
+    Halide::Expr span_s, span_n;          // a block's ranges
+    Halide::Expr first_s, first_n;        // the block's first element
+    Halide::Expr count;                   // its number of elements, in f64
+    int s_lanes = 1, n_lanes = 1;   // threads on s and on n (schedules/gpu_blocks.h)
+};
+
 // A stage's loop, compiled once per runtime condition (the activation code, batch statistics),
 // each copy with that condition known: the hot loops carry no switch.
 inline void specialize_all(Halide::Stage stage, const std::vector<Halide::Expr>& conditions) {

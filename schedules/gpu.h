@@ -11,6 +11,7 @@
 #pragma once
 
 #include "common.h"
+#include "gpu_blocks.h"
 
 namespace iabn_sched {
 
@@ -55,6 +56,15 @@ inline void schedule_gpu_channel_outputs(const std::vector<Halide::Func>& funcs,
         s.split(funcs[i].args()[0], cb, ci, p.channel_block, TailStrategy::GuardWithIf).gpu_blocks(cb).gpu_threads(ci);
         if (i > 0) s.compute_with(last(funcs[0]), cb);
     }
+}
+
+// The finish of a GPU training pass: a thread per channel merges the channel's blocks in order
+// (`sums`, in registers), then computes every per-channel output (`finish`, one Tuple-valued
+// Func). One kernel; nothing at root, so no device allocation.
+inline void schedule_gpu_channel_finish(Halide::Func sums, Halide::Func finish, const GpuParams& p = GpuParams()) {
+    using namespace Halide;
+    schedule_gpu_per_channel(finish, p);
+    sums.compute_at(finish, Var("ci"));  // (schedule_gpu_per_channel's thread loop)
 }
 
 // The grid: CUDA allows 2^31 - 1 blocks on x but only 65535 on y and z, so every count that
@@ -136,6 +146,66 @@ inline void schedule_gpu_channel_reduction(Halide::Func sums, const Halide::RDom
         .gpu_threads(gi);
     // Stage 3: a thread per channel.
     schedule_gpu_per_channel(sums, p);  // after the rfactors, which would inherit it
+}
+
+// A GPU training pass's partials (generators/block_partials.h): partials(k, c, sb, nb), the few
+// values of each block of the partition, one GPU block each (channels on x: any number of them;
+// a channel's blocks on y and z):
+//  * nchw: a GPU block per (channel, sb, nb), its threads t on x (a warp on 32 consecutive
+//    elements of a row);
+//  * channels-last: a GPU block per (32 channels, sb), its threads (channel, t): a warp reads
+//    32 consecutive channels of a row;
+// then the tree's levels one after another in shared memory (Halide puts a barrier between
+// them), and the block's values stored by its first threads. `per_channel`: small Funcs over c
+// the thread sums read (the backward's bias and 1/g), computed once per block.
+inline void schedule_gpu_block_partials(Halide::Func partials, const BlockSums& b, ViewLayout layout,
+                                        const std::vector<Halide::Func>& per_channel,
+                                        const std::vector<Halide::Expr>& specializations) {
+    using namespace Halide;
+    Var cb("cb"), ci("ci");
+    const int channels_per_block = layout == ViewLayout::nchw ? 1 : gpu_block_channels_nhwc;
+    partials.bound(b.k, 0, partials.output_buffer().dim(0).extent());
+    // (Blocks per channel are at most 256, gpu_blocks.h: sb and nb fit y and z.)
+    if (layout == ViewLayout::nchw) {
+        partials.reorder(b.k, b.c, b.sb, b.nb).gpu_blocks(b.c, b.sb, b.nb).gpu_threads(b.k);
+    } else {
+        partials.split(b.c, cb, ci, channels_per_block, TailStrategy::GuardWithIf)
+            .reorder(ci, b.k, cb, b.sb, b.nb)
+            .gpu_blocks(cb, b.sb, b.nb)
+            .gpu_threads(ci, b.k);
+    }
+    const Var blk = layout == ViewLayout::nchw ? b.c : cb;  // the block loops' innermost
+    // The thread sums and the tree's levels: t on the GPU block's threads (nchw: x; channels-last:
+    // y, under the block's channels on x), the per-block dims (extent 1) inside.
+    auto on_threads = [&](Stage s) {
+        if (layout == ViewLayout::nchw) {
+            s.reorder(b.c, b.sb, b.nb, b.t).gpu_threads(b.t);
+        } else {
+            s.reorder(b.sb, b.nb, b.c, b.t).gpu_threads(b.c, b.t);
+        }
+    };
+    // Each GPU block computes its own block's sums: extents fixed per GPU block (also the shared
+    // memory's size, with no host loop to find it; the channels: at most channels_per_block).
+    auto per_block = [&](Func f) {
+        f.compute_at(partials, blk).bound_extent(b.sb, 1).bound_extent(b.nb, 1);
+    };
+    Func thread_sums = b.thread_sums;  // (a handle)
+    per_block(thread_sums);
+    thread_sums.bound(b.t, 0, b.s_lanes * b.n_lanes);
+    on_threads(thread_sums);
+    on_threads(thread_sums.update());  // (its RDom stays innermost: the thread's serial loops)
+    specialize_all(thread_sums.update(), specializations);
+    int extent = b.s_lanes * b.n_lanes;
+    for (const Func& level : b.tree) {
+        extent /= 2;
+        Func f = level;
+        per_block(f);
+        f.bound(b.t, 0, extent);
+        on_threads(f);
+    }
+    for (Func f : per_channel) {
+        f.compute_at(partials, blk).gpu_threads(f.args()[0]);
+    }
 }
 
 // out(s, c, n) = undef; out(s, c, n) = f(out(s, c, n), ...): in place, one element per thread,

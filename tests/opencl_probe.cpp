@@ -13,6 +13,10 @@ using EnqueueKernel = int (*)(void* queue, void* kernel, unsigned dims, const si
                               const size_t* local, unsigned wait_count, void* const* wait, void** event);
 using CreateBuffer = void* (*)(void* context, uint64_t flags, size_t bytes, void* host, int* error);
 using GetKernelInfo = int (*)(void* kernel, unsigned name, size_t size, void* value, size_t* size_ret);
+using EnqueueTransfer = int (*)(void* queue, void* mem, unsigned blocking, size_t offset, size_t bytes, void* host,
+                                unsigned wait_count, void* const* wait, void** event);
+using Finish = int (*)(void* queue);
+using WaitForEvents = int (*)(unsigned count, void* const* events);
 
 void* opencl_library() {
     static void* lib = dlopen("libOpenCL.so.1", RTLD_NOW | RTLD_GLOBAL);
@@ -25,7 +29,10 @@ EnqueueKernel real_enqueue = nullptr;
 CreateBuffer real_create = nullptr;
 std::atomic<bool> resolved{false};
 std::atomic<bool> recording{false}, dry{false};
-std::atomic<size_t> bytes{0};
+std::atomic<size_t> bytes{0}, created{0}, waited{0};
+EnqueueTransfer real_read = nullptr, real_write = nullptr;
+Finish real_finish = nullptr;
+WaitForEvents real_wait = nullptr;
 std::mutex launches_mutex;
 std::vector<Launch> recorded;
 
@@ -49,8 +56,51 @@ int recording_enqueue(void* queue, void* kernel, unsigned dims, const size_t* of
 }
 
 void* counting_create(void* context, uint64_t flags, size_t size, void* host, int* error) {
-    if (recording) bytes += size;
+    if (recording) {
+        bytes += size;
+        created++;
+    }
     return real_create(context, flags, size, host, error);
+}
+
+int counting_read(void* queue, void* mem, unsigned blocking, size_t offset, size_t size, void* host,
+                  unsigned wait_count, void* const* wait, void** event) {
+    if (recording && blocking) waited++;
+    return real_read(queue, mem, blocking, offset, size, host, wait_count, wait, event);
+}
+
+int counting_write(void* queue, void* mem, unsigned blocking, size_t offset, size_t size, void* host,
+                   unsigned wait_count, void* const* wait, void** event) {
+    if (recording && blocking) waited++;
+    return real_write(queue, mem, blocking, offset, size, host, wait_count, wait, event);
+}
+
+int counting_finish(void* queue) {
+    if (recording) waited++;
+    return real_finish(queue);
+}
+
+int counting_wait(unsigned count, void* const* events) {
+    if (recording) waited++;
+    return real_wait(count, events);
+}
+
+// Keeps `fn` as the real entry point and hands out the wrapper instead.
+template <typename F>
+void* instead(void* fn, F& real_fn, F wrapper) {
+    real_fn = reinterpret_cast<F>(fn);
+    return reinterpret_cast<void*>(wrapper);
+}
+
+// The wrapper of an entry point that is counted, or the entry point itself.
+void* wrapped(const char* name, void* fn) {
+    auto is = [&](const char* n) { return fn && std::strcmp(name, n) == 0; };
+    if (is("clCreateBuffer")) return instead(fn, real_create, &counting_create);
+    if (is("clEnqueueReadBuffer")) return instead(fn, real_read, &counting_read);
+    if (is("clEnqueueWriteBuffer")) return instead(fn, real_write, &counting_write);
+    if (is("clFinish")) return instead(fn, real_finish, &counting_finish);
+    if (is("clWaitForEvents")) return instead(fn, real_wait, &counting_wait);
+    return fn;
 }
 
 }  // namespace
@@ -59,6 +109,8 @@ OpenClProbe::OpenClProbe(bool dry_run) {
     std::lock_guard<std::mutex> lock(launches_mutex);
     recorded.clear();
     bytes = 0;
+    created = 0;
+    waited = 0;
     dry = dry_run;
     recording = true;
 }
@@ -74,6 +126,8 @@ std::vector<Launch> OpenClProbe::launches() const {
 }
 
 size_t OpenClProbe::allocated_bytes() const { return bytes; }
+size_t OpenClProbe::buffers_created() const { return created; }
+size_t OpenClProbe::waits() const { return waited; }
 bool OpenClProbe::installed() const { return resolved; }
 
 const OpenClEvents& opencl_events() {
@@ -102,13 +156,14 @@ extern "C" void* halide_opencl_get_symbol(void* /*user_context*/, const char* na
     using namespace iabn_test;
     void* fn = real(name);
     if (std::strcmp(name, "clEnqueueNDRangeKernel") == 0 && fn) {
-        real_enqueue = reinterpret_cast<EnqueueKernel>(fn);
         resolved = true;
-        return reinterpret_cast<void*>(&recording_enqueue);
+        return instead(fn, real_enqueue, &recording_enqueue);
     }
-    if (std::strcmp(name, "clCreateBuffer") == 0 && fn) {
-        real_create = reinterpret_cast<CreateBuffer>(fn);
-        return reinterpret_cast<void*>(&counting_create);
-    }
-    return fn;
+    return wrapped(name, fn);
+}
+
+// Overrides iabn's weak definition (runtime/device_api.cpp): iabn resolves the entry points it
+// calls itself through it, once per process. (The CUDA driver's pass through.)
+extern "C" void* iabn_device_get_symbol(void* library, const char* name) {
+    return iabn_test::wrapped(name, dlsym(library, name));
 }

@@ -1,8 +1,9 @@
-// Watches what the Halide runtime inside iabn asks of OpenCL: every kernel launch (its grid) and
-// every device allocation (its size), and can hold launches back (a dry run: the grid of a launch
-// over a tensor too large for this machine is recorded, the kernel is not enqueued). Works by
-// overriding the Halide runtime's weak halide_opencl_get_symbol in this test binary: Halide's
-// OpenCL calls go through wrappers; iabn's own (runtime/device_opencl.cpp) do not.
+// Watches what iabn and the Halide runtime inside it ask of OpenCL: every kernel launch (its
+// grid), every buffer created (and its size), every call that waits for the device (clFinish,
+// clWaitForEvents, a blocking read or write), and can hold launches back (a dry run: the grid of a
+// launch over a tensor too large for this machine is recorded, the kernel is not enqueued). Works
+// by overriding two weak resolvers in this test binary, Halide's halide_opencl_get_symbol and
+// iabn's iabn_device_get_symbol (runtime/device_api.cpp): both hand out wrappers that count.
 #pragma once
 
 #include <cstddef>
@@ -27,7 +28,9 @@ public:
     OpenClProbe& operator=(const OpenClProbe&) = delete;
 
     std::vector<Launch> launches() const;
-    size_t allocated_bytes() const;  // by Halide, since the probe started
+    size_t allocated_bytes() const;  // by Halide and iabn, since the probe started
+    size_t buffers_created() const;  // clCreateBuffer calls, by Halide and iabn
+    size_t waits() const;            // calls that wait for the device, by Halide and iabn
     bool installed() const;          // whether Halide resolved its OpenCL calls through the probe
 };
 

@@ -5,8 +5,10 @@
 // here); without kernels in the build or a device, every test of that device skips and says why.
 #include "case_runner.h"
 #include "cuda_driver.h"
+#include "device_api.h"
 #include "device_mirror.h"
 
+#include <cmath>
 #include <functional>
 
 namespace iabn_test {
@@ -131,6 +133,81 @@ TEST_P(DeviceBadInput, RefusedAndNothingWritten) {
         EXPECT_TRUE(rm.same_bytes(rm0)) << "running_mean written";
         EXPECT_TRUE(sm.same_bytes(sm0)) << "saved_mean written";
     }
+}
+
+// Options::check_device_values = false skips the checks that read device values (no wait): a
+// value they would refuse is not reported, and its channel's outputs are not finite.
+TEST_P(DeviceBadInput, UncheckedDeviceValuesAreNotRefused) {
+    Case c;
+    c.device = GetParam();
+    c.shape = {3, 4, 5};
+    if (const std::string why = device_skip_reason(c); !why.empty()) GTEST_SKIP() << why;
+    IABN_TRACE_SEED();
+    Rng rng;
+    const int64_t C = 4;
+    Buffer z(iabn::DType::f32, c.shape), dz(iabn::DType::f32, c.shape), w(iabn::DType::f32, {C}),
+        b(iabn::DType::f32, {C}), rm(iabn::DType::f32, {C}), rv(iabn::DType::f32, {C}), sm(iabn::DType::f32, {C}),
+        si(iabn::DType::f32, {C}), wg(iabn::DType::f32, {C}), bg(iabn::DType::f32, {C});
+    for (Buffer* p : {&z, &dz, &b, &rm, &sm}) {
+        for (int64_t i = 0; i < p->size(); i++) p->put(i, rng.normal());
+    }
+    for (Buffer* p : {&w, &rv, &si}) {
+        for (int64_t i = 0; i < p->size(); i++) p->put(i, rng.uniform(0.5, 2.0));
+    }
+    w.put(2, 0.0);
+    wg.poison();
+    bg.poison();
+    {
+        DeviceMirror on(c.device, nullptr);
+        iabn::Options o;
+        test_device(c.device)->set_queue(o, nullptr);
+        o.check_device_values = false;
+        iabn::ChannelState s{w.ref(), b.ref(), rm.ref(), rv.ref(), sm.ref(), si.ref()};
+        EXPECT_NO_THROW(iabn::backward(z.ref(), dz.ref(), s, {wg.ref(), bg.ref()}, o));
+        on.download();
+    }
+    EXPECT_FALSE(std::isfinite(wg.get()[2])) << "weight_grad of the zero-weight channel: " << wg.get()[2];
+    EXPECT_TRUE(std::isfinite(wg.get()[1])) << "weight_grad of another channel: " << wg.get()[1];
+}
+
+// An OpenCL queue that may run commands out of order: refused (a call's kernels share its
+// workspace one after another), nothing written.
+TEST(OpenClOptions, OutOfOrderQueueIsAnErrorThatWritesNothing) {
+    Case c;
+    c.device = iabn::Device::opencl;
+    if (const std::string why = device_skip_reason(c); !why.empty()) GTEST_SKIP() << why;
+    TestDevice* dev = test_device(c.device);
+    void* in_order = dev->create_queue();
+    const iabn::detail::OpenClApi& api = iabn::detail::opencl_api();
+    void *context = nullptr, *device = nullptr;
+    ASSERT_EQ(api.get_command_queue_info(in_order, 0x1090 /* CONTEXT */, sizeof context, &context, nullptr), 0);
+    ASSERT_EQ(api.get_command_queue_info(in_order, 0x1091 /* DEVICE */, sizeof device, &device, nullptr), 0);
+    int error = 0;
+    void* any_order = api.create_command_queue(context, device, 1 /* OUT_OF_ORDER_EXEC_MODE_ENABLE */, &error);
+    if (error != 0 || !any_order) {
+        dev->destroy_queue(in_order);
+        GTEST_SKIP() << "this OpenCL device has no out-of-order queues (clCreateCommandQueue: error " << error << ")";
+    }
+    Buffer x(iabn::DType::f32, {2, 3, 4}), rm(iabn::DType::f32, {3}), rv(iabn::DType::f32, {3}),
+        sm(iabn::DType::f32, {3}), si(iabn::DType::f32, {3});
+    x.set(std::vector<double>(24, 0.5));
+    rv.set({1, 1, 1});
+    const Bytes x0 = x.snapshot();
+    {
+        DeviceMirror on(c.device, in_order);
+        iabn::Options o;
+        o.opencl_queue = any_order;
+        try {
+            iabn::forward(x.ref(), {{}, {}, rm.ref(), rv.ref(), sm.ref(), si.ref()}, o);
+            ADD_FAILURE() << "no iabn::Error for an out-of-order queue";
+        } catch (const iabn::Error& e) {
+            EXPECT_NE(std::string(e.what()).find("in-order"), std::string::npos) << e.what();
+        }
+        on.download();
+    }
+    EXPECT_TRUE(x.same_bytes(x0)) << "x written";
+    api.release_command_queue(any_order);
+    dev->destroy_queue(in_order);
 }
 
 // An OpenCL call without a queue.

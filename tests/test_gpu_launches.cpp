@@ -5,7 +5,9 @@
 //    channels, 2^32 elements), launched as a dry run: no dimension over its limit, and the
 //    in-place apply covers every element;
 //  * the apply in several launches, for real: 70000 batch rows (more than one launch's 65535);
-//  * scratch: Halide's device allocations of a call are O(C x blocks), not O(C x lanes x rows);
+//  * scratch: the device memory of a call is O(C x blocks), not O(C x lanes x rows);
+//  * structure: a steady-state call launches at most 3 kernels (2 for an eval forward), creates no
+//    buffer and does not wait for the device; a queue's workspace lives until released;
 //  * ordering: a call on a queue held back by an event returns (it enqueues, it does not wait);
 //  * other users of Halide's OpenCL runtime in the process still work around iabn's calls.
 #include "case_runner.h"
@@ -17,6 +19,7 @@
 #include <HalideRuntimeOpenCL.h>
 
 #include <chrono>
+#include <functional>
 #include <future>
 
 namespace iabn_test {
@@ -37,6 +40,21 @@ int64_t count(const std::vector<int64_t>& shape) {
     for (int64_t d : shape) n *= d;
     return n;
 }
+
+// A case's buffers on the host: inputs drawn afresh, x, dz and every per-channel buffer (a
+// DeviceMirror copies them to the device).
+struct CaseBuffers {
+    Rng rng;
+    Inputs in;
+    Buffer x, dz;
+    ChannelBuffers cb;
+    explicit CaseBuffers(const Case& c)
+        : in(make_inputs(c, rng)), x(c.dtype, c.shape), dz(c.dtype, c.shape),
+          cb(ChannelBuffers::filled(channel_dtype(c.dtype), in)) {
+        x.set(in.x);
+        dz.set(make_dz(c, in, rng));
+    }
+};
 
 struct Extreme {
     std::string name;
@@ -123,10 +141,10 @@ TEST(GpuApplyLaunches, SeveralLaunchesComputeTheWholeTensor) {
     EXPECT_GE(applies, 4) << "forward and backward apply, two launches each";
 }
 
-// Halide's device memory for one forward and backward: the per-block partial sums and the
-// per-channel scratch, bounded by C x blocks, where a block covers at least 256 elements of a
-// channel (the schedule before this bound kept 256 lanes for every channel, chunk and batch row:
-// 268 MB for [32, 2048, 7, 7]).
+// The device memory of one forward and backward (the queue's workspace, allocated here: the
+// per-block partials and the per-channel scratch), bounded by C x blocks, where a block covers at
+// least 256 elements of a channel (an earlier schedule kept 256 lanes for every channel, chunk and
+// batch row: 268 MB for [32, 2048, 7, 7]).
 class GpuScratch : public ::testing::TestWithParam<Extreme> {};
 
 TEST_P(GpuScratch, AtMostOrderChannelsTimesBlocks) {
@@ -138,21 +156,23 @@ TEST_P(GpuScratch, AtMostOrderChannelsTimesBlocks) {
     c.layout = e.layout;
     c.shape = e.shape;
     c.act = iabn::Activation::elu;
-    Rng rng;
-    const Inputs in = make_inputs(c, rng);
-    Buffer x(c.dtype, c.shape), dz(c.dtype, c.shape);
-    x.set(in.x);
-    dz.set(make_dz(c, in, rng));
-    ChannelBuffers cb = ChannelBuffers::filled(channel_dtype(c.dtype), in);
+    CaseBuffers b(c);
+    const Inputs& in = b.in;
+    Buffer &x = b.x, &dz = b.dz;
+    ChannelBuffers& cb = b.cb;
     DeviceMirror on(c.device, nullptr);
     const iabn::Options o = c.options();
+    const iabn::TensorRef tx = x.ref(), tdz = dz.ref();  // (the test's device copies, made first)
+    const iabn::ChannelState st = cb.state();
+    const iabn::ParamGrads grads = cb.grads();
+    iabn::release_workspace(c.device, o);  // (so the calls below allocate the workspace)
     OpenClProbe probe;
-    ASSERT_NO_THROW(iabn::forward(x.ref(), cb.state(), o));
-    ASSERT_NO_THROW(iabn::backward(x.ref(), dz.ref(), cb.state(), cb.grads(), o));
+    ASSERT_NO_THROW(iabn::forward(tx, st, o));
+    ASSERT_NO_THROW(iabn::backward(tx, tdz, st, grads, o));
     const size_t blocks = static_cast<size_t>((in.per_channel + 255) / 256);
     const size_t limit = 64 * 1024 + 64 * static_cast<size_t>(in.channels) * blocks;
     EXPECT_LE(probe.allocated_bytes(), limit) << "tensor " << x.bytes() << " B";
-    std::printf("%s: Halide allocated %zu B on the device (limit %zu B, tensor %zu B)\n", e.name.c_str(),
+    std::printf("%s: iabn and Halide allocated %zu B on the device (limit %zu B, tensor %zu B)\n", e.name.c_str(),
                 probe.allocated_bytes(), limit, x.bytes());
 }
 
@@ -162,6 +182,124 @@ INSTANTIATE_TEST_SUITE_P(Shapes, GpuScratch,
                                            Extreme{"nhwc_three_channels", {1 << 18, 3}, iabn::Layout::nhwc},
                                            Extreme{"nhwc_resnet", {8, 28, 28, 256}, iabn::Layout::nhwc}),
                          [](const ::testing::TestParamInfo<Extreme>& i) { return i.param.name; });
+
+// The structure of a steady-state call (after the first on its queue, which allocates the queue's
+// workspace): a training forward or backward launches at most 3 kernels (block partials, the
+// per-channel finish, the apply), an eval forward at most 2 (coefficients, apply); none creates a
+// buffer, none waits for the device. With Options::check_device_values (the default), the checks
+// of device values read them on the host: one wait each (the backward's weight here).
+struct StructureCase {
+    std::string name;
+    std::vector<int64_t> shape;
+    iabn::Layout layout;
+    iabn::DType dtype;
+};
+
+class GpuStructure : public ::testing::TestWithParam<StructureCase> {};
+
+TEST_P(GpuStructure, SteadyStateCallsLaunchAtMostThreeKernelsCreateNoBufferAndDoNotWait) {
+    if (const std::string why = skip_reason(); !why.empty()) GTEST_SKIP() << why;
+    IABN_TRACE_SEED();
+    const StructureCase& sc = GetParam();
+    Case c;
+    c.device = iabn::Device::opencl;
+    c.shape = sc.shape;
+    c.layout = sc.layout;
+    c.dtype = sc.dtype;
+    c.act = iabn::Activation::leaky_relu;
+    c.param = 0.1;
+    TestDevice* dev = test_device(c.device);
+    c.queue = dev->create_queue();
+    CaseBuffers b(c);
+    {
+        DeviceMirror on(c.device, c.queue);
+        const iabn::TensorRef tx = b.x.ref(), tdz = b.dz.ref();
+        const iabn::ChannelState st = b.cb.state();
+        const iabn::ParamGrads grads = b.cb.grads();
+        iabn::Options train = c.options();
+        train.check_device_values = false;
+        iabn::Options eval = train;
+        eval.training = false;
+        const iabn::Options checked = c.options();  // check_device_values: the default
+        struct Pass {
+            const char* name;
+            std::function<void()> call;
+            size_t most_launches, waits;
+        };
+        const Pass passes[] = {
+            {"training forward", [&] { iabn::forward(tx, st, train); }, 3, 0},
+            {"eval forward", [&] { iabn::forward(tx, st, eval); }, 2, 0},
+            {"training backward", [&] { iabn::backward(tx, tdz, st, grads, train); }, 3, 0},
+            {"eval backward", [&] { iabn::backward(tx, tdz, st, grads, eval); }, 3, 0},
+            {"training backward, device values checked", [&] { iabn::backward(tx, tdz, st, grads, checked); }, 3, 1},
+        };
+        for (const Pass& pass : passes) {
+            SCOPED_TRACE(pass.name);
+            ASSERT_NO_THROW(pass.call());  // the first call on the queue may allocate
+            OpenClProbe probe;
+            ASSERT_NO_THROW(pass.call());
+            ASSERT_TRUE(probe.installed()) << "Halide's OpenCL calls do not go through the probe";
+            std::string kernels;
+            for (const Launch& l : probe.launches()) kernels += " " + l.kernel;
+            EXPECT_LE(probe.launches().size(), pass.most_launches) << "kernels:" << kernels;
+            EXPECT_EQ(probe.buffers_created(), 0u) << probe.allocated_bytes() << " B";
+            EXPECT_EQ(probe.waits(), pass.waits);
+        }
+        dev->synchronize(c.queue);
+    }
+    iabn::Options o = c.options();
+    iabn::release_workspace(c.device, o);
+    dev->destroy_queue(c.queue);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, GpuStructure,
+    ::testing::Values(StructureCase{"nchw_f32", {4, 6, 9, 7}, iabn::Layout::nchw, iabn::DType::f32},
+                      StructureCase{"nchw_f32_many_blocks", {8, 16, 28, 28}, iabn::Layout::nchw, iabn::DType::f32},
+                      StructureCase{"nhwc_f32", {3, 5, 7, 40}, iabn::Layout::nhwc, iabn::DType::f32},
+                      StructureCase{"rank2_f32", {600, 7}, iabn::Layout::nchw, iabn::DType::f32},
+                      StructureCase{"nchw_f16", {2, 3, 33, 65}, iabn::Layout::nchw, iabn::DType::f16},
+                      StructureCase{"nhwc_bf16", {2, 7, 11, 3}, iabn::Layout::nhwc, iabn::DType::bf16},
+                      StructureCase{"nchw_f64", {2, 4, 5, 6}, iabn::Layout::nchw, iabn::DType::f64}),
+    [](const ::testing::TestParamInfo<StructureCase>& i) { return i.param.name; });
+
+// A queue's workspace is kept from call to call until iabn::release_workspace; another queue has
+// its own.
+TEST(GpuWorkspace, KeptPerQueueUntilReleased) {
+    if (const std::string why = skip_reason(); !why.empty()) GTEST_SKIP() << why;
+    IABN_TRACE_SEED();
+    Case c;
+    c.device = iabn::Device::opencl;
+    c.shape = {4, 6, 9, 7};
+    TestDevice* dev = test_device(c.device);
+    void* queues[2] = {dev->create_queue(), dev->create_queue()};
+    CaseBuffers b(c);
+    {
+        DeviceMirror on(c.device, queues[0]);
+        const iabn::TensorRef tx = b.x.ref();
+        const iabn::ChannelState st = b.cb.state();
+        auto created = [&](void* queue) {
+            c.queue = queue;
+            OpenClProbe probe;
+            iabn::forward(tx, st, c.options());
+            dev->synchronize(queue);
+            return probe.buffers_created();
+        };
+        iabn::release_workspace(c.device, c.options());  // (none yet: a no-op)
+        EXPECT_GT(created(queues[0]), 0u) << "the first call on a queue";
+        EXPECT_EQ(created(queues[0]), 0u) << "the next call on it";
+        EXPECT_GT(created(queues[1]), 0u) << "the first call on another queue";
+        EXPECT_EQ(created(queues[0]), 0u) << "the first queue's workspace after the other's";
+        c.queue = queues[0];
+        iabn::release_workspace(c.device, c.options());
+        EXPECT_GT(created(queues[0]), 0u) << "after release_workspace";
+        for (void* q : queues) {
+            c.queue = q;
+            iabn::release_workspace(c.device, c.options());
+        }
+    }
+    for (void* q : queues) dev->destroy_queue(q);
+}
 
 // A training forward enqueues and returns: its queue is held back by an event the test releases
 // only after the call has returned, or after 10 s (so a call that waits fails instead of

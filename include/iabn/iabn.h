@@ -45,6 +45,14 @@ struct Options {
     // Device::opencl tensors: the cl_command_queue the kernels are enqueued on (required); the
     // cl_mem buffers belong to its context.
     void* opencl_queue = nullptr;
+    // Device tensors: three checks read [C] values on the host, and so wait for the queue (a call
+    // otherwise enqueues its work and returns): the running variance with global statistics
+    // (>= 0), the backward's effective scale (non-zero, normal), and a synchronized pass's
+    // gathered counts. With them, a refused value is an iabn::Error and nothing is written, as for
+    // every other bad input. false skips them on a device (host tensors are always checked): no
+    // wait, and a value they would refuse is not reported; its channels' outputs become inf or
+    // NaN (wrong counts: wrong statistics). For training loops that know their values are valid.
+    bool check_device_values = true;
 };
 
 // Per-channel buffers, each of shape [C]; f64 for f64 tensors, f32 otherwise: f16 and bf16
@@ -103,7 +111,8 @@ void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state
 // no exchange, and forward()/backward() (with their one-pass kernels) need none either.
 // A local tensor needs 1 element per channel; the global count must be >= 2.
 // Device tensors: `partials` and `gathered` are device buffers too (an exchange on the device,
-// e.g. NCCL), and *_finish reads the counts of `gathered` on the host (it waits for the queue).
+// e.g. NCCL), and *_finish reads the counts of `gathered` on the host (it waits for the queue;
+// Options::check_device_values = false skips that check).
 
 // The f64 values one process contributes per call: 2 * channels + 1 (8 * (2C + 1) bytes).
 int64_t sync_partials_size(int64_t channels);
@@ -146,9 +155,17 @@ bool has_opencl_kernels();
 // Device calls enqueue their kernels on the caller's stream or queue and return without waiting
 // for them, like any CUDA or OpenCL library call: synchronize before reading results on the host.
 // Two checks read [C] values on the host and so wait for the queue: the running variance with
-// global statistics, and the backward's effective scale when a weight is given. On CUDA, the
-// calls with a reduction (training forward, backward) also wait at their end: Halide's runtime
-// frees their partial sums with cuMemFree, which waits for the device (README, "GPUs").
+// global statistics, and the backward's effective scale when a weight is given.
+// A training forward or backward on a device runs three kernels (block partials, a per-channel
+// finish, the element-wise apply) and allocates no device memory after the first call on a
+// stream or queue: its scratch (O(C x blocks) bytes) is kept per context and stream/queue for the
+// next call there (calls on one stream from several threads take turns on it).
+
+// Releases the device memory kept for the calls on `options`' stream (Device::cuda, in the
+// calling thread's current context) or queue (Device::opencl), in that stream's order: work
+// enqueued before still uses it safely. Call it before destroying a stream, queue or context
+// that iabn ran on; the next call there allocates again. Device::cpu keeps none (a no-op).
+void release_workspace(Device device, const Options& options);
 
 // Paddle's activation names: "identity" or "", "leaky_relu", "elu". "relu" is rejected because it
 // cannot be inverted.

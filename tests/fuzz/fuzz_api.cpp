@@ -730,6 +730,9 @@ iabn::Options options_choice(Choices& in) {
     o.unbiased_running_var = bits & 4;
     o.abs_weight = bits & 8;
     if (bits & 16) o.cuda_stream = reinterpret_cast<void*>(uintptr_t{0x1000});  // ignored on the CPU
+    // Skips the checks of device values only: host tensors are checked whatever it says, so the
+    // refusal rules below do not depend on it.
+    o.check_device_values = !(bits & 32);
     return o;
 }
 

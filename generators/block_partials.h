@@ -1,0 +1,82 @@
+// The GPU training passes' reductions: every block of the grid adds its share of one channel's
+// elements (schedules/gpu_blocks.h says which share and in which order) and stores a few values;
+// a per-channel finish merges a channel's blocks in a fixed order (sync_partials.h). Three kernels
+// per pass (partials, finish, apply), and nothing in between that the runtime does not pass in.
+//
+// Each block's values, in partials(k, c, sb, nb):
+//   forward:  k = 0 the block's element count, 1 its mean, 2 its sum of squared deviations
+//             from that mean (M2): the form processes merge in (sync_partials.h), so the finish
+//             is the synchronized forward's merge over blocks instead of processes;
+//   backward: k = 0 the count, 1 the sum of dy, 2 the sum of dy * xhat.
+// Sums are in the accumulation type (f64): no chunking (GPUs add in f64, types.h).
+#pragma once
+
+#include "Halide.h"
+#include "gpu_blocks.h"
+#include "common.h"  // iabn_sched::BlockSums
+#include "types.h"
+
+#include <vector>
+
+namespace iabn_gen {
+
+constexpr int block_partial_values = 3;
+
+using iabn_sched::BlockSums;
+
+// The blocks of view extents (S, ., N) for the partition `steps`, `row_steps` (the runtime's
+// gpu_partition()), over channel c: their Vars, first elements and counts.
+inline BlockSums blocks_of(const Halide::Var& c, const Halide::Expr& S, const Halide::Expr& N,
+                           const Halide::Expr& steps, const Halide::Expr& row_steps, iabn_sched::GpuBlockLanes lanes) {
+    using namespace Halide;
+    BlockSums b;
+    b.c = c;
+    b.s_lanes = lanes.s_lanes;
+    b.n_lanes = lanes.n_lanes;
+    b.span_s = steps * lanes.s_lanes;
+    b.span_n = row_steps * lanes.n_lanes;
+    b.steps = steps;
+    b.row_steps = row_steps;
+    b.S = S;
+    b.N = N;
+    b.first_s = b.sb * b.span_s;
+    b.first_n = b.nb * b.span_n;
+    b.count = cast(Float(64), min(b.span_s, S - b.first_s)) * cast(Float(64), min(b.span_n, N - b.first_n));
+    return b;
+}
+
+// Defines b's thread sums and tree: `terms(s, n)` is the Tuple of element (s, c, n)'s `values`
+// terms in the accumulation type.
+template <typename Terms>
+void define_block_sums(BlockSums& b, const Terms& terms, int values) {
+    using namespace Halide;
+    const Var c = b.c;
+    RDom r(0, b.steps, 0, b.row_steps, "block_r");
+    // Thread t's lanes: t % s_lanes on s, t / s_lanes on n (powers of two: a mask and a shift,
+    // once per thread).
+    const Expr s = b.first_s + r.x * b.s_lanes + b.t % b.s_lanes, n = b.first_n + r.y * b.n_lanes + b.t / b.s_lanes;
+    r.where(s < b.S && n < b.N);
+    std::vector<Expr> zeros(values, Expr(0.0));
+    b.thread_sums(b.t, c, b.sb, b.nb) = Tuple(zeros);
+    // (min: the where() keeps elements past the ends out at run time; the clamp tells bounds
+    // inference.)
+    const Tuple v = terms(min(s, b.S - 1), min(n, b.N - 1));
+    std::vector<Expr> added;
+    for (int i = 0; i < values; i++) added.push_back(b.thread_sums(b.t, c, b.sb, b.nb)[i] + v[i]);
+    b.thread_sums(b.t, c, b.sb, b.nb) = Tuple(added);
+    // The tree: thread t adds thread t + half, halving until one sum is left (a fixed order).
+    Func level = b.thread_sums;
+    for (int half = b.s_lanes * b.n_lanes / 2; half >= 1; half /= 2) {
+        Func next("tree_" + std::to_string(half));
+        std::vector<Expr> sum;
+        for (int i = 0; i < values; i++) {
+            sum.push_back(level(b.t, c, b.sb, b.nb)[i] + level(b.t + half, c, b.sb, b.nb)[i]);
+        }
+        next(b.t, c, b.sb, b.nb) = Tuple(sum);
+        b.tree.push_back(next);
+        level = next;
+    }
+    b.total(c, b.sb, b.nb) = level(0, c, b.sb, b.nb);
+}
+
+}  // namespace iabn_gen

@@ -1,0 +1,56 @@
+// GPU training backward, kernel 2 of 3: each channel's block partials (gpu_backward_partials)
+// added in block order, and everything derived from the sums per channel, as backward_reduce
+// derives it: the parameter gradients and the coefficients of backward_apply (kernel 3).
+#include "block_partials.h"
+#include "iabn_generator.h"
+#include "statistics.h"
+#include "sync_partials.h"
+
+namespace iabn_gen {
+using namespace Halide;
+
+class GpuBackwardFinish : public IabnGenerator<GpuBackwardFinish> {
+public:
+    Input<Buffer<double, 4>> partials{"partials"};  // (k, c, sb, nb): block_partials.h
+    Input<Buffer<void, 1>> weight{"weight"};
+    Input<Buffer<void, 1>> bias{"bias"};
+    Input<Buffer<void, 1>> saved_invstd{"saved_invstd"};  // read with batch statistics
+    Input<Buffer<void, 1>> running_var{"running_var"};    // read with global statistics
+    Input<double> epsilon{"epsilon"};
+    Input<bool> abs_weight{"abs_weight"};
+    Input<bool> batch_stats{"batch_stats"};  // training && !use_global_stats
+
+    // One Func, one loop: (weight_grad, bias_grad, grad_scale, grad_mean_dy, grad_mean_dy_xhat,
+    // xhat_bias, xhat_inv_g), a buffer each.
+    Output<Func> finish{"finish", 1};
+
+    void configure() {
+        const ElementTypes t = types();
+        for (auto* b : {&weight, &bias, &saved_invstd, &running_var}) b->set_type(t.channel);
+    }
+
+    void generate() {
+        if (!get_target().has_gpu_feature()) throw std::invalid_argument("gpu_backward_finish: a GPU pipeline");
+        const ElementTypes t = types();
+        const Type acc = t.accum;
+        Var c("c");
+        // The blocks in order, s ranges inner: the same bits from run to run.
+        RDom p(0, partials.dim(2).extent(), 0, partials.dim(3).extent(), "blocks");
+        Func merged = merge_sums(c, {partials(0, c, p.x, p.y), partials(1, c, p.x, p.y), partials(2, c, p.x, p.y)});
+        const Expr count = merged(c)[0], sum_dy = merged(c)[1], sum_dy_xhat = merged(c)[2];
+        XhatChannel xc = xhat_channel(weight, bias, c, epsilon, abs_weight, t);
+        const ParamGrads grads = param_grads(sum_dy, sum_dy_xhat, cast(acc, weight(c)), abs_weight, t.channel);
+        Expr invstd = normalizing_invstd(batch_stats, cast(acc, saved_invstd(c)), cast(acc, running_var(c)), epsilon);
+        const GradCoefficients k = grad_coefficients(xc.g, invstd, sum_dy, sum_dy_xhat, count, batch_stats, t.compute);
+        finish(c) = Tuple(grads.weight_grad, grads.bias_grad, k.scale, k.mean_dy, k.mean_dy_xhat, xc.channel(c)[0],
+                          xc.channel(c)[1]);
+        partials.dim(0).set_bounds(0, block_partial_values);
+
+        /* THE SCHEDULE */
+        iabn_sched::schedule_gpu_channel_finish(merged, finish);
+    }
+};
+
+}  // namespace iabn_gen
+
+HALIDE_REGISTER_GENERATOR(iabn_gen::GpuBackwardFinish, iabn_gpu_backward_finish)

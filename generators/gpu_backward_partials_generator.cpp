@@ -1,0 +1,60 @@
+// GPU training backward, kernel 1 of 3: each block of the partition (schedules/gpu_blocks.h) of
+// each channel stores its element count, sum of dy and sum of dy * xhat (block_partials.h).
+// z and dz are only read. Kernel 2 is gpu_backward_finish, kernel 3 backward_apply.
+#include "block_partials.h"
+#include "iabn_generator.h"
+#include "statistics.h"
+
+namespace iabn_gen {
+using namespace Halide;
+
+class GpuBackwardPartials : public IabnGenerator<GpuBackwardPartials> {
+public:
+    Input<Buffer<void, 3>> z{"z"};    // forward output, view (s, c, n)
+    Input<Buffer<void, 3>> dz{"dz"};  // incoming gradient, same view
+    Input<Buffer<void, 1>> weight{"weight"};
+    Input<Buffer<void, 1>> bias{"bias"};
+    Input<double> epsilon{"epsilon"};
+    Input<bool> abs_weight{"abs_weight"};
+    Input<int> activation{"activation"};
+    Input<double> activation_param{"activation_param"};
+    Input<int> steps{"steps"};  // the partition (runtime/plan.h, gpu_partition())
+    Input<int> row_steps{"row_steps"};
+
+    Output<Buffer<double, 4>> partials{"partials"};  // (k, c, sb, nb)
+
+    void configure() {
+        const ElementTypes t = types();
+        z.set_type(t.storage);
+        dz.set_type(t.storage);
+        for (auto* b : {&weight, &bias}) b->set_type(t.channel);
+    }
+
+    void generate() {
+        if (!get_target().has_gpu_feature()) throw std::invalid_argument("gpu_backward_partials: a GPU pipeline");
+        const ElementTypes t = types();
+        Var c("c");
+        XhatChannel xc = xhat_channel(weight, bias, c, epsilon, abs_weight, t);
+        Func channel = xc.channel;
+        const Expr a = cast(t.compute, activation_param);
+        BlockSums b = blocks_of(c, z.dim(0).extent(), z.dim(2).extent(), steps, row_steps, gpu_block_lanes());
+        define_block_sums(b, [&](const Expr& s, const Expr& n) {
+            return grad_terms(z, dz, s, c, n, activation, a, channel(c)[0], channel(c)[1], t.accum, t);
+        }, 2);
+        partials(b.k, c, b.sb, b.nb) = select(b.k == 0, b.count, b.k == 1, b.total(c, b.sb, b.nb)[0],
+                                              b.total(c, b.sb, b.nb)[1]);
+
+        zero_mins(z);
+        zero_mins(dz);
+        require_dense(z, view());
+        require_dense(dz, view());
+        partials.dim(0).set_bounds(0, block_partial_values);
+
+        /* THE SCHEDULE */
+        iabn_sched::schedule_gpu_block_partials(partials, b, view(), {channel}, activation_specializations(activation));
+    }
+};
+
+}  // namespace iabn_gen
+
+HALIDE_REGISTER_GENERATOR(iabn_gen::GpuBackwardPartials, iabn_gpu_backward_partials)

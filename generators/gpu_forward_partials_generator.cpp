@@ -1,0 +1,50 @@
+// GPU training forward, kernel 1 of 3: each block of the partition (schedules/gpu_blocks.h) of
+// each channel stores its element count, mean and M2 (block_partials.h). x is only read.
+// Kernel 2 is gpu_forward_finish, kernel 3 forward_apply.
+#include "block_partials.h"
+#include "iabn_generator.h"
+#include "statistics.h"
+
+namespace iabn_gen {
+using namespace Halide;
+
+class GpuForwardPartials : public IabnGenerator<GpuForwardPartials> {
+public:
+    Input<Buffer<void, 3>> x{"x"};  // view (s, c, n), read only
+    Input<int> steps{"steps"};      // the partition (runtime/plan.h, gpu_partition())
+    Input<int> row_steps{"row_steps"};
+
+    Output<Buffer<double, 4>> partials{"partials"};  // (k, c, sb, nb)
+
+    void configure() { x.set_type(types().storage); }
+
+    void generate() {
+        if (!get_target().has_gpu_feature()) throw std::invalid_argument("gpu_forward_partials: a GPU pipeline");
+        const ElementTypes t = types();
+        Var c("c");
+        const Expr S = x.dim(0).extent(), N = x.dim(2).extent();
+        // Around the block's first element (its pivot): the deviations are O(std), and in f64
+        // the pivot's distance from the mean costs nothing measurable.
+        BlockSums b = blocks_of(c, S, N, steps, row_steps, gpu_block_lanes());
+        Func pivot("block_pivot");
+        pivot(c, b.sb, b.nb) = cast(t.accum, t.to_compute(x(b.first_s, c, b.first_n)));
+        define_block_sums(b, [&](const Expr& s, const Expr& n) {
+            Expr v = cast(t.accum, t.to_compute(x(s, c, n))) - pivot(c, b.sb, b.nb);
+            return Tuple(v, v * v);
+        }, 2);
+        const Expr s1 = b.total(c, b.sb, b.nb)[0], s2 = b.total(c, b.sb, b.nb)[1];
+        partials(b.k, c, b.sb, b.nb) = select(b.k == 0, b.count, b.k == 1, pivot(c, b.sb, b.nb) + s1 / b.count,
+                                              max(s2 - s1 * s1 / b.count, Expr(0.0)));
+
+        zero_mins(x);
+        require_dense(x, view());
+        partials.dim(0).set_bounds(0, block_partial_values);
+
+        /* THE SCHEDULE */
+        iabn_sched::schedule_gpu_block_partials(partials, b, view(), {}, {});
+    }
+};
+
+}  // namespace iabn_gen
+
+HALIDE_REGISTER_GENERATOR(iabn_gen::GpuForwardPartials, iabn_gpu_forward_partials)

@@ -1,0 +1,61 @@
+// How a GPU training pass shares each channel's elements among blocks: one rule, without Halide,
+// read by the generators (generators/block_partials.h: which elements a block adds, and in which
+// order), the GPU schedules (schedules/gpu.h: the threads) and the runtime (runtime/plan.h: the
+// partition it passes to the kernels for a shape).
+//
+// A channel's elements form N rows of S (the view (s, c, n)). The partition splits s into
+// `s_blocks` ranges of steps * s_lanes elements and n into `n_blocks` ranges of row_steps *
+// n_lanes rows; block (sb, nb) of channel c adds the elements of its two ranges. Within a block,
+// thread (ts, tn) adds s = ts, ts + s_lanes, ... and n = tn, tn + n_lanes, ... of its ranges (so a
+// warp reads consecutive elements; nothing is divided per element), then the block adds its
+// threads' sums in a fixed tree (bit-identical from run to run). Every block of a partition covers
+// the same ranges in every channel, so one (sb, nb) holds the same number of elements in each.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+namespace iabn_sched {
+
+// Threads of a block on s and on n. nchw (s dense): a warp on 32 consecutive elements of a row,
+// 8 rows at once. Channels-last (c dense, the view's s counts rows and n is 1): the block's other
+// thread dimension runs over 32 consecutive channels (schedules/gpu.h), its 8 row lanes here.
+struct GpuBlockLanes {
+    int s_lanes, n_lanes;
+    int threads() const { return s_lanes * n_lanes; }
+};
+constexpr GpuBlockLanes gpu_block_lanes_nchw{32, 8};
+constexpr GpuBlockLanes gpu_block_lanes_nhwc{8, 1};
+constexpr int gpu_block_channels_nhwc = 32;  // channels per block, channels-last
+
+// The partition of a shape (the kernels' Inputs `steps` and `row_steps`; the partials' extents).
+struct GpuPartition {
+    int32_t steps = 1, row_steps = 1;  // per thread, on s and on n
+    int64_t s_blocks = 1, n_blocks = 1;
+    int64_t blocks_per_channel() const { return s_blocks * n_blocks; }
+};
+
+// About `elements_per_block` elements a block (enough work to hide a block's start and its tree),
+// and at most as many blocks per channel as keep the grid a few thousand blocks (the finish adds a
+// channel's blocks one after another: their count bounds its time).
+constexpr int64_t gpu_elements_per_block = 8192;
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+inline GpuPartition gpu_partition(int64_t s, int64_t channels, int64_t n, bool channels_last) {
+    const GpuBlockLanes lanes = channels_last ? gpu_block_lanes_nhwc : gpu_block_lanes_nchw;
+    const int64_t channel_groups = channels_last ? ceil_div(channels, gpu_block_channels_nhwc) : channels;
+    const int64_t most = std::clamp<int64_t>(4096 / channel_groups, 8, 256);
+    const int64_t wanted = std::clamp<int64_t>(ceil_div(s * n, gpu_elements_per_block), 1, most);
+    GpuPartition p;
+    // Rows first (whole rows keep a block's reads in long runs), then ranges of s.
+    p.n_blocks = std::min(ceil_div(n, lanes.n_lanes), wanted);
+    p.row_steps = static_cast<int32_t>(ceil_div(n, p.n_blocks * lanes.n_lanes));
+    p.n_blocks = ceil_div(n, int64_t{p.row_steps} * lanes.n_lanes);
+    const int64_t s_ranges = std::clamp<int64_t>(wanted / p.n_blocks, 1, ceil_div(s, lanes.s_lanes));
+    p.steps = static_cast<int32_t>(ceil_div(s, s_ranges * lanes.s_lanes));
+    p.s_blocks = ceil_div(s, int64_t{p.steps} * lanes.s_lanes);
+    return p;
+}
+
+}  // namespace iabn_sched
