@@ -1,5 +1,5 @@
 // The GPU schedules' launches, scratch and ordering, watched where they run here: on OpenCL
-// (PoCL), through OpenClProbe (opencl_probe.h). CUDA runs the same schedules (schedules/gpu.h),
+// (PoCL), through DeviceProbe (device_probe.h). CUDA runs the same schedules (schedules/gpu.h),
 // so the grid limits checked here (CUDA's: 2^31 - 1 blocks on x, 65535 on y and z) hold there too.
 //  * grid: shapes past every limit (16.8M channels-last rows, 70000 batch rows, 100000 and 3M
 //    channels, 2^32 elements), launched as a dry run: no dimension over its limit, and the
@@ -13,13 +13,14 @@
 #include "case_runner.h"
 #include "device_driver.h"
 #include "device_mirror.h"
-#include "opencl_probe.h"
+#include "device_probe.h"
 
 #include <HalideRuntime.h>
 #include <HalideRuntimeOpenCL.h>
 
 #include <chrono>
 #include <functional>
+#include <tuple>
 #include <future>
 
 namespace iabn_test {
@@ -27,9 +28,9 @@ namespace {
 
 constexpr size_t kMaxBlocksX = 2147483647, kMaxBlocksYZ = 65535;
 
-std::string skip_reason() {
+std::string skip_reason(iabn::Device device = iabn::Device::opencl) {
     Case c;
-    c.device = iabn::Device::opencl;
+    c.device = device;
     return device_skip_reason(c);
 }
 
@@ -92,7 +93,7 @@ TEST_P(GridLimits, EveryLaunchWithinTheGridAndTheApplyCoversTheTensor) {
         o.layout = e.layout;
         o.training = pass != 1;
         dev->set_queue(o, nullptr);
-        OpenClProbe probe(/*dry_run=*/true);
+        DeviceProbe probe(/*dry_run=*/true);
         if (pass < 2) {
             ASSERT_NO_THROW(iabn::forward(tx, st, o));
         } else {
@@ -133,7 +134,7 @@ TEST(GpuApplyLaunches, SeveralLaunchesComputeTheWholeTensor) {
     c.shape = {70000, 2, 3};
     c.act = iabn::Activation::leaky_relu;
     c.param = 0.1;
-    OpenClProbe probe;
+    DeviceProbe probe;
     check_forward(c);
     check_backward(c);
     int applies = 0;
@@ -166,7 +167,7 @@ TEST_P(GpuScratch, AtMostOrderChannelsTimesBlocks) {
     const iabn::ChannelState st = cb.state();
     const iabn::ParamGrads grads = cb.grads();
     iabn::release_workspace(c.device, o);  // (so the calls below allocate the workspace)
-    OpenClProbe probe;
+    DeviceProbe probe;
     ASSERT_NO_THROW(iabn::forward(tx, st, o));
     ASSERT_NO_THROW(iabn::backward(tx, tdz, st, grads, o));
     const size_t blocks = static_cast<size_t>((in.per_channel + 255) / 256);
@@ -195,14 +196,16 @@ struct StructureCase {
     iabn::DType dtype;
 };
 
-class GpuStructure : public ::testing::TestWithParam<StructureCase> {};
+// On OpenCL (PoCL here) and on CUDA where a GPU is.
+class GpuStructure : public ::testing::TestWithParam<std::tuple<iabn::Device, StructureCase>> {};
 
 TEST_P(GpuStructure, SteadyStateCallsLaunchAtMostThreeKernelsCreateNoBufferAndDoNotWait) {
-    if (const std::string why = skip_reason(); !why.empty()) GTEST_SKIP() << why;
+    const iabn::Device device = std::get<0>(GetParam());
+    if (const std::string why = skip_reason(device); !why.empty()) GTEST_SKIP() << why;
     IABN_TRACE_SEED();
-    const StructureCase& sc = GetParam();
+    const StructureCase& sc = std::get<1>(GetParam());
     Case c;
-    c.device = iabn::Device::opencl;
+    c.device = device;
     c.shape = sc.shape;
     c.layout = sc.layout;
     c.dtype = sc.dtype;
@@ -236,9 +239,9 @@ TEST_P(GpuStructure, SteadyStateCallsLaunchAtMostThreeKernelsCreateNoBufferAndDo
         for (const Pass& pass : passes) {
             SCOPED_TRACE(pass.name);
             ASSERT_NO_THROW(pass.call());  // the first call on the queue may allocate
-            OpenClProbe probe;
+            DeviceProbe probe;
             ASSERT_NO_THROW(pass.call());
-            ASSERT_TRUE(probe.installed()) << "Halide's OpenCL calls do not go through the probe";
+            ASSERT_TRUE(probe.installed(device)) << "Halide's launches do not go through the probe";
             std::string kernels;
             for (const Launch& l : probe.launches()) kernels += " " + l.kernel;
             EXPECT_LE(probe.launches().size(), pass.most_launches) << "kernels:" << kernels;
@@ -254,22 +257,29 @@ TEST_P(GpuStructure, SteadyStateCallsLaunchAtMostThreeKernelsCreateNoBufferAndDo
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, GpuStructure,
-    ::testing::Values(StructureCase{"nchw_f32", {4, 6, 9, 7}, iabn::Layout::nchw, iabn::DType::f32},
-                      StructureCase{"nchw_f32_many_blocks", {8, 16, 28, 28}, iabn::Layout::nchw, iabn::DType::f32},
-                      StructureCase{"nhwc_f32", {3, 5, 7, 40}, iabn::Layout::nhwc, iabn::DType::f32},
-                      StructureCase{"rank2_f32", {600, 7}, iabn::Layout::nchw, iabn::DType::f32},
-                      StructureCase{"nchw_f16", {2, 3, 33, 65}, iabn::Layout::nchw, iabn::DType::f16},
-                      StructureCase{"nhwc_bf16", {2, 7, 11, 3}, iabn::Layout::nhwc, iabn::DType::bf16},
-                      StructureCase{"nchw_f64", {2, 4, 5, 6}, iabn::Layout::nchw, iabn::DType::f64}),
-    [](const ::testing::TestParamInfo<StructureCase>& i) { return i.param.name; });
+    ::testing::Combine(
+        ::testing::Values(iabn::Device::opencl, iabn::Device::cuda),
+        ::testing::Values(StructureCase{"nchw_f32", {4, 6, 9, 7}, iabn::Layout::nchw, iabn::DType::f32},
+                          StructureCase{"nchw_f32_many_blocks", {8, 16, 28, 28}, iabn::Layout::nchw, iabn::DType::f32},
+                          StructureCase{"nhwc_f32", {3, 5, 7, 40}, iabn::Layout::nhwc, iabn::DType::f32},
+                          StructureCase{"rank2_f32", {600, 7}, iabn::Layout::nchw, iabn::DType::f32},
+                          StructureCase{"nchw_f16", {2, 3, 33, 65}, iabn::Layout::nchw, iabn::DType::f16},
+                          StructureCase{"nhwc_bf16", {2, 7, 11, 3}, iabn::Layout::nhwc, iabn::DType::bf16},
+                          StructureCase{"nchw_f64", {2, 4, 5, 6}, iabn::Layout::nchw, iabn::DType::f64})),
+    [](const ::testing::TestParamInfo<std::tuple<iabn::Device, StructureCase>>& i) {
+        return std::string(std::get<0>(i.param) == iabn::Device::cuda ? "cuda_" : "opencl_") + std::get<1>(i.param).name;
+    });
 
 // A queue's workspace is kept from call to call until iabn::release_workspace; another queue has
 // its own.
-TEST(GpuWorkspace, KeptPerQueueUntilReleased) {
-    if (const std::string why = skip_reason(); !why.empty()) GTEST_SKIP() << why;
+class GpuWorkspace : public ::testing::TestWithParam<iabn::Device> {};
+
+TEST_P(GpuWorkspace, KeptPerQueueUntilReleased) {
+    const iabn::Device device = GetParam();
+    if (const std::string why = skip_reason(device); !why.empty()) GTEST_SKIP() << why;
     IABN_TRACE_SEED();
     Case c;
-    c.device = iabn::Device::opencl;
+    c.device = device;
     c.shape = {4, 6, 9, 7};
     TestDevice* dev = test_device(c.device);
     void* queues[2] = {dev->create_queue(), dev->create_queue()};
@@ -280,7 +290,7 @@ TEST(GpuWorkspace, KeptPerQueueUntilReleased) {
         const iabn::ChannelState st = b.cb.state();
         auto created = [&](void* queue) {
             c.queue = queue;
-            OpenClProbe probe;
+            DeviceProbe probe;
             iabn::forward(tx, st, c.options());
             dev->synchronize(queue);
             return probe.buffers_created();
@@ -300,6 +310,11 @@ TEST(GpuWorkspace, KeptPerQueueUntilReleased) {
     }
     for (void* q : queues) dev->destroy_queue(q);
 }
+
+INSTANTIATE_TEST_SUITE_P(Devices, GpuWorkspace, ::testing::Values(iabn::Device::opencl, iabn::Device::cuda),
+                         [](const ::testing::TestParamInfo<iabn::Device>& i) {
+                             return std::string(i.param == iabn::Device::cuda ? "cuda" : "opencl");
+                         });
 
 // A training forward enqueues and returns: its queue is held back by an event the test releases
 // only after the call has returned, or after 10 s (so a call that waits fails instead of

@@ -17,8 +17,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-# The CUDA cases of tests/test_devices.cpp, tests/test_sync.cpp and tests/test_determinism.cpp.
-cuda_filter='Cuda/DeviceCase.*:Cuda/Sync.*:Devices/DeviceQueue.*/cuda:Devices/DeviceBadInput.*/cuda:CudaWithoutDriver.*:*/Determinism.*/cuda_*'
+# The CUDA cases of tests/test_devices.cpp, tests/test_sync.cpp, tests/test_determinism.cpp and
+# tests/test_gpu_launches.cpp (the structure of a steady-state call: launches, allocations, waits).
+cuda_filter='Cuda/DeviceCase.*:Cuda/Sync.*:Devices/DeviceQueue.*/cuda:Devices/DeviceBadInput.*/cuda:CudaWithoutDriver.*:*/Determinism.*/cuda_*:Shapes/GpuStructure.*/cuda_*:Devices/GpuWorkspace.*/cuda'
 
 if [ "${1:-}" = "--prepare" ]; then
     dir="${2:?usage: bash bench/gpu/run.sh --prepare <dir>}"

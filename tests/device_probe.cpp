@@ -1,4 +1,4 @@
-#include "opencl_probe.h"
+#include "device_probe.h"
 
 #include <dlfcn.h>
 
@@ -27,7 +27,7 @@ void* real(const char* name) { return opencl_library() ? dlsym(opencl_library(),
 
 EnqueueKernel real_enqueue = nullptr;
 CreateBuffer real_create = nullptr;
-std::atomic<bool> resolved{false};
+std::atomic<bool> resolved{false}, cuda_resolved{false};
 std::atomic<bool> recording{false}, dry{false};
 std::atomic<size_t> bytes{0}, created{0}, waited{0};
 EnqueueTransfer real_read = nullptr, real_write = nullptr;
@@ -85,6 +85,78 @@ int counting_wait(unsigned count, void* const* events) {
     return real_wait(count, events);
 }
 
+// CUDA driver entry points (CUresult is an int; CUdeviceptr a 64-bit integer).
+using CuLaunch = int (*)(void* f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                         unsigned shared, void* stream, void** params, void** extra);
+using CuAlloc = int (*)(unsigned long long* ptr, size_t bytes);
+using CuAllocAsync = int (*)(unsigned long long* ptr, size_t bytes, void* stream);
+using CuFree = int (*)(unsigned long long ptr);
+using CuSync = int (*)(void* stream_or_event);
+using CuCtxSync = int (*)();
+using CuCopyDtoH = int (*)(void* host, unsigned long long device, size_t bytes);
+using CuCopyHtoD = int (*)(unsigned long long device, const void* host, size_t bytes);
+CuLaunch real_cu_launch = nullptr;
+CuAlloc real_cu_alloc = nullptr;
+CuAllocAsync real_cu_alloc_async = nullptr;
+CuFree real_cu_free = nullptr;
+CuSync real_cu_stream_sync = nullptr, real_cu_event_sync = nullptr;
+CuCtxSync real_cu_ctx_sync = nullptr;
+CuCopyDtoH real_cu_dtoh = nullptr;
+CuCopyHtoD real_cu_htod = nullptr;
+
+int cu_launch(void* f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned shared,
+              void* stream, void** params, void** extra) {
+    if (recording) {
+        Launch l;
+        const unsigned grid[3] = {gx, gy, gz}, block[3] = {bx, by, bz};
+        for (int d = 0; d < 3; d++) {
+            l.global[d] = size_t{grid[d]} * block[d];
+            l.local[d] = block[d];
+        }
+        std::lock_guard<std::mutex> lock(launches_mutex);
+        recorded.push_back(l);
+    }
+    return real_cu_launch(f, gx, gy, gz, bx, by, bz, shared, stream, params, extra);
+}
+int cu_alloc(unsigned long long* ptr, size_t size) {
+    if (recording) {
+        bytes += size;
+        created++;
+    }
+    return real_cu_alloc(ptr, size);
+}
+int cu_alloc_async(unsigned long long* ptr, size_t size, void* stream) {
+    if (recording) {
+        bytes += size;
+        created++;
+    }
+    return real_cu_alloc_async(ptr, size, stream);
+}
+int cu_free(unsigned long long ptr) {  // (may wait for the device)
+    if (recording) waited++;
+    return real_cu_free(ptr);
+}
+int cu_stream_sync(void* stream) {
+    if (recording) waited++;
+    return real_cu_stream_sync(stream);
+}
+int cu_event_sync(void* event) {
+    if (recording) waited++;
+    return real_cu_event_sync(event);
+}
+int cu_ctx_sync() {
+    if (recording) waited++;
+    return real_cu_ctx_sync();
+}
+int cu_dtoh(void* host, unsigned long long device, size_t size) {
+    if (recording) waited++;
+    return real_cu_dtoh(host, device, size);
+}
+int cu_htod(unsigned long long device, const void* host, size_t size) {
+    if (recording) waited++;
+    return real_cu_htod(device, host, size);
+}
+
 // Keeps `fn` as the real entry point and hands out the wrapper instead.
 template <typename F>
 void* instead(void* fn, F& real_fn, F wrapper) {
@@ -100,12 +172,20 @@ void* wrapped(const char* name, void* fn) {
     if (is("clEnqueueWriteBuffer")) return instead(fn, real_write, &counting_write);
     if (is("clFinish")) return instead(fn, real_finish, &counting_finish);
     if (is("clWaitForEvents")) return instead(fn, real_wait, &counting_wait);
+    if (is("cuMemAlloc_v2")) return instead(fn, real_cu_alloc, &cu_alloc);
+    if (is("cuMemAllocAsync")) return instead(fn, real_cu_alloc_async, &cu_alloc_async);
+    if (is("cuMemFree_v2")) return instead(fn, real_cu_free, &cu_free);
+    if (is("cuStreamSynchronize")) return instead(fn, real_cu_stream_sync, &cu_stream_sync);
+    if (is("cuEventSynchronize")) return instead(fn, real_cu_event_sync, &cu_event_sync);
+    if (is("cuCtxSynchronize")) return instead(fn, real_cu_ctx_sync, &cu_ctx_sync);
+    if (is("cuMemcpyDtoH_v2")) return instead(fn, real_cu_dtoh, &cu_dtoh);
+    if (is("cuMemcpyHtoD_v2")) return instead(fn, real_cu_htod, &cu_htod);
     return fn;
 }
 
 }  // namespace
 
-OpenClProbe::OpenClProbe(bool dry_run) {
+DeviceProbe::DeviceProbe(bool dry_run) {
     std::lock_guard<std::mutex> lock(launches_mutex);
     recorded.clear();
     bytes = 0;
@@ -115,20 +195,22 @@ OpenClProbe::OpenClProbe(bool dry_run) {
     recording = true;
 }
 
-OpenClProbe::~OpenClProbe() {
+DeviceProbe::~DeviceProbe() {
     recording = false;
     dry = false;
 }
 
-std::vector<Launch> OpenClProbe::launches() const {
+std::vector<Launch> DeviceProbe::launches() const {
     std::lock_guard<std::mutex> lock(launches_mutex);
     return recorded;
 }
 
-size_t OpenClProbe::allocated_bytes() const { return bytes; }
-size_t OpenClProbe::buffers_created() const { return created; }
-size_t OpenClProbe::waits() const { return waited; }
-bool OpenClProbe::installed() const { return resolved; }
+size_t DeviceProbe::allocated_bytes() const { return bytes; }
+size_t DeviceProbe::buffers_created() const { return created; }
+size_t DeviceProbe::waits() const { return waited; }
+bool DeviceProbe::installed(iabn::Device device) const {
+    return device == iabn::Device::cuda ? cuda_resolved.load() : resolved.load();
+}
 
 const OpenClEvents& opencl_events() {
     static const OpenClEvents e = [] {
@@ -162,8 +244,24 @@ extern "C" void* halide_opencl_get_symbol(void* /*user_context*/, const char* na
     return wrapped(name, fn);
 }
 
+// Overrides the Halide runtime's weak definition for CUDA likewise (Halide's own looks in the
+// process first, then loads the driver).
+extern "C" void* halide_cuda_get_symbol(void* /*user_context*/, const char* name) {
+    using namespace iabn_test;
+    void* fn = dlsym(RTLD_DEFAULT, name);
+    if (!fn) {
+        static void* lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_GLOBAL);
+        fn = lib ? dlsym(lib, name) : nullptr;
+    }
+    if (std::strcmp(name, "cuLaunchKernel") == 0 && fn) {
+        cuda_resolved = true;
+        return instead(fn, real_cu_launch, &cu_launch);
+    }
+    return wrapped(name, fn);
+}
+
 // Overrides iabn's weak definition (runtime/device_api.cpp): iabn resolves the entry points it
-// calls itself through it, once per process. (The CUDA driver's pass through.)
+// calls itself through it, once per process.
 extern "C" void* iabn_device_get_symbol(void* library, const char* name) {
     return iabn_test::wrapped(name, dlsym(library, name));
 }
