@@ -44,7 +44,9 @@ public:
         Func sums = gs.sums;
         sum_dy(c) = cast(Float(64), sums(c)[0]);
         sum_dy_xhat(c) = cast(Float(64), sums(c)[1]);
-        partials(i) = pack_partials(i, z.dim(1).extent(), elements_per_channel(z, Float(64)), sum_dy, sum_dy_xhat);
+        Func count("count");  // (the same in every channel)
+        count(c) = elements_per_channel(z, Float(64));
+        partials(i) = pack_partials(i, z.dim(1).extent(), count, sum_dy, sum_dy_xhat);
 
         zero_mins(z);
         zero_mins(dz);
@@ -58,13 +60,12 @@ public:
         estimate_scalars(epsilon, abs_weight, activation, activation_param, threads);
 
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
-        if (!using_autoscheduler() && get_target().has_gpu_feature()) {
-            channel.compute_root();
-            iabn_sched::schedule_gpu_channel_reduction(gs.sums, gs.all, view(), activation_specializations(activation));
-            iabn_sched::schedule_gpu_per_channel(channel);
-            iabn_sched::schedule_gpu_channel_outputs({weight_grad, bias_grad});
-            iabn_sched::schedule_gpu_channel_outputs({partials});  // (2C + 1 values: a launch of its own)
-        } else if (!using_autoscheduler()) {
+        if (get_target().has_gpu_feature()) {
+            // (GPUs spread each channel over many blocks: block_partials.h.)
+            throw std::invalid_argument("backward_partials: a CPU pipeline; GPUs run "
+                                        "gpu_backward_partials and gpu_backward_row");
+        }
+        if (!using_autoscheduler()) {
             channel.compute_root();
             iabn_sched::schedule_channel_reduction(gs, view(), cpu_params(), get_target(), threads,
                                                    z.dim(1).extent(), activation_specializations(activation));

@@ -14,6 +14,7 @@
 #include "Halide.h"
 #include "gpu_blocks.h"
 #include "common.h"  // iabn_sched::BlockSums
+#include "sync_partials.h"  // GatheredPartials
 #include "types.h"
 
 #include <vector>
@@ -77,6 +78,18 @@ void define_block_sums(BlockSums& b, const Terms& terms, int values) {
         level = next;
     }
     b.total(c, b.sb, b.nb) = level(0, c, b.sb, b.nb);
+}
+
+// A channel's blocks in a fixed order (s ranges inner), as rows for the merges of
+// sync_partials.h: the RDom over them, and block p's (count, a, b) for channel c.
+template <typename P>
+Halide::RDom blocks_in_order(const P& partials) {
+    return Halide::RDom(0, partials.dim(2).extent(), 0, partials.dim(3).extent(), "blocks");
+}
+
+template <typename P>
+GatheredPartials block_values(const P& partials, const Halide::Expr& c, const Halide::RDom& p) {
+    return {partials(0, c, p.x, p.y), partials(1, c, p.x, p.y), partials(2, c, p.x, p.y)};
 }
 
 }  // namespace iabn_gen

@@ -14,24 +14,20 @@ public:
     Input<Buffer<double, 2>> gathered{"gathered"};  // (i, p): sync_partials.h
     Input<Buffer<void, 1>> weight{"weight"};
     Input<Buffer<void, 1>> bias{"bias"};
+    Input<Buffer<void, 1>> running_mean{"running_mean"};  // before the update (merge writes it)
+    Input<Buffer<void, 1>> running_var{"running_var"};    // before the update (merge writes it)
     Input<double> epsilon{"epsilon"};
     Input<double> momentum{"momentum"};
     Input<bool> unbiased_running_var{"unbiased_running_var"};
     Input<bool> abs_weight{"abs_weight"};
 
-    Output<Buffer<void, 1>> saved_mean{"saved_mean"};
-    Output<Buffer<void, 1>> saved_invstd{"saved_invstd"};
-    Output<Buffer<void, 1>> running_mean{"running_mean"};  // updated in place
-    Output<Buffer<void, 1>> running_var{"running_var"};    // updated in place
-    Output<Buffer<void, 1>> apply_pivot{"apply_pivot"};
-    Output<Buffer<void, 1>> apply_scale{"apply_scale"};
-    Output<Buffer<void, 1>> apply_shift{"apply_shift"};
+    // One Func, one loop: (saved_mean, saved_invstd, running_mean, running_var, apply_pivot,
+    // apply_scale, apply_shift), a buffer each (as gpu_forward_finish's: the running statistics'
+    // memory is bound both as the Inputs above and as elements 2 and 3).
+    Output<Func> merge{"merge", 1};
 
     void configure() {
-        const ElementTypes t = types();
-        for (auto* b : {&weight, &bias}) b->set_type(t.channel);
-        for (auto* b : {&saved_mean, &saved_invstd, &running_mean, &running_var}) b->set_type(t.channel);
-        for (auto* b : {&apply_pivot, &apply_scale, &apply_shift}) b->set_type(t.compute);
+        for (auto* b : {&weight, &bias, &running_mean, &running_var}) b->set_type(types().channel);
     }
 
     void generate() {
@@ -42,28 +38,23 @@ public:
         const Expr channels = weight.dim(0).extent();
         MergedMoments merged = merge_moments(c, unpack_partials(gathered, c, p, channels),
                                              unpack_partials(gathered, c, 0, channels).a);
-        Func sums = merged.sums;
-        Expr count = merged.count, mean = merged.mean, var = merged.var;
-        ApplyCoefficients k =
-            finish_training_forward({saved_mean, saved_invstd, running_mean, running_var}, c, mean, var, count,
-                                    weight, bias, epsilon, momentum, unbiased_running_var, abs_weight, t);
-        apply_pivot(c) = k.pivot;
-        apply_scale(c) = k.scale;
-        apply_shift(c) = k.shift;
+        const TrainingValues v =
+            training_values(c, merged.mean, merged.var, merged.count, running_mean(c), running_var(c), weight, bias,
+                            epsilon, momentum, unbiased_running_var, abs_weight, t);
+        merge(c) = Tuple(v.saved_mean, v.saved_invstd, v.running_mean, v.running_var, v.k.pivot, v.k.scale, v.k.shift);
 
         // Estimates, for the autoschedulers only (see iabn_generator.h).
         gathered.set_estimates(estimate_partials(4));
-        estimate_channel_buffers(weight, bias, saved_mean, saved_invstd, running_mean, running_var, apply_pivot,
-                                 apply_scale, apply_shift);
+        estimate_channel_buffers(weight, bias, running_mean, running_var);
+        merge.set_estimates(estimate_channels());
         estimate_scalars(epsilon, momentum, unbiased_running_var, abs_weight);
 
         /* THE SCHEDULE: O(C x processes) work. CPU: the merge at root, the rest Halide's default;
-           GPU: a thread per channel. */
-        sums.compute_root();
+           GPU: a thread per channel, the merge in its registers. */
         if (get_target().has_gpu_feature()) {
-            iabn_sched::schedule_gpu_per_channel(sums);
-            iabn_sched::schedule_gpu_channel_outputs({saved_mean, saved_invstd, running_mean, running_var, apply_pivot,
-                                                      apply_scale, apply_shift});
+            iabn_sched::schedule_gpu_channel_finish(merged.sums, merge);
+        } else {
+            merged.sums.compute_root();
         }
     }
 };

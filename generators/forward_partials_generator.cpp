@@ -26,7 +26,9 @@ public:
         mean(c) = cast(Float(64), st.moments(c)[0]);
         Func sums = st.sums.sums;
         m2(c) = cast(Float(64), max(sums(c)[1] - sums(c)[0] * sums(c)[0] / st.m, 0));
-        partials(i) = pack_partials(i, x.dim(1).extent(), cast(Float(64), st.m), mean, m2);
+        Func count("count");  // (the same in every channel)
+        count(c) = cast(Float(64), st.m);
+        partials(i) = pack_partials(i, x.dim(1).extent(), count, mean, m2);
 
         zero_mins(x);
         require_dense(x, view());
@@ -37,12 +39,12 @@ public:
         estimate_scalars(threads);
 
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
-        if (!using_autoscheduler() && get_target().has_gpu_feature()) {
-            iabn_sched::schedule_gpu_channel_reduction(st.sums.sums, st.sums.all, view(), {});
-            st.pivot.compute_root();
-            iabn_sched::schedule_gpu_per_channel(st.pivot);
-            iabn_sched::schedule_gpu_channel_outputs({partials});
-        } else if (!using_autoscheduler()) {
+        if (get_target().has_gpu_feature()) {
+            // (GPUs spread each channel over many blocks: block_partials.h.)
+            throw std::invalid_argument("forward_partials: a CPU pipeline; GPUs run "
+                                        "gpu_forward_partials and gpu_forward_row");
+        }
+        if (!using_autoscheduler()) {
             iabn_sched::schedule_channel_reduction(st.sums, view(), cpu_params(), get_target(), threads,
                                                    x.dim(1).extent(), {});
             iabn_sched::schedule_pivot(st.pivot, st.pivot_sum, view(), get_target());

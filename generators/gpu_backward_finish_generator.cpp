@@ -4,7 +4,6 @@
 #include "block_partials.h"
 #include "iabn_generator.h"
 #include "statistics.h"
-#include "sync_partials.h"
 
 namespace iabn_gen {
 using namespace Halide;
@@ -35,8 +34,8 @@ public:
         const Type acc = t.accum;
         Var c("c");
         // The blocks in order, s ranges inner: the same bits from run to run.
-        RDom p(0, partials.dim(2).extent(), 0, partials.dim(3).extent(), "blocks");
-        Func merged = merge_sums(c, {partials(0, c, p.x, p.y), partials(1, c, p.x, p.y), partials(2, c, p.x, p.y)});
+        const RDom p = blocks_in_order(partials);
+        Func merged = merge_sums(c, block_values(partials, c, p));
         const Expr count = merged(c)[0], sum_dy = merged(c)[1], sum_dy_xhat = merged(c)[2];
         XhatChannel xc = xhat_channel(weight, bias, c, epsilon, abs_weight, t);
         const ParamGrads grads = param_grads(sum_dy, sum_dy_xhat, cast(acc, weight(c)), abs_weight, t.channel);

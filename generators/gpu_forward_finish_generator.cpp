@@ -5,7 +5,6 @@
 #include "block_partials.h"
 #include "iabn_generator.h"
 #include "statistics.h"
-#include "sync_partials.h"
 
 namespace iabn_gen {
 using namespace Halide;
@@ -38,9 +37,8 @@ public:
         const ElementTypes t = types();
         Var c("c");
         // The blocks in order, s ranges inner: the same bits from run to run.
-        RDom p(0, partials.dim(2).extent(), 0, partials.dim(3).extent(), "blocks");
-        const GatheredPartials q{partials(0, c, p.x, p.y), partials(1, c, p.x, p.y), partials(2, c, p.x, p.y)};
-        MergedMoments merged = merge_moments(c, q, partials(1, c, 0, 0));
+        const RDom p = blocks_in_order(partials);
+        MergedMoments merged = merge_moments(c, block_values(partials, c, p), partials(1, c, 0, 0));
         const TrainingValues v =
             training_values(c, merged.mean, merged.var, merged.count, running_mean(c), running_var(c), weight, bias,
                             epsilon, momentum, unbiased_running_var, abs_weight, t);

@@ -17,12 +17,13 @@
 
 namespace iabn_gen {
 
-// partials(i) from the count and the two per-channel values (Funcs over c, in f64).
-inline Halide::Expr pack_partials(const Halide::Var& i, const Halide::Expr& channels, const Halide::Expr& count,
+// partials(i) from the count and the two per-channel values (Funcs over c, in f64; element i
+// reads one channel of one of them).
+inline Halide::Expr pack_partials(const Halide::Var& i, const Halide::Expr& channels, const Halide::Func& count,
                                   const Halide::Func& a, const Halide::Func& b) {
     using namespace Halide;
     Expr ca = clamp(i - 1, 0, channels - 1), cb = clamp(i - 1 - channels, 0, channels - 1);
-    return select(i == 0, count, i <= channels, a(ca), b(cb));
+    return select(i == 0, count(ca), i <= channels, a(ca), b(cb));
 }
 
 struct GatheredPartials {
@@ -46,6 +47,7 @@ GatheredPartials unpack_partials(const G& gathered, const Halide::Expr& c, const
 struct MergedMoments {
     Halide::Func sums{"merged_sums"};  // (n, S1, S2)
     Halide::Expr count, mean, var;     // var: biased
+    Halide::Expr m2;                   // the sum of squared deviations from the mean
 };
 
 inline MergedMoments merge_moments(const Halide::Var& c, const GatheredPartials& q, const Halide::Expr& pivot) {
@@ -58,7 +60,8 @@ inline MergedMoments merge_moments(const Halide::Var& c, const GatheredPartials&
     m.count = m.sums(c)[0];
     Expr s1 = m.sums(c)[1];
     m.mean = pivot + s1 / m.count;
-    m.var = max((m.sums(c)[2] - s1 * s1 / m.count) / m.count, Expr(0.0));
+    m.m2 = max(m.sums(c)[2] - s1 * s1 / m.count, Expr(0.0));
+    m.var = m.m2 / m.count;
     return m;
 }
 

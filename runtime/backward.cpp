@@ -114,6 +114,20 @@ void backward_partials(const TensorRef& z, const TensorRef& dz, const ChannelSta
     auto weight_grad = scratch.or_filled(grads.weight_grad, 0.0);
     auto bias_grad = scratch.or_filled(grads.bias_grad, 0.0);
     auto out = detail::sync_buffer(partials, sync_partials_size(ck.view.c), 0, call);
+    if (k.gpu_backward_row) {  // GPUs: the block partials, then the gradients and the row from them
+        const iabn_sched::GpuPartition p = detail::gpu_partition(ck.view);
+        auto blocks = scratch.partials(p);
+        call.run("gpu_backward_partials", [&](void* uc) {
+            return k.gpu_backward_partials(uc, b.z, b.dz, b.weight, b.bias, options.epsilon, b.abs_weight,
+                                           static_cast<int>(options.activation), options.activation_param, p.steps,
+                                           p.row_steps, blocks);
+        });
+        call.run("gpu_backward_row", [&](void* uc) {
+            return k.gpu_backward_row(uc, blocks, b.weight, options.epsilon, b.abs_weight, weight_grad, bias_grad,
+                                      out);
+        });
+        return;
+    }
     call.run("backward_partials", [&](void* uc) {
         return k.backward_partials(uc, b.z, b.dz, b.weight, b.bias, options.epsilon, b.abs_weight,
                                    static_cast<int>(options.activation), options.activation_param,

@@ -98,6 +98,16 @@ void forward_partials(const TensorRef& x, const TensorRef& partials, const Optio
     const detail::Kernels& k = detail::kernels_for(x.dtype, ck.view.kernel_layout, x.device);
     auto xv = detail::tensor_buffer(x, ck.view, call);
     auto out = detail::sync_buffer(partials, sync_partials_size(ck.view.c), 0, call);
+    if (k.gpu_forward_row) {  // GPUs: the block partials, then the row from them
+        detail::Scratch scratch(ck.view.c, ck.channel_dtype, call);
+        const iabn_sched::GpuPartition p = detail::gpu_partition(ck.view);
+        auto blocks = scratch.partials(p);
+        call.run("gpu_forward_partials", [&](void* uc) {
+            return k.gpu_forward_partials(uc, xv, p.steps, p.row_steps, blocks);
+        });
+        call.run("gpu_forward_row", [&](void* uc) { return k.gpu_forward_row(uc, blocks, out); });
+        return;
+    }
     call.run("forward_partials",
              [&](void* uc) { return k.forward_partials(uc, xv, detail::kernel_threads(), out); });
 }
@@ -112,9 +122,9 @@ void forward_finish(const TensorRef& x, const ChannelState& state, const TensorR
     auto rows = detail::sync_buffer(gathered, sync_partials_size(ck.view.c), ck.processes, call);
     b.pivot = scratch.output(), b.scale = scratch.output(), b.shift = scratch.output();
     call.run("forward_merge", [&](void* uc) {
-        return k.forward_merge(uc, rows, b.weight, b.bias, options.epsilon, options.momentum,
-                               options.unbiased_running_var, b.abs_weight, b.saved_mean, b.saved_invstd,
-                               b.running_mean, b.running_var, b.pivot, b.scale, b.shift);
+        return k.forward_merge(uc, rows, b.weight, b.bias, b.running_mean, b.running_var, options.epsilon,
+                               options.momentum, options.unbiased_running_var, b.abs_weight, b.saved_mean,
+                               b.saved_invstd, b.running_mean, b.running_var, b.pivot, b.scale, b.shift);
     });
     apply(k, b, options, call);
 }

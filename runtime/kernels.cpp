@@ -41,11 +41,11 @@ const std::map<Key, Kernels>& table() {
 }
 
 bool complete(const Kernels& k) {
-    const bool cpu_training = k.forward_stats && k.backward_reduce;
-    const bool gpu_training =
-        k.gpu_forward_partials && k.gpu_forward_finish && k.gpu_backward_partials && k.gpu_backward_finish;
-    return (cpu_training || gpu_training) && k.forward_apply && k.backward_apply && k.global_coeffs &&
-           k.forward_partials && k.forward_merge && k.backward_partials && k.backward_merge;
+    const bool cpu = k.forward_stats && k.backward_reduce && k.forward_partials && k.backward_partials;
+    const bool gpu = k.gpu_forward_partials && k.gpu_forward_finish && k.gpu_backward_partials &&
+                     k.gpu_backward_finish && k.gpu_forward_row && k.gpu_backward_row;
+    return (cpu || gpu) && k.forward_apply && k.backward_apply && k.global_coeffs && k.forward_merge &&
+           k.backward_merge;
 }
 
 std::string built_dtypes(Device device) {

@@ -20,6 +20,9 @@ using GpuForwardFinish = int (*)(const void*, HalideBuf partials, HalideBuf weig
 using GpuBackwardPartials = int (*)(const void*, HalideBuf z, HalideBuf dz, HalideBuf weight, HalideBuf bias, double epsilon,
                                     bool abs_weight, int32_t activation, double activation_param, int32_t steps,
                                     int32_t row_steps, HalideBuf partials);
+using GpuForwardRow = int (*)(const void*, HalideBuf partials, HalideBuf row);
+using GpuBackwardRow = int (*)(const void*, HalideBuf partials, HalideBuf weight, double epsilon, bool abs_weight,
+                               HalideBuf weight_grad, HalideBuf bias_grad, HalideBuf row);
 using GpuBackwardFinish = int (*)(const void*, HalideBuf partials, HalideBuf weight, HalideBuf bias, HalideBuf saved_invstd,
                                   HalideBuf running_var, double epsilon, bool abs_weight, bool batch_stats,
                                   HalideBuf weight_grad, HalideBuf bias_grad, HalideBuf grad_scale,
@@ -47,6 +50,10 @@ struct Kernels {
     GpuForwardFinish gpu_forward_finish = nullptr;
     GpuBackwardPartials gpu_backward_partials = nullptr;
     GpuBackwardFinish gpu_backward_finish = nullptr;
+    // A synchronized pass's row of partials from the block partials (null on the CPU, which has
+    // forward_partials and backward_partials instead).
+    GpuForwardRow gpu_forward_row = nullptr;
+    GpuBackwardRow gpu_backward_row = nullptr;
 };
 
 // The kernels for a tensor dtype, a view layout and a device; throws iabn::Error if this build

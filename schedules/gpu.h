@@ -1,8 +1,11 @@
-// GPU (CUDA) schedules: the same two shapes of work as cpu.h, for a target with a GPU feature.
+// GPU schedules (CUDA and OpenCL): the same kinds of work as cpu.h, for a target with a GPU
+// feature.
 //
-//  * channel reductions: two stages, both deterministic (no atomics, a fixed order of additions,
-//    so repeated runs give the same bits): many blocks form partial sums with coalesced reads,
-//    then a thread per channel and lane adds them, and a thread per channel adds the lanes;
+//  * a training pass's reductions: block partials (schedule_gpu_block_partials: each block of the
+//    partition of schedules/gpu_blocks.h adds its share of a channel, then its threads' sums in a
+//    fixed tree in shared memory), then a finish (schedule_gpu_channel_finish: a thread per
+//    channel adds its blocks in order, in registers). Deterministic: no atomics, fixed orders,
+//    the same bits from run to run;
 //  * element-wise in-place updates: the tensor flattened to one dimension (contiguous in both
 //    layouts), one element per thread, 256 threads per block;
 //  * per-channel Funcs (coefficients, saved and running statistics): one thread per channel.
@@ -16,11 +19,7 @@
 namespace iabn_sched {
 
 struct GpuParams {
-    int threads = 256;          // threads per block of element-wise and nchw reduction kernels
-    int chunk_steps = 64;       // nchw reductions: a block sums threads * chunk_steps elements of a row
-    int channel_threads = 32;   // nhwc reductions: channels per block (one warp, coalesced reads)
-    int rows_per_block = 256;   // nhwc reductions: rows each block sums
-    int row_lanes = 8;          // nhwc reductions: threads per channel in a block (rows interleaved)
+    int threads = 256;          // threads per block of element-wise kernels
     int channel_block = 64;     // per-channel Funcs: channels per block
     int launch_rows = 65535;    // element-wise, nchw: batch rows per launch (the grid's y limit)
     int launch_elements = 1 << 30;  // element-wise, channels-last: elements per launch (< 2^31)
@@ -67,86 +66,19 @@ inline void schedule_gpu_channel_finish(Halide::Func sums, Halide::Func finish, 
     sums.compute_at(finish, Var("ci"));  // (schedule_gpu_per_channel's thread loop)
 }
 
+// A synchronized pass's row of partials (2C + 1 values) from block partials: a thread per value,
+// each merging the one channel it reads in its registers (`merges`: one Func per kind of value).
+inline void schedule_gpu_row(Halide::Func row, const std::vector<Halide::Func>& merges, const GpuParams& p = GpuParams()) {
+    using namespace Halide;
+    Var ib("ib"), ii("ii");
+    row.gpu_tile(row.args()[0], ib, ii, p.channel_block, TailStrategy::GuardWithIf);
+    for (Func m : merges) m.compute_at(row, ii);
+}
+
 // The grid: CUDA allows 2^31 - 1 blocks on x but only 65535 on y and z, so every count that
 // grows with the tensor (blocks of elements, rows, batch) is fused onto x, or split into host
 // loops of launches. Halide's loop variables are 32-bit: a single launch covers fewer than 2^31
 // elements (p.launch_elements), more take several launches.
-
-// sums(c): a (Tuple-valued) reduction over RDom r = [0, S) x [0, N) of the view x(s, c, n), in
-// three deterministic stages (no atomics; a fixed order of additions, so repeated runs give the
-// same bits), each block writing one partial sum per channel it covers (scratch O(C x blocks)):
-//  1. blocks: many blocks, each reading a contiguous run of the tensor with coalesced loads; its
-//     threads add strided elements, then the block adds its threads' sums in shared memory;
-//  2. groups: a thread per (channel, group) adds the blocks' sums of every `groups`-th block;
-//  3. a thread per channel adds its groups.
-inline void schedule_gpu_channel_reduction(Halide::Func sums, const Halide::RDom& r, ViewLayout layout,
-                                           const std::vector<Halide::Expr>& specializations,
-                                           const GpuParams& p = GpuParams()) {
-    using namespace Halide;
-    const Var c = sums.args()[0];
-    Var b("b"), t("t"), u("u"), g("g"), cb("cb"), ci("ci"), fused("fused");
-    RVar rb("rb"), ri("ri"), rio("rio"), rl("rl"), rgo("rgo"), rgi("rgi");
-    sums.compute_root();
-    Func blocks, threads;
-    Expr num_blocks;  // per channel
-    if (layout == ViewLayout::nchw) {
-        const int run = p.threads * p.chunk_steps;
-        num_blocks = (r.x.extent() * r.y.extent() + (run - 1)) / run;  // (M < 2^31 on a GPU: the runtime checks)
-        // A channel's S x N elements as one run (rows of S, one after another): a block per
-        // (channel, `threads * chunk_steps` consecutive elements of it), lane t adding every
-        // threads-th element.
-        blocks = sums.update()
-                     .fuse(r.x, r.y, rb)
-                     .split(rb, rb, ri, p.threads * p.chunk_steps, TailStrategy::GuardWithIf)
-                     .rfactor(rb, b);  // blocks(c, b)
-        threads = blocks.update().split(ri, rio, rl, p.threads, TailStrategy::GuardWithIf).rfactor(rl, t);
-        blocks.compute_root();
-        blocks.update().reorder(rl, c, b).fuse(c, b, fused).gpu_blocks(fused);
-        // (the pure stage, zeros, a thread per value)
-        blocks.fuse(c, b, fused).gpu_tile(fused, cb, ci, p.threads, TailStrategy::GuardWithIf);
-        threads.compute_at(blocks, fused).gpu_threads(t);
-        threads.update().gpu_threads(t);
-        specialize_all(threads.update(), specializations);
-    } else {
-        // A block per (32 channels, `rows_per_block` rows): thread (ci, u) adds rows u,
-        // u + row_lanes, ... of its channel, so a warp (32 consecutive ci) reads 32 consecutive
-        // channels of a row; then a thread per channel adds its row lanes.
-        num_blocks = (r.x.extent() + (p.rows_per_block - 1)) / p.rows_per_block * r.y.extent();
-        blocks = sums.update()
-                     .split(r.x, rb, ri, p.rows_per_block, TailStrategy::GuardWithIf)
-                     .fuse(rb, r.y, rb)
-                     .rfactor(rb, b);  // blocks(c, b)
-        threads = blocks.update().split(ri, rio, rl, p.row_lanes, TailStrategy::GuardWithIf).rfactor(rl, u);
-        blocks.compute_root();
-        blocks.update()
-            .split(c, cb, ci, p.channel_threads, TailStrategy::GuardWithIf)
-            .reorder(rl, ci, cb, b)
-            .fuse(cb, b, fused)
-            .gpu_blocks(fused)
-            .gpu_threads(ci);
-        blocks.split(c, cb, ci, p.channel_threads, TailStrategy::GuardWithIf).fuse(cb, b, fused).gpu_blocks(fused).gpu_threads(ci);
-        threads.compute_at(blocks, fused).gpu_threads(c, u);
-        threads.update().gpu_threads(c, u);
-        specialize_all(threads.update(), specializations);
-    }
-    // Stage 2: sums(c) += blocks(c, rb) over the blocks of channel c, by up to `threads` threads a
-    // channel (no more than it has blocks: the groups' sums are scratch too).
-    Expr groups = clamp(num_blocks, 1, p.threads);
-    // A block per channel (on x: any number of channels), a thread per group.
-    Var go("go"), gi("gi");
-    Func group_sums = sums.update().split(rb, rgo, rgi, groups, TailStrategy::GuardWithIf).rfactor(rgi, g);
-    group_sums.compute_root();
-    group_sums.split(g, go, gi, p.threads, TailStrategy::GuardWithIf).reorder(gi, c, go).gpu_blocks(c, go).gpu_threads(gi);
-    // The update's full loop order: rfactor leaves g where rgi was (innermost), so a partial
-    // reorder would leave the serial rgo loop between the block loops.
-    group_sums.update()
-        .split(g, go, gi, p.threads, TailStrategy::GuardWithIf)
-        .reorder(rgo, gi, c, go)
-        .gpu_blocks(c, go)
-        .gpu_threads(gi);
-    // Stage 3: a thread per channel.
-    schedule_gpu_per_channel(sums, p);  // after the rfactors, which would inherit it
-}
 
 // A GPU training pass's partials (generators/block_partials.h): partials(k, c, sb, nb), the few
 // values of each block of the partition, one GPU block each (channels on x: any number of them;

@@ -186,9 +186,11 @@ INSTANTIATE_TEST_SUITE_P(Shapes, GpuScratch,
 
 // The structure of a steady-state call (after the first on its queue, which allocates the queue's
 // workspace): a training forward or backward launches at most 3 kernels (block partials, the
-// per-channel finish, the apply), an eval forward at most 2 (coefficients, apply); none creates a
-// buffer, none waits for the device. With Options::check_device_values (the default), the checks
-// of device values read them on the host: one wait each (the backward's weight here).
+// per-channel finish, the apply), an eval forward at most 2 (coefficients, apply); the halves of
+// a synchronized pass at most 2 each (3 for backward_partials: block partials, then the
+// parameter gradients and the row, two loops of different extents); none creates a buffer, none
+// waits for the device. With Options::check_device_values (the default), the checks of device
+// values read them on the host: one wait each (the backward's weight here).
 struct StructureCase {
     std::string name;
     std::vector<int64_t> shape;
@@ -214,9 +216,13 @@ TEST_P(GpuStructure, SteadyStateCallsLaunchAtMostThreeKernelsCreateNoBufferAndDo
     TestDevice* dev = test_device(c.device);
     c.queue = dev->create_queue();
     CaseBuffers b(c);
+    // A synchronized pass of one process: its partials are the gathered rows.
+    Buffer row(iabn::DType::f64, {1, iabn::sync_partials_size(b.in.channels)});
+    row.poison();
     {
         DeviceMirror on(c.device, c.queue);
-        const iabn::TensorRef tx = b.x.ref(), tdz = b.dz.ref();
+        const iabn::TensorRef tx = b.x.ref(), tdz = b.dz.ref(), trow = row.ref();
+        const iabn::TensorRef partials{trow.data, trow.dtype, {trow.shape[1]}, trow.device};
         const iabn::ChannelState st = b.cb.state();
         const iabn::ParamGrads grads = b.cb.grads();
         iabn::Options train = c.options();
@@ -235,6 +241,11 @@ TEST_P(GpuStructure, SteadyStateCallsLaunchAtMostThreeKernelsCreateNoBufferAndDo
             {"training backward", [&] { iabn::backward(tx, tdz, st, grads, train); }, 3, 0},
             {"eval backward", [&] { iabn::backward(tx, tdz, st, grads, eval); }, 3, 0},
             {"training backward, device values checked", [&] { iabn::backward(tx, tdz, st, grads, checked); }, 3, 1},
+            // Synchronized: block partials and the row; merge and apply (each a kernel).
+            {"forward_partials", [&] { iabn::forward_partials(tx, partials, train); }, 2, 0},
+            {"forward_finish", [&] { iabn::forward_finish(tx, st, trow, train); }, 2, 0},
+            {"backward_partials", [&] { iabn::backward_partials(tx, tdz, st, grads, partials, train); }, 3, 0},
+            {"backward_finish", [&] { iabn::backward_finish(tx, tdz, st, trow, train); }, 2, 0},
         };
         for (const Pass& pass : passes) {
             SCOPED_TRACE(pass.name);
