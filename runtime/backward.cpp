@@ -55,7 +55,7 @@ void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state
     const detail::Checked ck = detail::validate_backward(z, dz, state, grads, options, call);
     const detail::Kernels& k = detail::kernels_for(z.dtype, ck.view.kernel_layout, z.device);
     const int64_t channels = ck.view.c;
-    detail::Scratch scratch(channels, ck.channel_dtype, call);
+    detail::Scratch scratch(ck, options, call);
     BackwardBuffers b = wrap(z, dz, state, options, ck, scratch, call);
     auto weight_grad = scratch.or_filled(grads.weight_grad, 0.0);
     auto bias_grad = scratch.or_filled(grads.bias_grad, 0.0);
@@ -109,7 +109,7 @@ void backward_partials(const TensorRef& z, const TensorRef& dz, const ChannelSta
     detail::Call call(z.device);
     const detail::Checked ck = detail::validate_backward_partials(z, dz, state, grads, partials, options, call);
     const detail::Kernels& k = detail::kernels_for(z.dtype, ck.view.kernel_layout, z.device);
-    detail::Scratch scratch(ck.view.c, ck.channel_dtype, call);
+    detail::Scratch scratch(ck, options, call);
     BackwardBuffers b = wrap(z, dz, state, options, ck, scratch, call);
     auto weight_grad = scratch.or_filled(grads.weight_grad, 0.0);
     auto bias_grad = scratch.or_filled(grads.bias_grad, 0.0);
@@ -141,7 +141,7 @@ void backward_finish(const TensorRef& z, const TensorRef& dz, const ChannelState
     detail::Call call(z.device);
     const detail::Checked ck = detail::validate_backward_finish(z, dz, state, gathered, options, call);
     const detail::Kernels& k = detail::kernels_for(z.dtype, ck.view.kernel_layout, z.device);
-    detail::Scratch scratch(ck.view.c, ck.channel_dtype, call);
+    detail::Scratch scratch(ck, options, call);
     BackwardBuffers b = wrap(z, dz, state, options, ck, scratch, call);
     auto rows = detail::sync_buffer(gathered, sync_partials_size(ck.view.c), ck.processes, call);
     outputs_for_apply(b, scratch);

@@ -48,7 +48,7 @@ void forward(const TensorRef& x, const ChannelState& state, const Options& optio
     const detail::Checked ck = detail::validate_forward(x, state, options, call);
     const detail::Kernels& k = detail::kernels_for(x.dtype, ck.view.kernel_layout, x.device);
     const int64_t channels = ck.view.c;
-    detail::Scratch scratch(channels, ck.channel_dtype, call);
+    detail::Scratch scratch(ck, options, call);
     ForwardBuffers b = wrap(x, state, options, ck, scratch, call);
 
     if (ck.batch_stats && detail::use_fused(k, channels)) {  // (one-pass kernels are CPU only)
@@ -99,7 +99,7 @@ void forward_partials(const TensorRef& x, const TensorRef& partials, const Optio
     auto xv = detail::tensor_buffer(x, ck.view, call);
     auto out = detail::sync_buffer(partials, sync_partials_size(ck.view.c), 0, call);
     if (k.gpu_forward_row) {  // GPUs: the block partials, then the row from them
-        detail::Scratch scratch(ck.view.c, ck.channel_dtype, call);
+        detail::Scratch scratch(ck, options, call);
         const iabn_sched::GpuPartition p = detail::gpu_partition(ck.view);
         auto blocks = scratch.partials(p);
         call.run("gpu_forward_partials", [&](void* uc) {
@@ -117,7 +117,7 @@ void forward_finish(const TensorRef& x, const ChannelState& state, const TensorR
     detail::Call call(x.device);
     const detail::Checked ck = detail::validate_forward_finish(x, state, gathered, options, call);
     const detail::Kernels& k = detail::kernels_for(x.dtype, ck.view.kernel_layout, x.device);
-    detail::Scratch scratch(ck.view.c, ck.channel_dtype, call);
+    detail::Scratch scratch(ck, options, call);
     ForwardBuffers b = wrap(x, state, options, ck, scratch, call);
     auto rows = detail::sync_buffer(gathered, sync_partials_size(ck.view.c), ck.processes, call);
     b.pivot = scratch.output(), b.scale = scratch.output(), b.shift = scratch.output();

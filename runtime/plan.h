@@ -7,6 +7,7 @@
 #include "gpu_blocks.h"  // (schedules/: the rule the GPU generators share)
 #include "iabn/iabn.h"
 
+#include <cstddef>
 #include <functional>
 #include <numeric>
 #include <stdexcept>
@@ -46,6 +47,17 @@ inline bool one_pass_suits(int64_t channels, int threads) { return channels >= t
 // A GPU training pass's partition of a view's channels among blocks (schedules/gpu_blocks.h).
 inline iabn_sched::GpuPartition gpu_partition(const View& v) {
     return iabn_sched::gpu_partition(v.s, v.c, v.n, v.kernel_layout == Layout::nhwc);
+}
+
+// The device memory a call's scratch takes at most (a caller's Options::workspace must hold it):
+// scratch_slots per-channel buffers (coefficients, stand-ins) and the block partials, each
+// aligned to scratch_alignment bytes.
+constexpr size_t scratch_slots = 16, scratch_alignment = 256;
+inline size_t aligned_bytes(size_t bytes) { return (bytes + scratch_alignment - 1) / scratch_alignment * scratch_alignment; }
+inline size_t workspace_bytes(const View& v) {
+    const size_t channels = static_cast<size_t>(v.c);
+    const size_t partials = 3 * channels * static_cast<size_t>(gpu_partition(v).blocks_per_channel());
+    return scratch_slots * aligned_bytes(channels * sizeof(double)) + aligned_bytes(partials * sizeof(double));
 }
 
 // How the runtime binds a pipeline's buffers (runtime/forward.cpp, backward.cpp) where it is not

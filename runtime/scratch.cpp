@@ -4,12 +4,34 @@
 #include "view.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <string>
 
 namespace iabn::detail {
 
-Scratch::Scratch(int64_t channels, DType channel_dtype, Call& call)
-    : channels_(channels), dtype_(channel_dtype), call_(call), device_(device_backend(call.device())) {
-    if (device_) workspace_ = std::make_unique<WorkspaceLease>(*device_, call);
+Scratch::Scratch(const Checked& checked, const Options& options, Call& call)
+    : channels_(checked.view.c), dtype_(checked.channel_dtype), call_(call), device_(device_backend(call.device())) {
+    if (!device_) return;
+    if (!options.workspace) {
+        workspace_ = std::make_unique<WorkspaceLease>(*device_, call);
+        return;
+    }
+    if (!device_->pointers_are_addresses()) {
+        throw InvalidArgument(std::string(device_->name()) +
+                              ": options.workspace: expected nullptr (this device keeps its own workspace per queue), "
+                              "got a buffer");
+    }
+    const size_t needed = workspace_bytes(checked.view);
+    if (options.workspace_size < needed) {
+        throw InvalidArgument("options.workspace_size: expected at least " + std::to_string(needed) +
+                              " bytes (iabn::workspace_bytes), got " + std::to_string(options.workspace_size));
+    }
+    if (reinterpret_cast<uintptr_t>(options.workspace) % scratch_alignment != 0) {
+        throw InvalidArgument("options.workspace: expected an address aligned to " +
+                              std::to_string(scratch_alignment) + " bytes");
+    }
+    given_ = static_cast<char*>(options.workspace);
+    given_left_ = options.workspace_size;
 }
 
 Scratch::~Scratch() {
@@ -17,6 +39,14 @@ Scratch::~Scratch() {
 }
 
 void* Scratch::allocate(size_t bytes) {
+    if (given_) {
+        const size_t taken = aligned_bytes(bytes);
+        if (taken > given_left_) throw Error("iabn: the call's scratch outgrew workspace_bytes() (a bug of iabn's)");
+        void* p = given_;
+        given_ += taken;
+        given_left_ -= taken;
+        return p;
+    }
     if (device_) return workspace_->slot(next_slot_++, bytes);
     host_.emplace_back((bytes + sizeof(double) - 1) / sizeof(double));
     return host_.back().data();

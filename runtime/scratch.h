@@ -8,6 +8,7 @@
 
 #include "call.h"
 #include "plan.h"  // GpuPartition
+#include "validate.h"  // Checked
 #include "workspace.h"
 
 #include "iabn/iabn.h"
@@ -23,7 +24,9 @@ class DeviceBackend;
 
 class Scratch {
 public:
-    Scratch(int64_t channels, DType channel_dtype, Call& call);
+    // A call's scratch for its checked arguments: the caller's Options::workspace if given (checked
+    // here, before anything is written), else the queue's workspace on a device.
+    Scratch(const Checked& checked, const Options& options, Call& call);
     ~Scratch();
     Scratch(const Scratch&) = delete;
     Scratch& operator=(const Scratch&) = delete;
@@ -45,8 +48,10 @@ private:
     Call& call_;
     const DeviceBackend* device_;               // nullptr on the host
     std::vector<std::vector<double>> host_;     // doubles: aligned and large enough for f32 too
-    std::unique_ptr<WorkspaceLease> workspace_;  // device calls
+    std::unique_ptr<WorkspaceLease> workspace_;  // device calls without a caller's workspace
     size_t next_slot_ = 0;
+    char* given_ = nullptr;  // the caller's workspace, and what of it is still free
+    size_t given_left_ = 0;
     std::vector<Halide::Runtime::Buffer<void>> descriptors_;  // of the device memory
 };
 

@@ -2,6 +2,9 @@
 
 #include "device.h"
 #include "halide_glue.h"
+#include "plan.h"
+
+#include <string>
 
 #include <map>
 #include <tuple>
@@ -83,6 +86,14 @@ void release_workspace(Device device, const Options& options) {
     detail::Call call(device);
     backend->begin(call, options);
     detail::release_workspace(*backend, call);
+}
+
+size_t workspace_bytes(const TensorRef& x, const Options& options) {
+    if (x.shape.size() < 2) throw InvalidArgument("x.shape: expected rank >= 2, got rank " + std::to_string(x.shape.size()));
+    for (int64_t d : x.shape) {
+        if (d < 1) throw InvalidArgument("x.shape: expected every dimension >= 1, got " + std::to_string(d));
+    }
+    return detail::workspace_bytes(detail::make_view(x.shape, options.layout));
 }
 
 }  // namespace iabn

@@ -283,15 +283,22 @@ INSTANTIATE_TEST_SUITE_P(
 
 // A queue's workspace is kept from call to call until iabn::release_workspace; another queue has
 // its own.
-class GpuWorkspace : public ::testing::TestWithParam<iabn::Device> {};
+class GpuWorkspace : public ::testing::TestWithParam<iabn::Device> {
+protected:
+    // A small training case on the parameter's device.
+    static Case small_case(iabn::Device device) {
+        Case c;
+        c.device = device;
+        c.shape = {4, 6, 9, 7};
+        return c;
+    }
+};
 
 TEST_P(GpuWorkspace, KeptPerQueueUntilReleased) {
     const iabn::Device device = GetParam();
     if (const std::string why = skip_reason(device); !why.empty()) GTEST_SKIP() << why;
     IABN_TRACE_SEED();
-    Case c;
-    c.device = device;
-    c.shape = {4, 6, 9, 7};
+    Case c = small_case(device);
     TestDevice* dev = test_device(c.device);
     void* queues[2] = {dev->create_queue(), dev->create_queue()};
     CaseBuffers b(c);
@@ -320,6 +327,57 @@ TEST_P(GpuWorkspace, KeptPerQueueUntilReleased) {
         }
     }
     for (void* q : queues) dev->destroy_queue(q);
+}
+
+// A workspace handed in through Options (CUDA): too small a one is refused and nothing is written;
+// a big enough one is used, so even the first call on a stream allocates nothing. OpenCL takes
+// none (refused, nothing written).
+TEST_P(GpuWorkspace, HandedInThroughOptions) {
+    const iabn::Device device = GetParam();
+    if (const std::string why = skip_reason(device); !why.empty()) GTEST_SKIP() << why;
+    IABN_TRACE_SEED();
+    Case c = small_case(device);
+    TestDevice* dev = test_device(c.device);
+    c.queue = dev->create_queue();
+    CaseBuffers b(c);
+    const size_t need = iabn::workspace_bytes(iabn::TensorRef{nullptr, c.dtype, c.shape, c.device}, c.options());
+    EXPECT_GT(need, 0u);
+    void* memory = dev->alloc(need);
+    const Bytes x0 = b.x.snapshot();
+    {
+        DeviceMirror on(c.device, c.queue);
+        iabn::Options o = c.options();
+        o.workspace = memory;
+        o.workspace_size = device == iabn::Device::opencl ? need : need - 1;
+        EXPECT_THROW(iabn::forward(b.x.ref(), b.cb.state(), o), iabn::InvalidArgument);
+        on.download();
+    }
+    EXPECT_TRUE(b.x.same_bytes(x0)) << "x written by a refused call";
+    if (device == iabn::Device::cuda) {
+        DeviceMirror on(c.device, c.queue);
+        const iabn::TensorRef tx = b.x.ref();
+        const iabn::ChannelState st = b.cb.state();
+        iabn::Options o = c.options();
+        o.workspace = memory;
+        o.workspace_size = need;
+        iabn::release_workspace(c.device, o);  // (no kept workspace on this stream either)
+        DeviceProbe probe;
+        EXPECT_NO_THROW(iabn::forward(tx, st, o));
+        EXPECT_EQ(probe.buffers_created(), 0u) << "with a workspace handed in";
+        dev->synchronize(c.queue);
+        on.download();
+    }
+    dev->free(memory);
+    dev->destroy_queue(c.queue);
+}
+
+TEST(GpuWorkspaceBytes, RefusesShapesNoCallTakes) {
+    iabn::Options o;
+    EXPECT_THROW(iabn::workspace_bytes(iabn::TensorRef{nullptr, iabn::DType::f32, {5}, iabn::Device::cuda}, o),
+                 iabn::InvalidArgument);
+    EXPECT_THROW(iabn::workspace_bytes(iabn::TensorRef{nullptr, iabn::DType::f32, {2, 0, 3}, iabn::Device::cuda}, o),
+                 iabn::InvalidArgument);
+    EXPECT_GT(iabn::workspace_bytes(iabn::TensorRef{nullptr, iabn::DType::f32, {2, 3, 5}, iabn::Device::cuda}, o), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Devices, GpuWorkspace, ::testing::Values(iabn::Device::opencl, iabn::Device::cuda),

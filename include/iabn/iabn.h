@@ -53,6 +53,14 @@ struct Options {
     // wait, and a value they would refuse is not reported; its channels' outputs become inf or
     // NaN (wrong counts: wrong statistics). For training loops that know their values are valid.
     bool check_device_values = true;
+    // Device::cuda: device memory the call uses for its scratch instead of the workspace iabn keeps
+    // per stream (release_workspace): at least workspace_bytes(x, options) bytes on the tensors'
+    // device, free for the call's stream (it is used in stream order, like the tensors). With it
+    // iabn allocates and keeps nothing: for frameworks whose allocator must own all device memory
+    // (CUDA graph capture). Device::opencl does not take one yet (an iabn::Error: a cl_mem cannot be
+    // cut into ranges without creating sub-buffers); host calls ignore it.
+    void* workspace = nullptr;
+    size_t workspace_size = 0;
 };
 
 // Per-channel buffers, each of shape [C]; f64 for f64 tensors, f32 otherwise: f16 and bf16
@@ -166,6 +174,11 @@ bool has_opencl_kernels();
 // enqueued before still uses it safely. Call it before destroying a stream, queue or context
 // that iabn ran on; the next call there allocates again. Device::cpu keeps none (a no-op).
 void release_workspace(Device device, const Options& options);
+
+// The bytes of Options::workspace a device call on a tensor of x's shape (in options.layout)
+// needs at most: O(C x blocks). Throws iabn::InvalidArgument for a shape no call takes (rank < 2,
+// a dimension < 1).
+size_t workspace_bytes(const TensorRef& x, const Options& options);
 
 // Paddle's activation names: "identity" or "", "leaky_relu", "elu". "relu" is rejected because it
 // cannot be inverted.

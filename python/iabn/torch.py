@@ -131,12 +131,29 @@ def _state(weight, bias, running_mean, running_var, saved_mean, saved_invstd):
     return tuple(_ref(t) for t in (weight, bias, running_mean, running_var, saved_mean, saved_invstd))
 
 
-def _options(x, layout, settings, momentum=0.0):
-    """The binding's Options for a call on x (its current CUDA stream). ``momentum`` in torch's
-    convention (the weight of the batch); iabn's weighs the running value."""
+_WORKSPACE_ALIGNMENT = 256  # what iabn asks of Options.workspace
+
+
+def _options(x, shape, layout, settings, momentum=0.0):
+    """The binding's Options for a call on x (viewed as ``shape``; its current CUDA stream), and
+    what must stay alive until the call has been enqueued. ``momentum`` in torch's convention (the
+    weight of the batch); iabn's weighs the running value. On CUDA the call's scratch comes from
+    torch's caching allocator (stream-ordered, like x), so iabn allocates and keeps nothing of its
+    own."""
     activation, activation_param, eps, batch_stats, abs_weight = settings
-    return (activation, activation_param, eps, 1.0 - momentum, layout, batch_stats, False, True, abs_weight,
-            _stream(x))
+    options = (activation, activation_param, eps, 1.0 - momentum, layout, batch_stats, False, True, abs_weight,
+               _stream(x), 0, 0, True)
+    if not x.is_cuda:
+        return options, None
+    # While a CUDA graph is being captured nothing may wait for the stream: the checks that read
+    # device values on the host (a zero weight in backward, a negative running variance, the
+    # gathered counts) are skipped then.
+    capturing = getattr(torch.cuda, "is_current_stream_capturing", lambda: False)()
+    need = _iabn.workspace_bytes(_ref(x, shape), options)
+    workspace = torch.empty(need + _WORKSPACE_ALIGNMENT, dtype=torch.uint8, device=x.device)
+    address = workspace.data_ptr()
+    address += (-address) % _WORKSPACE_ALIGNMENT
+    return options[:10] + (address, need, not capturing), workspace
 
 
 class _AllGather:
@@ -194,7 +211,7 @@ class _InPlaceABNFunction(torch.autograd.Function):
         settings = (activation, activation_param, eps, batch_stats, abs_weight)
         xr, state = _ref(x, shape), _state(w, b, rm, rv, saved_mean, saved_invstd)
         with _on(x):
-            options = _options(x, layout, settings, momentum)
+            options, _workspace = _options(x, shape, layout, settings, momentum)
             if exchange is None:
                 _iabn.forward(xr, state, options)
             else:
@@ -231,7 +248,7 @@ class _InPlaceABNFunction(torch.autograd.Function):
         state = _state(w, b, None, None if batch_stats else stats, None, stats if batch_stats else None)
         grads = (_ref(weight_grad), _ref(bias_grad))
         with _on(z):
-            options = _options(z, ctx.layout, ctx.settings)
+            options, _workspace = _options(z, ctx.shape, ctx.layout, ctx.settings)
             if ctx.exchange is None:
                 _iabn.backward(zr, dxr, state, grads, options)
             else:

@@ -5,8 +5,9 @@
 //   state:   (weight, bias, running_mean, running_var, saved_mean, saved_invstd), iabn::ChannelState
 //   grads:   (weight_grad, bias_grad), iabn::ParamGrads
 //   options: (activation, activation_param, epsilon, momentum, layout, training, use_global_stats,
-//             unbiased_running_var, abs_weight, cuda_stream), iabn::Options ("nchw" or "nhwc";
-//             momentum in iabn's convention, which weighs the running value)
+//             unbiased_running_var, abs_weight, cuda_stream, workspace, workspace_size,
+//             check_device_values), iabn::Options ("nchw" or "nhwc"; momentum in iabn's convention,
+//             which weighs the running value; workspace a device address or 0)
 // A refused argument (iabn::InvalidArgument) is a ValueError, any other iabn::Error a
 // RuntimeError; an argument not of its tuple's form a TypeError. The GIL is released while the
 // kernels run (without_gil below).
@@ -73,11 +74,13 @@ iabn::ParamGrads grads_of(const py::handle& t) {
     return {tensor(g[0]), tensor(g[1])};
 }
 
-using PyOptions = std::tuple<std::string, double, double, double, std::string, bool, bool, bool, bool, uintptr_t>;
+using PyOptions = std::tuple<std::string, double, double, double, std::string, bool, bool, bool, bool, uintptr_t,
+                             uintptr_t, size_t, bool>;
 
 iabn::Options options_of(const py::handle& t) {
     const auto [activation, activation_param, epsilon, momentum, layout, training, use_global_stats,
-                unbiased_running_var, abs_weight, cuda_stream] = t.cast<PyOptions>();
+                unbiased_running_var, abs_weight, cuda_stream, workspace, workspace_size, check_device_values] =
+        t.cast<PyOptions>();
     iabn::Options o;
     o.activation = iabn::parse_activation(activation);
     o.activation_param = activation_param;
@@ -95,6 +98,9 @@ iabn::Options options_of(const py::handle& t) {
     o.unbiased_running_var = unbiased_running_var;
     o.abs_weight = abs_weight;
     o.cuda_stream = reinterpret_cast<void*>(cuda_stream);
+    o.workspace = reinterpret_cast<void*>(workspace);
+    o.workspace_size = workspace_size;
+    o.check_device_values = check_device_values;
     return o;
 }
 
@@ -187,6 +193,8 @@ PYBIND11_MODULE(_iabn, m) {
     m.def(
         "check_activation", [](const std::string& name) { iabn::parse_activation(name); }, py::arg("name"),
         "raises ValueError unless `name` is an activation iabn can invert (relu cannot be)");
+    m.def("workspace_bytes", &iabn::workspace_bytes, py::arg("x"), py::arg("options"),
+          "the bytes of device workspace a call on a tensor of x's shape needs at most");
     m.def("kernel_target", &iabn::kernel_target, "the CPU target iabn's dispatcher runs on this machine");
     m.def("has_cuda_kernels", &iabn::has_cuda_kernels);
     m.def("set_num_threads", &iabn::set_num_threads, py::arg("n"));
