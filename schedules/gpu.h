@@ -57,9 +57,10 @@ inline void schedule_gpu_channel_outputs(const std::vector<Halide::Func>& funcs,
     }
 }
 
-// The finish of a GPU training pass: a thread per channel merges the channel's blocks in order
-// (`sums`, in registers), then computes every per-channel output (`finish`, one Tuple-valued
-// Func). One kernel; nothing at root, so no device allocation.
+// The finish of a GPU training pass (and the merges of the synchronized passes): a thread per
+// channel merges the channel's blocks (or processes' rows) in order (`sums`, in registers), then
+// computes every per-channel output (`finish`, one Tuple-valued Func). One kernel; nothing at
+// root, so no device allocation.
 inline void schedule_gpu_channel_finish(Halide::Func sums, Halide::Func finish, const GpuParams& p = GpuParams()) {
     using namespace Halide;
     schedule_gpu_per_channel(finish, p);

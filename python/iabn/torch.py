@@ -21,7 +21,8 @@ Rules that come with writing in place:
   the same gradient tensor to several functions, or an expanded (strided) one.
 
 Tensors on the CPU run iabn's CPU kernels; CUDA tensors run its CUDA kernels on the current stream
-(when the library was built with them).
+(when the library was built with them), with their scratch memory taken from torch's caching
+allocator, so a training step can be captured in a CUDA graph (not yet run on a GPU).
 
 dtypes, as ``nn.BatchNorm2d`` takes them (the input's dtype is the output's and ``dx``'s):
 
