@@ -21,7 +21,7 @@
 
 namespace iabn_gen {
 
-constexpr int block_partial_values = 3;
+constexpr int block_partial_values = iabn_sched::gpu_block_values;
 
 using iabn_sched::BlockSums;
 

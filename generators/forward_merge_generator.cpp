@@ -41,7 +41,7 @@ public:
         const TrainingValues v =
             training_values(c, merged.mean, merged.var, merged.count, running_mean(c), running_var(c), weight, bias,
                             epsilon, momentum, unbiased_running_var, abs_weight, t);
-        merge(c) = Tuple(v.saved_mean, v.saved_invstd, v.running_mean, v.running_var, v.k.pivot, v.k.scale, v.k.shift);
+        merge(c) = v.tuple();
 
         // Estimates, for the autoschedulers only (see iabn_generator.h).
         gathered.set_estimates(estimate_partials(4));

@@ -42,7 +42,7 @@ public:
         const TrainingValues v =
             training_values(c, merged.mean, merged.var, merged.count, running_mean(c), running_var(c), weight, bias,
                             epsilon, momentum, unbiased_running_var, abs_weight, t);
-        finish(c) = Tuple(v.saved_mean, v.saved_invstd, v.running_mean, v.running_var, v.k.pivot, v.k.scale, v.k.shift);
+        finish(c) = v.tuple();
         partials.dim(0).set_bounds(0, block_partial_values);
 
         /* THE SCHEDULE */

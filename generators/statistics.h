@@ -151,6 +151,11 @@ struct TrainingOutputs {
 struct TrainingValues {
     Halide::Expr saved_mean, saved_invstd, running_mean, running_var;
     ApplyCoefficients k;
+    // All of them as the one Tuple-valued Output of a finish or merge, in the order the runtime
+    // binds its buffers: (saved_mean, saved_invstd, running_mean, running_var, pivot, scale, shift).
+    Halide::Tuple tuple() const {
+        return Halide::Tuple(saved_mean, saved_invstd, running_mean, running_var, k.pivot, k.scale, k.shift);
+    }
 };
 
 template <typename C>

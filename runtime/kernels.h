@@ -7,9 +7,9 @@
 
 namespace iabn::detail {
 
-// The GPU training passes' first two kernels (generators/gpu_*_generator.cpp), which have no CPU
-// instantiation to take the signature from: checked against the generated ones where the table
-// stores them.
+// The GPU-only kernels (generators/gpu_*_generator.cpp: the training passes' partials and
+// finishes, the synchronized passes' rows), which have no CPU instantiation to take the signature
+// from: checked against the generated ones where the table stores them.
 using HalideBuf = halide_buffer_t*;
 using GpuForwardPartials = int (*)(const void*, HalideBuf x, int32_t steps, int32_t row_steps, HalideBuf partials);
 using GpuForwardFinish = int (*)(const void*, HalideBuf partials, HalideBuf weight, HalideBuf bias, HalideBuf running_mean,

@@ -56,7 +56,7 @@ constexpr size_t scratch_slots = 16, scratch_alignment = 256;
 inline size_t aligned_bytes(size_t bytes) { return (bytes + scratch_alignment - 1) / scratch_alignment * scratch_alignment; }
 inline size_t workspace_bytes(const View& v) {
     const size_t channels = static_cast<size_t>(v.c);
-    const size_t partials = 3 * channels * static_cast<size_t>(gpu_partition(v).blocks_per_channel());
+    const size_t partials = static_cast<size_t>(gpu_partition(v).values(v.c));
     return scratch_slots * aligned_bytes(channels * sizeof(double)) + aligned_bytes(partials * sizeof(double));
 }
 

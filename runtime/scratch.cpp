@@ -54,14 +54,14 @@ void* Scratch::allocate(size_t bytes) {
 
 Halide::Runtime::Buffer<void> Scratch::partials(const iabn_sched::GpuPartition& p) {
     if (!device_) throw Error("iabn: block partials are a device call's");
-    const size_t values = 3 * static_cast<size_t>(channels_) * static_cast<size_t>(p.blocks_per_channel());
+    const size_t values = static_cast<size_t>(p.values(channels_));
     Halide::Runtime::Buffer<void> b = partials_buffer(allocate(values * sizeof(double)), p, channels_, call_);
     descriptors_.push_back(b);
     return b;
 }
 
 Halide::Runtime::Buffer<void> Scratch::filled(double value) {
-    void* memory = allocate(static_cast<size_t>(channels_) * dtype_size(dtype_));
+    void* memory = allocate(channel_bytes());
     if (device_) {
         device_->fill(call_, memory, static_cast<size_t>(channels_), dtype_, value);
     } else if (dtype_ == DType::f64) {
@@ -76,8 +76,7 @@ Halide::Runtime::Buffer<void> Scratch::filled(double value) {
 
 Halide::Runtime::Buffer<void> Scratch::output() {
     if (!device_) return filled(0);
-    Halide::Runtime::Buffer<void> b =
-        channel_buffer(allocate(static_cast<size_t>(channels_) * dtype_size(dtype_)), dtype_, channels_, call_);
+    Halide::Runtime::Buffer<void> b = channel_buffer(allocate(channel_bytes()), dtype_, channels_, call_);
     descriptors_.push_back(b);
     return b;
 }

@@ -42,6 +42,7 @@ public:
 
 private:
     void* allocate(size_t bytes);
+    size_t channel_bytes() const { return static_cast<size_t>(channels_) * dtype_size(dtype_); }  // a [C] buffer
 
     int64_t channels_;
     DType dtype_;

@@ -59,12 +59,13 @@ Halide::Runtime::Buffer<void> sync_buffer(const TensorRef& t, int64_t width, int
 
 Halide::Runtime::Buffer<void> partials_buffer(void* data, const iabn_sched::GpuPartition& p, int64_t channels,
                                               Call& call) {
-    const int32_t c = static_cast<int32_t>(channels), sb = static_cast<int32_t>(p.s_blocks);
+    const int32_t k = iabn_sched::gpu_block_values, c = static_cast<int32_t>(channels),
+                  sb = static_cast<int32_t>(p.s_blocks);
     halide_dimension_t dims[4] = {
-        {0, 3, 1, 0},
-        {0, c, 3, 0},
-        {0, sb, 3 * c, 0},
-        {0, static_cast<int32_t>(p.n_blocks), 3 * c * sb, 0},
+        {0, k, 1, 0},
+        {0, c, k, 0},
+        {0, sb, k * c, 0},
+        {0, static_cast<int32_t>(p.n_blocks), k * c * sb, 0},
     };
     return describe(data, DType::f64, 4, dims, call);
 }

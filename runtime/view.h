@@ -20,7 +20,7 @@ Halide::Runtime::Buffer<void> channel_buffer(const TensorRef& t, int64_t channel
 // as Halide's (i, p).
 Halide::Runtime::Buffer<void> sync_buffer(const TensorRef& t, int64_t width, int64_t rows, Call& call);
 // A GPU pass's block partials (k, c, sb, nb) in f64 (generators/block_partials.h), over memory of
-// 3 x channels x blocks values.
+// gpu_block_values x channels x blocks values.
 Halide::Runtime::Buffer<void> partials_buffer(void* data, const iabn_sched::GpuPartition& p, int64_t channels,
                                               Call& call);
 // The same over memory given as a pointer (the call's own scratch, host or device).

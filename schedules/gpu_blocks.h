@@ -28,11 +28,16 @@ constexpr GpuBlockLanes gpu_block_lanes_nchw{32, 8};
 constexpr GpuBlockLanes gpu_block_lanes_nhwc{8, 1};
 constexpr int gpu_block_channels_nhwc = 32;  // channels per block, channels-last
 
+// The f64 values each block stores (generators/block_partials.h: a count and two sums).
+constexpr int gpu_block_values = 3;
+
 // The partition of a shape (the kernels' Inputs `steps` and `row_steps`; the partials' extents).
 struct GpuPartition {
     int32_t steps = 1, row_steps = 1;  // per thread, on s and on n
     int64_t s_blocks = 1, n_blocks = 1;
     int64_t blocks_per_channel() const { return s_blocks * n_blocks; }
+    // The f64 values of the block partials of `channels` channels.
+    int64_t values(int64_t channels) const { return gpu_block_values * channels * blocks_per_channel(); }
 };
 
 // About `elements_per_block` elements a block (enough work to hide a block's start and its tree),

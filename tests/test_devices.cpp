@@ -67,6 +67,14 @@ INSTANTIATE_TEST_SUITE_P(Devices, DeviceQueue, ::testing::Values(iabn::Device::c
 // global statistics, a zero weight in backward), and overlapping device buffers.
 class DeviceBadInput : public ::testing::TestWithParam<iabn::Device> {};
 
+// The bad-input tests' values: normal draws, or scales and variances in [0.5, 2] (valid).
+enum class Values { normal, scales };
+void fill(Rng& rng, std::initializer_list<Buffer*> buffers, Values v) {
+    for (Buffer* p : buffers) {
+        for (int64_t i = 0; i < p->size(); i++) p->put(i, v == Values::normal ? rng.normal() : rng.uniform(0.5, 2.0));
+    }
+}
+
 TEST_P(DeviceBadInput, RefusedAndNothingWritten) {
     Case c;
     c.device = GetParam();
@@ -79,12 +87,8 @@ TEST_P(DeviceBadInput, RefusedAndNothingWritten) {
     Buffer x(iabn::DType::f32, c.shape), dz(iabn::DType::f32, c.shape), z(iabn::DType::f32, c.shape),
         w(iabn::DType::f32, {C}), b(iabn::DType::f32, {C}), rm(iabn::DType::f32, {C}), rv(iabn::DType::f32, {C}),
         sm(iabn::DType::f32, {C}), si(iabn::DType::f32, {C});
-    for (Buffer* p : {&x, &dz, &z, &b, &rm, &sm}) {
-        for (int64_t i = 0; i < p->size(); i++) p->put(i, rng.normal());
-    }
-    for (Buffer* p : {&w, &rv, &si}) {
-        for (int64_t i = 0; i < p->size(); i++) p->put(i, rng.uniform(0.5, 2.0));
-    }
+    fill(rng, {&x, &dz, &z, &b, &rm, &sm}, Values::normal);
+    fill(rng, {&w, &rv, &si}, Values::scales);
     // Each case: values put in the host buffers before they are copied to the device, then
     // what is changed in the call's arguments.
     struct Bad {
@@ -148,12 +152,8 @@ TEST_P(DeviceBadInput, UncheckedDeviceValuesAreNotRefused) {
     Buffer z(iabn::DType::f32, c.shape), dz(iabn::DType::f32, c.shape), w(iabn::DType::f32, {C}),
         b(iabn::DType::f32, {C}), rm(iabn::DType::f32, {C}), rv(iabn::DType::f32, {C}), sm(iabn::DType::f32, {C}),
         si(iabn::DType::f32, {C}), wg(iabn::DType::f32, {C}), bg(iabn::DType::f32, {C});
-    for (Buffer* p : {&z, &dz, &b, &rm, &sm}) {
-        for (int64_t i = 0; i < p->size(); i++) p->put(i, rng.normal());
-    }
-    for (Buffer* p : {&w, &rv, &si}) {
-        for (int64_t i = 0; i < p->size(); i++) p->put(i, rng.uniform(0.5, 2.0));
-    }
+    fill(rng, {&z, &dz, &b, &rm, &sm}, Values::normal);
+    fill(rng, {&w, &rv, &si}, Values::scales);
     w.put(2, 0.0);
     wg.poison();
     bg.poison();
