@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <new>
 #include <string>
@@ -110,6 +111,11 @@ void* failing_worker_malloc(void* user_context, size_t size) {
         refused_on_workers++;
         return nullptr;
     }
+    // On a loaded machine the calling thread can finish every task before a worker wakes. So
+    // its tasks wait here (a second at most) until a worker has taken one of the others.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (fail_worker_mallocs && refused_on_workers == 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
     return default_halide_malloc(user_context, size);
 }
 
@@ -126,6 +132,7 @@ TEST(KernelErrors, AllocationFailureOnAWorkerThreadIsAnError) {
 
     default_halide_malloc = halide_set_custom_malloc(failing_worker_malloc);
     calling_thread = std::this_thread::get_id();
+    refused_on_workers = 0;
     fail_worker_mallocs = true;
     int errors = 0;
     std::string message;
