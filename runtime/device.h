@@ -49,6 +49,11 @@ public:
         return dtype_size(dtype) == 2 ? halide_type_t(halide_type_uint, 16) : halide_type(dtype);
     }
 
+    // Why the call's kernels cannot use the buffer at `data` (not this API's memory, or memory of
+    // another device or context than the call's: the kernels would fault, or read another
+    // device's memory); empty where they can. After begin().
+    virtual std::string foreign(Call& call, const void* data) const = 0;
+
     // Whether a data pointer is an address (a range of bytes can overlap another range) or an
     // opaque handle (an OpenCL cl_mem: only the same handle is known to be the same memory).
     virtual bool pointers_are_addresses() const = 0;

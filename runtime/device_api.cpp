@@ -76,6 +76,7 @@ const CudaApi& cuda_api() {
         get(t.event_record, "cuEventRecord");
         get(t.event_synchronize, "cuEventSynchronize");
         get(t.event_elapsed_time, "cuEventElapsedTime");
+        get(t.pointer_get_attribute, "cuPointerGetAttribute");
     });
 }
 
@@ -99,6 +100,7 @@ const OpenClApi& opencl_api() {
         get(t.create_command_queue, "clCreateCommandQueue");
         get(t.release_command_queue, "clReleaseCommandQueue");
         get(t.get_command_queue_info, "clGetCommandQueueInfo");
+        get(t.get_mem_object_info, "clGetMemObjectInfo");
         get(t.create_buffer, "clCreateBuffer");
         get(t.release_mem_object, "clReleaseMemObject");
         get(t.enqueue_fill_buffer, "clEnqueueFillBuffer");

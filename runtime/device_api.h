@@ -42,6 +42,7 @@ struct CudaApi {
     Result (*event_record)(void* event, void* stream);
     Result (*event_synchronize)(void* event);
     Result (*event_elapsed_time)(float* ms, void* start, void* end);
+    Result (*pointer_get_attribute)(void* data, int attribute, Ptr ptr);
 };
 const CudaApi& cuda_api();  // loads libcuda.so.1; throws iabn::Error if it cannot
 // Throws iabn::Error "CUDA: <what> failed: <the driver's text>" when `result` is not 0.
@@ -63,6 +64,7 @@ struct OpenClApi {
     Handle (*create_command_queue)(Handle context, Handle device, uint64_t properties, Int* error);
     Int (*release_command_queue)(Handle queue);
     Int (*get_command_queue_info)(Handle queue, Uint name, size_t size, void* value, size_t* size_ret);
+    Int (*get_mem_object_info)(Handle mem, Uint name, size_t size, void* value, size_t* size_ret);
     Handle (*create_buffer)(Handle context, uint64_t flags, size_t bytes, void* host, Int* error);
     Int (*release_mem_object)(Handle mem);
     Int (*enqueue_fill_buffer)(Handle queue, Handle mem, const void* pattern, size_t pattern_size, size_t offset,

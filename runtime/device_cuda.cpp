@@ -18,6 +18,7 @@ const DeviceBackend* cuda_backend() { return nullptr; }
 #include <cstdint>
 #include <cstring>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -163,6 +164,31 @@ public:
         const CudaApi& api = cuda_api();
         cuda_check(api.memcpy_dtoh_async(host, address(memory), bytes, call.device_queue), "cuMemcpyDtoHAsync");
         cuda_check(api.stream_synchronize(call.device_queue), "cuStreamSynchronize");
+    }
+
+    // The device a pointer's memory was allocated on (or registered with) must be the current
+    // context's. (Asked by device ordinal: a pointer's CU_POINTER_ATTRIBUTE_CONTEXT is null for
+    // virtual-memory allocations, e.g. PyTorch's expandable segments.) Managed memory is
+    // reachable from every device.
+    std::string foreign(Call&, const void* data) const override {
+        const CudaApi& api = cuda_api();
+        const int kIsManaged = 8, kDeviceOrdinal = 9;  // CU_POINTER_ATTRIBUTE_*
+        const int kInvalidValue = 1;                   // CUDA_ERROR_INVALID_VALUE
+        int ordinal = -1;
+        const int status = api.pointer_get_attribute(&ordinal, kDeviceOrdinal, address(data));
+        if (status == kInvalidValue) {
+            return "an address CUDA does not know (host memory neither allocated nor registered with CUDA?)";
+        }
+        cuda_check(status, "cuPointerGetAttribute(CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL)");
+        int device = -1;
+        cuda_check(api.ctx_get_device(&device), "cuCtxGetDevice");
+        if (ordinal == device) return {};
+        unsigned managed = 0;  // (a bool attribute, returned in 32 bits)
+        cuda_check(api.pointer_get_attribute(&managed, kIsManaged, address(data)),
+                   "cuPointerGetAttribute(CU_POINTER_ATTRIBUTE_IS_MANAGED)");
+        if (managed) return {};
+        return "memory of CUDA device " + std::to_string(ordinal) + ", but the current context is on device " +
+               std::to_string(device);
     }
 
     bool pointers_are_addresses() const override { return true; }

@@ -31,6 +31,7 @@ constexpr OpenClApi::Uint kQueueDevice = 0x1091;       // CL_QUEUE_DEVICE
 constexpr OpenClApi::Uint kQueueProperties = 0x1093;   // CL_QUEUE_PROPERTIES
 constexpr uint64_t kOutOfOrder = 1 << 0;               // CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE
 constexpr OpenClApi::Uint kDeviceDoubleFp = 0x1032;    // CL_DEVICE_DOUBLE_FP_CONFIG
+constexpr OpenClApi::Uint kMemContext = 0x1106;        // CL_MEM_CONTEXT
 constexpr OpenClApi::Uint kPlatformName = 0x0902;      // CL_PLATFORM_NAME
 constexpr uint64_t kDeviceTypeGpu = 1 << 2;            // CL_DEVICE_TYPE_GPU
 constexpr uint64_t kDeviceTypeAccelerator = 1 << 3;    // CL_DEVICE_TYPE_ACCELERATOR
@@ -135,6 +136,17 @@ public:
         opencl_check(opencl_api().enqueue_read_buffer(call.device_queue, const_cast<void*>(memory), 1, 0, bytes, host,
                                                       0, nullptr, nullptr),
                      "clEnqueueReadBuffer");
+    }
+
+    // A cl_mem belongs to one context: the queue's. (A handle that is no cl_mem at all cannot be
+    // asked: the ICD loader dereferences it.)
+    std::string foreign(Call& call, const void* data) const override {
+        OpenClApi::Handle context = nullptr;
+        const int error = opencl_api().get_mem_object_info(const_cast<void*>(data), kMemContext, sizeof context,
+                                                           &context, nullptr);
+        if (error != 0) return "a handle clGetMemObjectInfo refuses (error " + std::to_string(error) + "), not a cl_mem";
+        if (context != call.device_context) return "a cl_mem of another context than options.opencl_queue's";
+        return {};
     }
 
     bool pointers_are_addresses() const override { return false; }

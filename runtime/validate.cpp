@@ -194,6 +194,18 @@ public:
         }
     }
 
+    // Binds the call to its device's context and queue, from the options (the backend throws if
+    // there are none), then checks that every buffer of the call is memory its kernels can use.
+    void begin(Call& call, const Options& o) const {
+        const DeviceBackend* device = device_backend(call.device());
+        if (!device) return;
+        device->begin(call, o);
+        for (const Span& s : spans_) {
+            const std::string why = device->foreign(call, reinterpret_cast<const void*>(s.begin));
+            if (!why.empty()) fail(s.name, std::string("memory of the call's ") + device->name() + " context", why);
+        }
+    }
+
     void same_device(const TensorRef& t, const std::string& name) {
         if (!device_) {
             device_ = t.device;
@@ -333,10 +345,6 @@ bool uses_batch_stats(const Options& o) { return o.training && !o.use_global_sta
 
 DType channel_dtype_for(DType tensor_dtype) { return tensor_dtype == DType::f64 ? DType::f64 : DType::f32; }
 
-// The device's context and queue for the call, from the options (throws if there are none).
-void begin(Call& call, const Options& o) {
-    if (const DeviceBackend* device = device_backend(call.device())) device->begin(call, o);
-}
 
 namespace {
 
@@ -390,7 +398,7 @@ Checked validate_forward(const TensorRef& x, const ChannelState& s, const Option
     if (batch) check.enough_elements(v, "x");
     check.no_overlap();
     kernels_for(x.dtype, v.kernel_layout, x.device);
-    begin(call, o);
+    check.begin(call, o);
     if (!batch && values_checked(s.running_var, o)) check_running_var(check, s.running_var, v.c, call);
     return {v, batch, cd};
 }
@@ -405,7 +413,7 @@ Checked validate_backward(const TensorRef& z, const TensorRef& dz, const Channel
     if (batch) check.enough_elements(v, "z");
     check.no_overlap();
     kernels_for(z.dtype, v.kernel_layout, z.device);
-    begin(call, o);
+    check.begin(call, o);
     if (!batch && values_checked(s.running_var, o)) check_running_var(check, s.running_var, v.c, call);
     if (s.weight.data && values_checked(s.weight, o)) check_backward_scale(check, s.weight, v.c, cd, o, call);
     // (a missing weight means g = 1)
@@ -420,7 +428,7 @@ Checked validate_forward_partials(const TensorRef& x, const TensorRef& partials,
     check.sync_buffer(partials, "partials", v.c, false, true);
     check.no_overlap();
     kernels_for(x.dtype, v.kernel_layout, x.device);
-    begin(call, o);
+    check.begin(call, o);
     return {v, true, channel_dtype_for(x.dtype)};
 }
 
@@ -435,7 +443,7 @@ Checked validate_forward_finish(const TensorRef& x, const ChannelState& s, const
     const int64_t rows = check.sync_buffer(gathered, "gathered", v.c, true, false);
     check.no_overlap();
     kernels_for(x.dtype, v.kernel_layout, x.device);
-    begin(call, o);
+    check.begin(call, o);
     if (values_checked(gathered, o)) check_gathered_counts(check, gathered, v, rows, call);
     return {v, true, cd, rows};
 }
@@ -450,7 +458,7 @@ Checked validate_backward_partials(const TensorRef& z, const TensorRef& dz, cons
     check.sync_buffer(partials, "partials", v.c, false, true);
     check.no_overlap();
     kernels_for(z.dtype, v.kernel_layout, z.device);
-    begin(call, o);
+    check.begin(call, o);
     if (s.weight.data && values_checked(s.weight, o)) check_backward_scale(check, s.weight, v.c, cd, o, call);
     return {v, true, cd};
 }
@@ -465,7 +473,7 @@ Checked validate_backward_finish(const TensorRef& z, const TensorRef& dz, const 
     const int64_t rows = check.sync_buffer(gathered, "gathered", v.c, true, false);
     check.no_overlap();
     kernels_for(z.dtype, v.kernel_layout, z.device);
-    begin(call, o);
+    check.begin(call, o);
     if (values_checked(gathered, o)) check_gathered_counts(check, gathered, v, rows, call);
     if (s.weight.data && values_checked(s.weight, o)) check_backward_scale(check, s.weight, v.c, cd, o, call);
     return {v, true, cd, rows};

@@ -63,7 +63,8 @@ INSTANTIATE_TEST_SUITE_P(Devices, DeviceQueue, ::testing::Values(iabn::Device::c
                          device_param_name);
 
 // Device calls that must be refused before anything is written: no queue (OpenCL), a buffer
-// on another device, the value checks that read device memory (a negative running variance with
+// on another device, memory the device's kernels cannot use (another context's, or none of the
+// API's), the value checks that read device memory (a negative running variance with
 // global statistics, a zero weight in backward), and overlapping device buffers.
 class DeviceBadInput : public ::testing::TestWithParam<iabn::Device> {};
 
@@ -73,6 +74,32 @@ void fill(Rng& rng, std::initializer_list<Buffer*> buffers, Values v) {
     for (Buffer* p : buffers) {
         for (int64_t i = 0; i < p->size(); i++) p->put(i, v == Values::normal ? rng.normal() : rng.uniform(0.5, 2.0));
     }
+}
+
+// Memory the device's kernels cannot use, and what releases it: CUDA, host memory CUDA does not
+// know; OpenCL, a buffer of another context on the same device.
+struct ForeignMemory {
+    void* data = nullptr;
+    std::function<void()> release = [] {};
+};
+ForeignMemory foreign_memory(iabn::Device device, TestDevice* dev) {
+    if (device == iabn::Device::cuda) {
+        static float host[64];
+        return {host};
+    }
+    const iabn::detail::OpenClApi& api = iabn::detail::opencl_api();
+    void* queue = dev->default_queue();
+    void* cl_device = nullptr;
+    EXPECT_EQ(api.get_command_queue_info(queue, 0x1091 /* CL_QUEUE_DEVICE */, sizeof cl_device, &cl_device, nullptr), 0);
+    int error = 0;
+    void* context = api.create_context(nullptr, 1, &cl_device, nullptr, nullptr, &error);
+    EXPECT_EQ(error, 0);
+    void* mem = api.create_buffer(context, 1 /* CL_MEM_READ_WRITE */, 256, nullptr, &error);
+    EXPECT_EQ(error, 0);
+    return {mem, [&api, mem, context] {
+                api.release_mem_object(mem);
+                api.release_context(context);
+            }};
 }
 
 TEST_P(DeviceBadInput, RefusedAndNothingWritten) {
@@ -99,6 +126,7 @@ TEST_P(DeviceBadInput, RefusedAndNothingWritten) {
         const char* expect;  // in the message
     };
     const auto none = [](auto&...) {};
+    const ForeignMemory foreign = foreign_memory(c.device, dev);
     const std::vector<Bad> cases = {
         {"running_var on the host", none,
          [](iabn::Options&, iabn::ChannelState& s) { s.running_var.device = iabn::Device::cpu; }, false,
@@ -108,6 +136,9 @@ TEST_P(DeviceBadInput, RefusedAndNothingWritten) {
         {"zero weight in backward", [](Buffer&, Buffer& wt) { wt.put(2, 0.0); }, none, true, "channel 2"},
         {"saved_mean is running_mean", none,
          [](iabn::Options&, iabn::ChannelState& s) { s.saved_mean.data = s.running_mean.data; }, false, "overlap"},
+        {"running_mean in memory the device's kernels cannot use", none,
+         [&](iabn::Options&, iabn::ChannelState& s) { s.running_mean.data = foreign.data; }, false,
+         "running_mean: expected memory of the call's"},
     };
     for (const Bad& bad : cases) {
         SCOPED_TRACE(bad.name);
@@ -137,6 +168,7 @@ TEST_P(DeviceBadInput, RefusedAndNothingWritten) {
         EXPECT_TRUE(rm.same_bytes(rm0)) << "running_mean written";
         EXPECT_TRUE(sm.same_bytes(sm0)) << "saved_mean written";
     }
+    foreign.release();
 }
 
 // Options::check_device_values = false skips the checks that read device values (no wait): a
