@@ -166,9 +166,31 @@ function(iabn_add_target_probe)
     _iabn_collect_objects(iabn_target_probe.runtime)
 endfunction()
 
+# Elements of `dtype` in 128 bits (the GPU applies' vectors; runtime/plan.h, gpu_vector_elements()).
+function(iabn_vector_elements out dtype)
+    if (dtype STREQUAL "f64")
+        set(${out} 2 PARENT_SCOPE)
+    elseif (dtype STREQUAL "f32")
+        set(${out} 4 PARENT_SCOPE)
+    else ()
+        set(${out} 8 PARENT_SCOPE)
+    endif ()
+endfunction()
+
 function(iabn_add_kernel)
-    cmake_parse_arguments(K "" "GENERATOR;DTYPE;LAYOUT;DEVICE" "" ${ARGN})
-    set(name "iabn_${K_GENERATOR}_${K_DTYPE}_${K_LAYOUT}")
+    # NAME: the kernel's name in the dispatch table, where one generator is instantiated with
+    # other PARAMS (a variant: e.g. forward_apply_vector, forward_apply with vector=4).
+    # SMALL_BUFFERS: without large_buffers (32-bit indices, so tensors under 2 GB): Halide
+    # proves a vector's alignment only from 32-bit index math.
+    cmake_parse_arguments(K "SMALL_BUFFERS" "GENERATOR;NAME;DTYPE;LAYOUT;DEVICE" "PARAMS" ${ARGN})
+    set(features ${IABN_KERNEL_FEATURES})
+    if (K_SMALL_BUFFERS)
+        list(REMOVE_ITEM features large_buffers)
+    endif ()
+    if (NOT K_NAME)
+        set(K_NAME ${K_GENERATOR})
+    endif ()
+    set(name "iabn_${K_NAME}_${K_DTYPE}_${K_LAYOUT}")
     if (K_DEVICE)
         string(TOUPPER "${K_DEVICE}" api)
         string(APPEND name "_${K_DEVICE}")
@@ -195,11 +217,11 @@ function(iabn_add_kernel)
         set(also "")
     endif ()
     add_halide_library(${name} FROM iabn_generators GENERATOR iabn_${K_GENERATOR}
-                       TARGETS ${targets} FEATURES ${IABN_KERNEL_FEATURES} user_context
+                       TARGETS ${targets} FEATURES ${features} user_context
                        USE_RUNTIME iabn_target_probe.runtime
-                       PARAMS dtype=${K_DTYPE} layout=${K_LAYOUT} ${tuned}
+                       PARAMS dtype=${K_DTYPE} layout=${K_LAYOUT} ${K_PARAMS} ${tuned}
                        ${IABN_KERNEL_EXTRA_OUTPUTS})
     _iabn_collect_objects(${name} ${also})
     set_property(GLOBAL APPEND_STRING PROPERTY IABN_KERNEL_TABLE
-                 "${entry}(${K_GENERATOR}, ${K_DTYPE}, ${K_LAYOUT})\n")
+                 "${entry}(${K_NAME}, ${K_DTYPE}, ${K_LAYOUT})\n")
 endfunction()

@@ -9,7 +9,9 @@ using namespace Halide;
 
 class BackwardApply : public IabnGenerator<BackwardApply, UpdateTunables> {
 public:
-    Input<Buffer<void, 3>> z{"z"};  // forward output, read only; never aliases dx
+    // GPUs: elements per 128-bit vector, 1 for the scalar variant (tensor_view.h, element_view()).
+    GeneratorParam<int> vector{"vector", 1};
+    Input<Buffer<void>> z{"z"};  // forward output, read only; never aliases dx
     Input<Buffer<void, 1>> grad_scale{"grad_scale"};  // coefficients from backward_reduce / global_coeffs
     Input<Buffer<void, 1>> grad_mean_dy{"grad_mean_dy"};
     Input<Buffer<void, 1>> grad_mean_dy_xhat{"grad_mean_dy_xhat"};
@@ -18,7 +20,7 @@ public:
     Input<bool> batch_stats{"batch_stats"};
     Input<int> activation{"activation"};
     Input<double> activation_param{"activation_param"};
-    Output<Buffer<void, 3>> dx{"dx"};  // dz on entry
+    Output<Buffer<void>> dx{"dx"};  // dz on entry; the view of z
 
     void configure() {
         const ElementTypes t = types();
@@ -27,29 +29,32 @@ public:
             b->set_type(t.compute);
         }
         dx.set_type(t.storage);
+        z.set_dimensions(vector > 1 ? 4 : 3);
+        dx.set_dimensions(vector > 1 ? 4 : 3);
     }
 
     void generate() {
         const ElementTypes t = types();
-        Var s("s"), c("c"), n("n");
-        dx(s, c, n) = undef(t.storage);
-        Recovered e = recover(t, z(s, c, n), dx(s, c, n), activation,
-                              cast(t.compute, activation_param), xhat_bias(c), xhat_inv_g(c));
-        dx(s, c, n) = t.to_storage(grad_input(e, {grad_scale(c), grad_mean_dy(c), grad_mean_dy_xhat(c)}, batch_stats));
+        const ElementView v = element_view(view(), vector);
+        const std::vector<Expr> at(v.args.begin(), v.args.end());
+        const Expr c = v.c;
+        dx(v.args) = undef(t.storage);
+        Recovered e = recover(t, z(at), dx(at), activation, cast(t.compute, activation_param), xhat_bias(c),
+                              xhat_inv_g(c));
+        dx(v.args) = t.to_storage(grad_input(e, {grad_scale(c), grad_mean_dy(c), grad_mean_dy_xhat(c)}, batch_stats));
 
-        zero_mins(z);
-        zero_mins(dx);
-        require_dense(z, view());
-        require_dense(dx, view());
+        require_view(z, view(), vector);
+        require_view(dx, view(), vector);
 
         // Estimates, for the autoschedulers only (see iabn_generator.h).
-        estimate_tensors(z, dx);
+        if (vector <= 1) estimate_tensors(z, dx);
         estimate_channel_buffers(grad_scale, grad_mean_dy, grad_mean_dy_xhat, xhat_bias, xhat_inv_g);
         estimate_scalars(batch_stats, activation, activation_param);
 
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
         if (!using_autoscheduler() && get_target().has_gpu_feature()) {
-            iabn_sched::schedule_gpu_inplace_update(dx, view(), backward_specializations(batch_stats, activation));
+            iabn_sched::schedule_gpu_inplace_update(dx, view(), backward_specializations(batch_stats, activation),
+                                                    iabn_sched::gpu_params(get_target()));
         } else if (!using_autoscheduler()) {
             iabn_sched::schedule_inplace_update(dx, view(), cpu_params(), get_target(),
                                                 backward_specializations(batch_stats, activation));

@@ -14,6 +14,7 @@
 #include "Halide.h"
 #include "gpu_blocks.h"
 #include "common.h"  // iabn_sched::BlockSums
+#include "statistics.h"
 #include "sync_partials.h"  // GatheredPartials
 #include "types.h"
 
@@ -80,6 +81,44 @@ void define_block_sums(BlockSums& b, const Terms& terms, int values) {
     b.total(c, b.sb, b.nb) = level(0, c, b.sb, b.nb);
 }
 
+// The forward's values of each block (k: count, mean, M2) of the tensor x, view (s, c, n): the
+// block's sums taken around its first element (its pivot: the deviations are O(std), and in f64
+// the pivot's distance from the mean costs nothing measurable). Defines b's sums.
+template <typename X>
+Halide::Func forward_block_values(BlockSums& b, const X& x, const ElementTypes& t) {
+    using namespace Halide;
+    const Var c = b.c;
+    Func pivot("block_pivot");
+    pivot(c, b.sb, b.nb) = cast(t.accum, t.to_compute(x(b.first_s, c, b.first_n)));
+    define_block_sums(b, [&](const Expr& s, const Expr& n) {
+        Expr v = cast(t.accum, t.to_compute(x(s, c, n))) - pivot(c, b.sb, b.nb);
+        return Tuple(v, v * v);
+    }, 2);
+    const Expr s1 = b.total(c, b.sb, b.nb)[0], s2 = b.total(c, b.sb, b.nb)[1];
+    Func values("forward_block_values");
+    values(b.k, c, b.sb, b.nb) = select(b.k == 0, b.count, b.k == 1, pivot(c, b.sb, b.nb) + s1 / b.count,
+                                        max(s2 - s1 * s1 / b.count, Expr(0.0)));
+    return values;
+}
+
+// The backward's values of each block (k: count, sum of dy, sum of dy * xhat) from the forward's
+// output z and the incoming gradient dz; `channel` is xhat_channel()'s per-channel Func (the
+// bias and 1/g that recover xhat). Defines b's sums.
+template <typename Z>
+Halide::Func backward_block_values(BlockSums& b, const Z& z, const Z& dz, const Halide::Func& channel,
+                                   const Halide::Expr& activation, const Halide::Expr& activation_param,
+                                   const ElementTypes& t) {
+    using namespace Halide;
+    const Var c = b.c;
+    const Expr a = cast(t.compute, activation_param);
+    define_block_sums(b, [&](const Expr& s, const Expr& n) {
+        return grad_terms(z, dz, s, c, n, activation, a, channel(c)[0], channel(c)[1], t.accum, t);
+    }, 2);
+    Func values("backward_block_values");
+    values(b.k, c, b.sb, b.nb) = select(b.k == 0, b.count, b.k == 1, b.total(c, b.sb, b.nb)[0], b.total(c, b.sb, b.nb)[1]);
+    return values;
+}
+
 // A channel's blocks in a fixed order (s ranges inner), as rows for the merges of
 // sync_partials.h: the RDom over them, and block p's (count, a, b) for channel c.
 template <typename P>
@@ -90,6 +129,38 @@ Halide::RDom blocks_in_order(const P& partials) {
 template <typename P>
 GatheredPartials block_values(const P& partials, const Halide::Expr& c, const Halide::RDom& p) {
     return {partials(0, c, p.x, p.y), partials(1, c, p.x, p.y), partials(2, c, p.x, p.y)};
+}
+
+// A training forward's finish from a channel's blocks in order (`partials`: an Input of block
+// values, or a Func of them): the merged moments, and every per-channel output as one Tuple
+// (TrainingValues::tuple()). `g` is the generator: the finish reads its Inputs weight, bias,
+// running_mean, running_var (before the update), epsilon, momentum, unbiased_running_var and
+// abs_weight.
+template <typename G, typename P>
+Halide::Tuple forward_finish(G& g, const Halide::Var& c, const P& partials, const Halide::RDom& blocks,
+                             MergedMoments& merged, const ElementTypes& t) {
+    merged = merge_moments(c, block_values(partials, c, blocks), partials(1, c, 0, 0));
+    return training_values(c, merged.mean, merged.var, merged.count, g.running_mean(c), g.running_var(c), g.weight,
+                           g.bias, g.epsilon, g.momentum, g.unbiased_running_var, g.abs_weight, t)
+        .tuple();
+}
+
+// A training backward's finish from a channel's blocks in order: the sums (`merged`), and the
+// per-channel outputs as one Tuple (weight_grad, bias_grad, grad_scale, grad_mean_dy,
+// grad_mean_dy_xhat, xhat_bias, xhat_inv_g). `g` is the generator: the finish reads its Inputs
+// weight, saved_invstd, running_var, epsilon, abs_weight and batch_stats; `xc`, what recovers xhat.
+template <typename G, typename P>
+Halide::Tuple backward_finish(G& g, const Halide::Var& c, const P& partials, const Halide::RDom& blocks,
+                              const XhatChannel& xc, Halide::Func& merged, const ElementTypes& t) {
+    using namespace Halide;
+    const Type acc = t.accum;
+    merged = merge_sums(c, block_values(partials, c, blocks));
+    const Expr count = merged(c)[0], sum_dy = merged(c)[1], sum_dy_xhat = merged(c)[2];
+    const ParamGrads grads = param_grads(sum_dy, sum_dy_xhat, cast(acc, g.weight(c)), g.abs_weight, t.channel);
+    Expr invstd = normalizing_invstd(g.batch_stats, cast(acc, g.saved_invstd(c)), cast(acc, g.running_var(c)), g.epsilon);
+    const GradCoefficients k = grad_coefficients(xc.g, invstd, sum_dy, sum_dy_xhat, count, g.batch_stats, t.compute);
+    Func channel = xc.channel;
+    return Tuple(grads.weight_grad, grads.bias_grad, k.scale, k.mean_dy, k.mean_dy_xhat, channel(c)[0], channel(c)[1]);
 }
 
 }  // namespace iabn_gen

@@ -14,32 +14,36 @@ public:
     Input<Buffer<void, 1>> shift{"shift"};
     Input<int> activation{"activation"};
     Input<double> activation_param{"activation_param"};
-    Output<Buffer<void, 3>> z{"z"};  // view (s, c, n); x on entry
+    // GPUs: elements per 128-bit vector, 1 for the scalar variant (tensor_view.h, element_view()).
+    GeneratorParam<int> vector{"vector", 1};
+    Output<Buffer<void>> z{"z"};  // view (s, c, n), or its vector view; x on entry
 
     void configure() {
         const ElementTypes t = types();
         for (auto* b : {&pivot, &scale, &shift}) b->set_type(t.compute);
         z.set_type(t.storage);
+        z.set_dimensions(vector > 1 ? 4 : 3);
     }
 
     void generate() {
         const ElementTypes t = types();
-        Var s("s"), c("c"), n("n");
-        z(s, c, n) = undef(t.storage);
-        z(s, c, n) = t.to_storage(normalize_activate(t.to_compute(z(s, c, n)), pivot(c), scale(c), shift(c),
-                                                        activation, cast(t.compute, activation_param)));
+        const ElementView e = element_view(view(), vector);
+        const std::vector<Expr> at(e.args.begin(), e.args.end());
+        z(e.args) = undef(t.storage);
+        z(e.args) = t.to_storage(normalize_activate(t.to_compute(z(at)), pivot(e.c), scale(e.c), shift(e.c), activation,
+                                                    cast(t.compute, activation_param)));
 
-        zero_mins(z);
-        require_dense(z, view());
+        require_view(z, view(), vector);
 
         // Estimates, for the autoschedulers only (see iabn_generator.h).
-        estimate_tensors(z);
+        if (vector <= 1) estimate_tensors(z);
         estimate_channel_buffers(pivot, scale, shift);
         estimate_scalars(activation, activation_param);
 
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
         if (!using_autoscheduler() && get_target().has_gpu_feature()) {
-            iabn_sched::schedule_gpu_inplace_update(z, view(), activation_specializations(activation));
+            iabn_sched::schedule_gpu_inplace_update(z, view(), activation_specializations(activation),
+                                                    iabn_sched::gpu_params(get_target()));
         } else if (!using_autoscheduler()) {
             iabn_sched::schedule_inplace_update(z, view(), cpu_params(), get_target(),
                                                 activation_specializations(activation));

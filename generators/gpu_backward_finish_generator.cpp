@@ -31,18 +31,11 @@ public:
     void generate() {
         if (!get_target().has_gpu_feature()) throw std::invalid_argument("gpu_backward_finish: a GPU pipeline");
         const ElementTypes t = types();
-        const Type acc = t.accum;
         Var c("c");
         // The blocks in order, s ranges inner: the same bits from run to run.
-        const RDom p = blocks_in_order(partials);
-        Func merged = merge_sums(c, block_values(partials, c, p));
-        const Expr count = merged(c)[0], sum_dy = merged(c)[1], sum_dy_xhat = merged(c)[2];
-        XhatChannel xc = xhat_channel(weight, bias, c, epsilon, abs_weight, t);
-        const ParamGrads grads = param_grads(sum_dy, sum_dy_xhat, cast(acc, weight(c)), abs_weight, t.channel);
-        Expr invstd = normalizing_invstd(batch_stats, cast(acc, saved_invstd(c)), cast(acc, running_var(c)), epsilon);
-        const GradCoefficients k = grad_coefficients(xc.g, invstd, sum_dy, sum_dy_xhat, count, batch_stats, t.compute);
-        finish(c) = Tuple(grads.weight_grad, grads.bias_grad, k.scale, k.mean_dy, k.mean_dy_xhat, xc.channel(c)[0],
-                          xc.channel(c)[1]);
+        Func merged;
+        const XhatChannel xc = xhat_channel(weight, bias, c, epsilon, abs_weight, t);
+        finish(c) = backward_finish(*this, c, partials, blocks_in_order(partials), xc, merged, t);
         partials.dim(0).set_bounds(0, block_partial_values);
 
         /* THE SCHEDULE */

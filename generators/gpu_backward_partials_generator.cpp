@@ -36,13 +36,9 @@ public:
         Var c("c");
         XhatChannel xc = xhat_channel(weight, bias, c, epsilon, abs_weight, t);
         Func channel = xc.channel;
-        const Expr a = cast(t.compute, activation_param);
         BlockSums b = blocks_of(c, z.dim(0).extent(), z.dim(2).extent(), steps, row_steps, gpu_block_lanes());
-        define_block_sums(b, [&](const Expr& s, const Expr& n) {
-            return grad_terms(z, dz, s, c, n, activation, a, channel(c)[0], channel(c)[1], t.accum, t);
-        }, 2);
-        partials(b.k, c, b.sb, b.nb) = select(b.k == 0, b.count, b.k == 1, b.total(c, b.sb, b.nb)[0],
-                                              b.total(c, b.sb, b.nb)[1]);
+        partials(b.k, c, b.sb, b.nb) =
+            backward_block_values(b, z, dz, channel, activation, activation_param, t)(b.k, c, b.sb, b.nb);
 
         zero_mins(z);
         zero_mins(dz);

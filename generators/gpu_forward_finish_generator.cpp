@@ -37,12 +37,8 @@ public:
         const ElementTypes t = types();
         Var c("c");
         // The blocks in order, s ranges inner: the same bits from run to run.
-        const RDom p = blocks_in_order(partials);
-        MergedMoments merged = merge_moments(c, block_values(partials, c, p), partials(1, c, 0, 0));
-        const TrainingValues v =
-            training_values(c, merged.mean, merged.var, merged.count, running_mean(c), running_var(c), weight, bias,
-                            epsilon, momentum, unbiased_running_var, abs_weight, t);
-        finish(c) = v.tuple();
+        MergedMoments merged;
+        finish(c) = forward_finish(*this, c, partials, blocks_in_order(partials), merged, t);
         partials.dim(0).set_bounds(0, block_partial_values);
 
         /* THE SCHEDULE */

@@ -23,18 +23,8 @@ public:
         const ElementTypes t = types();
         Var c("c");
         const Expr S = x.dim(0).extent(), N = x.dim(2).extent();
-        // Around the block's first element (its pivot): the deviations are O(std), and in f64
-        // the pivot's distance from the mean costs nothing measurable.
         BlockSums b = blocks_of(c, S, N, steps, row_steps, gpu_block_lanes());
-        Func pivot("block_pivot");
-        pivot(c, b.sb, b.nb) = cast(t.accum, t.to_compute(x(b.first_s, c, b.first_n)));
-        define_block_sums(b, [&](const Expr& s, const Expr& n) {
-            Expr v = cast(t.accum, t.to_compute(x(s, c, n))) - pivot(c, b.sb, b.nb);
-            return Tuple(v, v * v);
-        }, 2);
-        const Expr s1 = b.total(c, b.sb, b.nb)[0], s2 = b.total(c, b.sb, b.nb)[1];
-        partials(b.k, c, b.sb, b.nb) = select(b.k == 0, b.count, b.k == 1, pivot(c, b.sb, b.nb) + s1 / b.count,
-                                              max(s2 - s1 * s1 / b.count, Expr(0.0)));
+        partials(b.k, c, b.sb, b.nb) = forward_block_values(b, x, t)(b.k, c, b.sb, b.nb);
 
         zero_mins(x);
         require_dense(x, view());

@@ -11,6 +11,7 @@
 #include "view_layout.h"
 
 #include <string>
+#include <vector>
 
 namespace iabn_gen {
 
@@ -28,6 +29,42 @@ template <typename BufferParam>
 void require_dense(BufferParam& buffer, ViewLayout layout) {
     if (layout == ViewLayout::nhwc) buffer.dim(0).set_stride(Halide::Expr());
     buffer.dim(dense_dim(layout)).set_stride(1);
+}
+
+// A GPU apply's view with 128-bit vectors (`vector` elements, > 1): the dense dim split into
+// lanes, so that every vector starts at a multiple of `vector` elements of a 16-byte-aligned
+// tensor, which Halide then loads and stores whole (ld.global.v4 on CUDA):
+//   nchw (lane, sv, c, n): s = sv * vector + lane;   channels-last (lane, cv, s, n): c = cv * vector + lane.
+// With `vector` 1, the plain view (s, c, n). `c`: the channel of an element, for the
+// per-channel Inputs.
+struct ElementView {
+    std::vector<Halide::Var> args;
+    Halide::Expr c;
+};
+
+inline ElementView element_view(ViewLayout layout, int vector) {
+    using Halide::Var;
+    Var s("s"), c("c"), n("n"), lane("lane"), sv("sv"), cv("cv");
+    if (vector <= 1) return {{s, c, n}, c};
+    if (layout == ViewLayout::nchw) return {{lane, sv, c, n}, c};
+    return {{lane, cv, s, n}, cv * vector + lane};
+}
+
+// The view's constraints: every min 0, the dense dim of unit stride; for a vector view besides
+// the lanes' extent and strides in multiples of `vector` elements (the runtime wraps the tensor
+// so), and 16-byte-aligned memory (the runtime picks this variant only then).
+template <typename BufferParam>
+void require_view(BufferParam& b, ViewLayout layout, int vector) {
+    for (int d = 0; d < b.dimensions(); d++) b.dim(d).set_min(0);
+    if (vector <= 1) {
+        require_dense(b, layout);
+        return;
+    }
+    b.dim(0).set_extent(vector).set_stride(1);
+    b.dim(1).set_stride(vector);
+    b.dim(2).set_stride(b.dim(1).extent() * vector);
+    b.dim(3).set_stride(b.dim(2).extent() * b.dim(2).stride());  // (channels-last: n has extent 1)
+    b.set_host_alignment(16);
 }
 
 // Elements per channel of the view, as the accumulation type (exact for counts < 2^53).

@@ -15,11 +15,12 @@ struct BackwardBuffers {
     Halide::Runtime::Buffer<void> z, dz, weight, bias, invstd, running_var;
     // The apply's coefficients.
     Halide::Runtime::Buffer<void> grad_scale, mean_dy, mean_dy_xhat, xhat_bias, xhat_inv_g;
+    Halide::Runtime::Buffer<void> z_vector, dz_vector;  // as the vector apply's views, where it runs
     bool abs_weight;
 };
 
 BackwardBuffers wrap(const TensorRef& z, const TensorRef& dz, const ChannelState& state, const Options& options,
-                     const detail::Checked& ck, detail::Scratch& scratch, detail::Call& call) {
+                     const detail::Checked& ck, const detail::Kernels& k, detail::Scratch& scratch, detail::Call& call) {
     BackwardBuffers b;
     b.z = detail::tensor_buffer(z, ck.view, call);
     b.dz = detail::tensor_buffer(dz, ck.view, call);
@@ -30,6 +31,12 @@ BackwardBuffers wrap(const TensorRef& z, const TensorRef& dz, const ChannelState
     // The statistics the forward normalized with: saved (batch) or running (global).
     b.invstd = scratch.or_filled(ck.batch_stats ? state.saved_invstd : TensorRef{}, 0.0);
     b.running_var = scratch.or_filled(ck.batch_stats ? TensorRef{} : state.running_var, 1.0);
+    const int vector = detail::gpu_apply_vector(ck.view, z.dtype, detail::vector_aligned({&z, &dz}, call),
+                                                k.backward_apply_vector);
+    if (vector > 1) {
+        b.z_vector = detail::vector_buffer(z, ck.view, vector, call);
+        b.dz_vector = detail::vector_buffer(dz, ck.view, vector, call);
+    }
     return b;
 }
 
@@ -40,9 +47,11 @@ void outputs_for_apply(BackwardBuffers& b, detail::Scratch& scratch) {
 
 void apply(const detail::Kernels& k, BackwardBuffers& b, bool batch_stats, const Options& options,
            detail::Call& call) {
+    const bool vector = b.z_vector.dimensions() != 0;  // (wrapped: the vector apply runs)
     call.run("backward_apply", [&](void* uc) {
-        return k.backward_apply(uc, b.z, b.grad_scale, b.mean_dy, b.mean_dy_xhat, b.xhat_bias, b.xhat_inv_g,
-                                batch_stats, static_cast<int>(options.activation), options.activation_param, b.dz);
+        return (vector ? k.backward_apply_vector : k.backward_apply)(
+            uc, vector ? b.z_vector : b.z, b.grad_scale, b.mean_dy, b.mean_dy_xhat, b.xhat_bias, b.xhat_inv_g,
+            batch_stats, static_cast<int>(options.activation), options.activation_param, vector ? b.dz_vector : b.dz);
     });
 }
 
@@ -56,7 +65,7 @@ void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state
     const detail::Kernels& k = detail::kernels_for(z.dtype, ck.view.kernel_layout, z.device);
     const int64_t channels = ck.view.c;
     detail::Scratch scratch(ck, options, call);
-    BackwardBuffers b = wrap(z, dz, state, options, ck, scratch, call);
+    BackwardBuffers b = wrap(z, dz, state, options, ck, k, scratch, call);
     auto weight_grad = scratch.or_filled(grads.weight_grad, 0.0);
     auto bias_grad = scratch.or_filled(grads.bias_grad, 0.0);
     const int act = static_cast<int>(options.activation);
@@ -73,7 +82,15 @@ void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state
 
     // The sums over the tensor are needed for batch statistics, or for parameter gradients.
     const bool sums = ck.batch_stats || grads.weight_grad.data || grads.bias_grad.data;
-    if (sums && k.gpu_backward_partials) {  // GPUs: partials, finish, apply
+    if (sums && detail::gpu_resident(ck.view, k.gpu_backward_resident)) {  // GPUs, resident: 2 kernels
+        const iabn_sched::GpuPartition p = detail::gpu_resident_partition(ck.view);
+        call.run("gpu_backward_resident", [&](void* uc) {
+            return k.gpu_backward_resident(uc, b.z, b.dz, b.weight, b.bias, b.invstd, b.running_var, options.epsilon,
+                                           b.abs_weight, ck.batch_stats, act, options.activation_param, p.steps,
+                                           p.row_steps, weight_grad, bias_grad, b.grad_scale, b.mean_dy,
+                                           b.mean_dy_xhat, b.xhat_bias, b.xhat_inv_g);
+        });
+    } else if (sums && k.gpu_backward_partials) {  // GPUs: partials, finish, apply
         const iabn_sched::GpuPartition p = detail::gpu_partition(ck.view);
         auto partials = scratch.partials(p);
         call.run("gpu_backward_partials", [&](void* uc) {
@@ -110,7 +127,7 @@ void backward_partials(const TensorRef& z, const TensorRef& dz, const ChannelSta
     const detail::Checked ck = detail::validate_backward_partials(z, dz, state, grads, partials, options, call);
     const detail::Kernels& k = detail::kernels_for(z.dtype, ck.view.kernel_layout, z.device);
     detail::Scratch scratch(ck, options, call);
-    BackwardBuffers b = wrap(z, dz, state, options, ck, scratch, call);
+    BackwardBuffers b = wrap(z, dz, state, options, ck, k, scratch, call);
     auto weight_grad = scratch.or_filled(grads.weight_grad, 0.0);
     auto bias_grad = scratch.or_filled(grads.bias_grad, 0.0);
     auto out = detail::sync_buffer(partials, sync_partials_size(ck.view.c), 0, call);
@@ -142,7 +159,7 @@ void backward_finish(const TensorRef& z, const TensorRef& dz, const ChannelState
     const detail::Checked ck = detail::validate_backward_finish(z, dz, state, gathered, options, call);
     const detail::Kernels& k = detail::kernels_for(z.dtype, ck.view.kernel_layout, z.device);
     detail::Scratch scratch(ck, options, call);
-    BackwardBuffers b = wrap(z, dz, state, options, ck, scratch, call);
+    BackwardBuffers b = wrap(z, dz, state, options, ck, k, scratch, call);
     auto rows = detail::sync_buffer(gathered, sync_partials_size(ck.view.c), ck.processes, call);
     outputs_for_apply(b, scratch);
     call.run("backward_merge", [&](void* uc) {

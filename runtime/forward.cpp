@@ -14,11 +14,12 @@ namespace {
 struct ForwardBuffers {
     Halide::Runtime::Buffer<void> x, weight, bias, running_mean, running_var, saved_mean, saved_invstd;
     Halide::Runtime::Buffer<void> pivot, scale, shift;  // the apply's coefficients
+    Halide::Runtime::Buffer<void> x_vector;  // x as the vector apply's view, where it runs
     bool abs_weight;
 };
 
 ForwardBuffers wrap(const TensorRef& x, const ChannelState& state, const Options& options, const detail::Checked& ck,
-                    detail::Scratch& scratch, detail::Call& call) {
+                    const detail::Kernels& k, detail::Scratch& scratch, detail::Call& call) {
     auto given = [&](const TensorRef& t) { return detail::channel_buffer(t, ck.view.c, call); };
     ForwardBuffers b;
     b.x = detail::tensor_buffer(x, ck.view, call);
@@ -30,13 +31,18 @@ ForwardBuffers wrap(const TensorRef& x, const ChannelState& state, const Options
     b.running_var = given(state.running_var);
     b.saved_mean = given(state.saved_mean);  // written with batch statistics only
     b.saved_invstd = given(state.saved_invstd);
+    const int vector = detail::gpu_apply_vector(ck.view, x.dtype, detail::vector_aligned({&x}, call),
+                                                k.forward_apply_vector);
+    if (vector > 1) b.x_vector = detail::vector_buffer(x, ck.view, vector, call);
     return b;
 }
 
 void apply(const detail::Kernels& k, ForwardBuffers& b, const Options& options, detail::Call& call) {
+    const bool vector = b.x_vector.dimensions() != 0;  // (wrapped: the vector apply runs)
     call.run("forward_apply", [&](void* uc) {
-        return k.forward_apply(uc, b.pivot, b.scale, b.shift, static_cast<int>(options.activation),
-                               options.activation_param, b.x);
+        return (vector ? k.forward_apply_vector : k.forward_apply)(
+            uc, b.pivot, b.scale, b.shift, static_cast<int>(options.activation), options.activation_param,
+            vector ? b.x_vector : b.x);
     });
 }
 
@@ -49,7 +55,7 @@ void forward(const TensorRef& x, const ChannelState& state, const Options& optio
     const detail::Kernels& k = detail::kernels_for(x.dtype, ck.view.kernel_layout, x.device);
     const int64_t channels = ck.view.c;
     detail::Scratch scratch(ck, options, call);
-    ForwardBuffers b = wrap(x, state, options, ck, scratch, call);
+    ForwardBuffers b = wrap(x, state, options, ck, k, scratch, call);
 
     if (ck.batch_stats && detail::use_fused(k, channels)) {  // (one-pass kernels are CPU only)
         call.run("forward_fused", [&](void* uc) {
@@ -62,7 +68,15 @@ void forward(const TensorRef& x, const ChannelState& state, const Options& optio
     }
     b.pivot = scratch.output(), b.scale = scratch.output(), b.shift = scratch.output();
 
-    if (ck.batch_stats && k.gpu_forward_partials) {  // GPUs: partials, finish, apply
+    if (ck.batch_stats && detail::gpu_resident(ck.view, k.gpu_forward_resident)) {  // GPUs, resident: 2 kernels
+        const iabn_sched::GpuPartition p = detail::gpu_resident_partition(ck.view);
+        call.run("gpu_forward_resident", [&](void* uc) {
+            return k.gpu_forward_resident(uc, b.x, p.steps, p.row_steps, b.weight, b.bias, b.running_mean,
+                                          b.running_var, options.epsilon, options.momentum,
+                                          options.unbiased_running_var, b.abs_weight, b.saved_mean, b.saved_invstd,
+                                          b.running_mean, b.running_var, b.pivot, b.scale, b.shift);
+        });
+    } else if (ck.batch_stats && k.gpu_forward_partials) {  // GPUs: partials, finish, apply
         const iabn_sched::GpuPartition p = detail::gpu_partition(ck.view);
         auto partials = scratch.partials(p);
         call.run("gpu_forward_partials", [&](void* uc) {
@@ -118,7 +132,7 @@ void forward_finish(const TensorRef& x, const ChannelState& state, const TensorR
     const detail::Checked ck = detail::validate_forward_finish(x, state, gathered, options, call);
     const detail::Kernels& k = detail::kernels_for(x.dtype, ck.view.kernel_layout, x.device);
     detail::Scratch scratch(ck, options, call);
-    ForwardBuffers b = wrap(x, state, options, ck, scratch, call);
+    ForwardBuffers b = wrap(x, state, options, ck, k, scratch, call);
     auto rows = detail::sync_buffer(gathered, sync_partials_size(ck.view.c), ck.processes, call);
     b.pivot = scratch.output(), b.scale = scratch.output(), b.shift = scratch.output();
     call.run("forward_merge", [&](void* uc) {

@@ -20,6 +20,18 @@ using GpuForwardFinish = int (*)(const void*, HalideBuf partials, HalideBuf weig
 using GpuBackwardPartials = int (*)(const void*, HalideBuf z, HalideBuf dz, HalideBuf weight, HalideBuf bias, double epsilon,
                                     bool abs_weight, int32_t activation, double activation_param, int32_t steps,
                                     int32_t row_steps, HalideBuf partials);
+// The resident variant's first kernels (nchw): a block per channel, partials and finish in one.
+using GpuForwardResident = int (*)(const void*, HalideBuf x, int32_t steps, int32_t row_steps, HalideBuf weight,
+                                   HalideBuf bias, HalideBuf running_mean, HalideBuf running_var, double epsilon,
+                                   double momentum, bool unbiased_running_var, bool abs_weight, HalideBuf saved_mean,
+                                   HalideBuf saved_invstd, HalideBuf new_running_mean, HalideBuf new_running_var,
+                                   HalideBuf pivot, HalideBuf scale, HalideBuf shift);
+using GpuBackwardResident = int (*)(const void*, HalideBuf z, HalideBuf dz, HalideBuf weight, HalideBuf bias,
+                                    HalideBuf saved_invstd, HalideBuf running_var, double epsilon, bool abs_weight,
+                                    bool batch_stats, int32_t activation, double activation_param, int32_t steps,
+                                    int32_t row_steps, HalideBuf weight_grad, HalideBuf bias_grad, HalideBuf grad_scale,
+                                    HalideBuf grad_mean_dy, HalideBuf grad_mean_dy_xhat, HalideBuf xhat_bias,
+                                    HalideBuf xhat_inv_g);
 using GpuForwardRow = int (*)(const void*, HalideBuf partials, HalideBuf row);
 using GpuBackwardRow = int (*)(const void*, HalideBuf partials, HalideBuf weight, double epsilon, bool abs_weight,
                                HalideBuf weight_grad, HalideBuf bias_grad, HalideBuf row);
@@ -33,6 +45,9 @@ using GpuBackwardFinish = int (*)(const void*, HalideBuf partials, HalideBuf wei
 struct Kernels {
     decltype(&iabn_forward_stats_f32_nchw) forward_stats = nullptr;
     decltype(&iabn_forward_apply_f32_nchw) forward_apply = nullptr;
+    // GPUs: the applies on 128-bit vectors (plan.h, gpu_apply_vector(); null on the CPU).
+    decltype(&iabn_forward_apply_f32_nchw) forward_apply_vector = nullptr;
+    decltype(&iabn_backward_apply_f32_nchw) backward_apply_vector = nullptr;
     decltype(&iabn_backward_reduce_f32_nchw) backward_reduce = nullptr;
     decltype(&iabn_backward_apply_f32_nchw) backward_apply = nullptr;
     decltype(&iabn_global_coeffs_f32_any) global_coeffs = nullptr;
@@ -50,6 +65,10 @@ struct Kernels {
     GpuForwardFinish gpu_forward_finish = nullptr;
     GpuBackwardPartials gpu_backward_partials = nullptr;
     GpuBackwardFinish gpu_backward_finish = nullptr;
+    // The resident variant (nchw GPU kernels only; plan.h, gpu_resident(), says when): the first
+    // kernel does partials and finish, a block per channel; then the apply. Two kernels a pass.
+    GpuForwardResident gpu_forward_resident = nullptr;
+    GpuBackwardResident gpu_backward_resident = nullptr;
     // A synchronized pass's row of partials from the block partials (null on the CPU, which has
     // forward_partials and backward_partials instead).
     GpuForwardRow gpu_forward_row = nullptr;

@@ -8,6 +8,7 @@
 #include "iabn/iabn.h"
 
 #include <cstddef>
+#include <cstdlib>
 #include <functional>
 #include <numeric>
 #include <stdexcept>
@@ -47,6 +48,35 @@ inline bool one_pass_suits(int64_t channels, int threads) { return channels >= t
 // A GPU training pass's partition of a view's channels among blocks (schedules/gpu_blocks.h).
 inline iabn_sched::GpuPartition gpu_partition(const View& v) {
     return iabn_sched::gpu_partition(v.s, v.c, v.n, v.kernel_layout == Layout::nhwc);
+}
+
+// Whether a GPU training pass runs the resident variant (nchw only: one block per channel, two
+// kernels instead of three; schedules/gpu_blocks.h says when it suits). IABN_GPU_RESIDENT=1 or 0
+// forces it on or off (the tests run the device suite both ways). `has_kernels`: the build has
+// the variant for this view (nchw GPU kernels).
+inline bool gpu_resident(const View& v, bool has_kernels) {
+    static const char* const forced = std::getenv("IABN_GPU_RESIDENT");
+    if (!has_kernels || v.kernel_layout != Layout::nchw) return false;
+    if (forced && *forced) return std::string(forced) != "0";
+    return iabn_sched::gpu_resident_suits(v.s, v.c, v.n);
+}
+inline iabn_sched::GpuPartition gpu_resident_partition(const View& v) {
+    return iabn_sched::gpu_resident_partition(v.s, v.n);
+}
+
+// A GPU apply loads and stores 128 bits a thread (the vector variant: generators/tensor_view.h,
+// element_view()) where the view's dense dim is a whole number of vectors, every tensor it
+// touches is 16-byte aligned (`aligned`) and the tensor is under 2 GB (the variant indexes in 32
+// bits: Halide proves a vector's alignment only there); the scalar variant takes the rest.
+// Returns the elements per vector, or 1. IABN_GPU_VECTOR=0 forces the scalar variant.
+inline int gpu_vector_elements(DType dtype) { return 16 / static_cast<int>(dtype_size(dtype)); }
+inline int gpu_apply_vector(const View& v, DType dtype, bool aligned, bool has_kernels) {
+    static const char* const forced = std::getenv("IABN_GPU_VECTOR");
+    if (!has_kernels || !aligned || (forced && std::string(forced) == "0")) return 1;
+    const int vector = gpu_vector_elements(dtype);
+    const int64_t dense = v.kernel_layout == Layout::nchw ? v.s : v.c;
+    const int64_t bytes = v.s * v.c * v.n * static_cast<int64_t>(dtype_size(dtype));
+    return dense % vector == 0 && bytes < (int64_t{1} << 31) ? vector : 1;
 }
 
 // The device memory a call's scratch takes at most (a caller's Options::workspace must hold it):

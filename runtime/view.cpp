@@ -40,6 +40,27 @@ Halide::Runtime::Buffer<void> tensor_buffer(const TensorRef& t, const View& v, C
     return describe(t.data, t.dtype, 3, dims, call);
 }
 
+Halide::Runtime::Buffer<void> vector_buffer(const TensorRef& t, const View& v, int vector, Call& call) {
+    const bool nchw = v.kernel_layout == Layout::nchw;
+    const int32_t lanes = vector, dense = static_cast<int32_t>((nchw ? v.s : v.c) / vector);
+    halide_dimension_t dims[4] = {
+        {0, lanes, 1, 0},
+        {0, dense, lanes, 0},
+        {0, static_cast<int32_t>(nchw ? v.c : v.s), static_cast<int32_t>(nchw ? v.stride_c : v.stride_s), 0},
+        {0, static_cast<int32_t>(v.n), dims[2].extent * dims[2].stride, 0},  // (channels-last: extent 1)
+    };
+    return describe(t.data, t.dtype, 4, dims, call);
+}
+
+bool vector_aligned(std::initializer_list<const TensorRef*> tensors, Call& call) {
+    const DeviceBackend* device = device_backend(call.device());
+    if (!device || !device->pointers_are_addresses()) return true;
+    for (const TensorRef* t : tensors) {
+        if (reinterpret_cast<uintptr_t>(t->data) % 16 != 0) return false;
+    }
+    return true;
+}
+
 Halide::Runtime::Buffer<void> channel_buffer(void* data, DType dtype, int64_t channels, Call& call) {
     halide_dimension_t dim = {0, static_cast<int32_t>(channels), 1, 0};
     return describe(data, dtype, 1, &dim, call);

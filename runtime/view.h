@@ -15,6 +15,11 @@ namespace iabn::detail {
 // a Device::cuda or Device::opencl buffer) is wrapped for the call's device, with no host
 // memory, and detached when the last copy of the descriptor is destroyed.
 Halide::Runtime::Buffer<void> tensor_buffer(const TensorRef& t, const View& v, Call& call);
+// A GPU apply's vector view of t (plan.h, gpu_apply_vector(); generators/tensor_view.h): `vector`
+// lanes, the dense dim in vectors, then the other dims.
+Halide::Runtime::Buffer<void> vector_buffer(const TensorRef& t, const View& v, int vector, Call& call);
+// Whether every tensor's memory is 16-byte aligned for the call's device (a cl_mem always is).
+bool vector_aligned(std::initializer_list<const TensorRef*> tensors, Call& call);
 Halide::Runtime::Buffer<void> channel_buffer(const TensorRef& t, int64_t channels, Call& call);
 // The f64 partials of a synchronized pass: [width] (rows == 0) or the gathered [rows, width],
 // as Halide's (i, p).

@@ -23,7 +23,19 @@ struct GpuParams {
     int channel_block = 64;     // per-channel Funcs: channels per block
     int launch_rows = 65535;    // element-wise, nchw: batch rows per launch (the grid's y limit)
     int launch_elements = 1 << 30;  // element-wise, channels-last: elements per launch (< 2^31)
+    // Vector views (generators/tensor_view.h): a thread's lanes as one vector load and store, or
+    // unrolled. Halide 21's OpenCL code generator fails on the activations' strict-float vector
+    // compares (an internal error in EliminateBoolVectors), so OpenCL unrolls: same threads and
+    // indices, scalar accesses.
+    bool vector_loads = true;
 };
+
+// The GPU numbers for a target.
+inline GpuParams gpu_params(const Halide::Target& target) {
+    GpuParams p;
+    p.vector_loads = !target.has_feature(Halide::Target::OpenCL);
+    return p;
+}
 
 // The pure `undef` stage of an in-place Output computes nothing, but left unscheduled it is a
 // host loop, and Halide then requires the Output's host pointer (device-only buffers fail with
@@ -81,35 +93,19 @@ inline void schedule_gpu_row(Halide::Func row, const std::vector<Halide::Func>& 
 // loops of launches. Halide's loop variables are 32-bit: a single launch covers fewer than 2^31
 // elements (p.launch_elements), more take several launches.
 
-// A GPU training pass's partials (generators/block_partials.h): partials(k, c, sb, nb), the few
-// values of each block of the partition, one GPU block each (channels on x: any number of them;
-// a channel's blocks on y and z):
-//  * nchw: a GPU block per (channel, sb, nb), its threads t on x (a warp on 32 consecutive
-//    elements of a row);
-//  * channels-last: a GPU block per (32 channels, sb), its threads (channel, t): a warp reads
-//    32 consecutive channels of a row;
-// then the tree's levels one after another in shared memory (Halide puts a barrier between
-// them), and the block's values stored by its first threads. `per_channel`: small Funcs over c
-// the thread sums read (the backward's bias and 1/g), computed once per block.
-inline void schedule_gpu_block_partials(Halide::Func partials, const BlockSums& b, ViewLayout layout,
-                                        const std::vector<Halide::Func>& per_channel,
-                                        const std::vector<Halide::Expr>& specializations) {
+// A GPU block's sums (generators/block_partials.h: its threads' sums, then the tree's levels one
+// after another in shared memory, Halide putting a barrier between them), computed at `at`'s GPU
+// block loop `blk`, inside which the channel dimension has extent 1 (nchw) or
+// gpu_block_channels_nhwc (channels-last):
+//  * nchw: the threads t on x (a warp on 32 consecutive elements of a row);
+//  * channels-last: the threads (channel, t): a warp reads 32 consecutive channels of a row.
+// Each GPU block computes its own block's sums: extents fixed per GPU block (also the shared
+// memory's size, with no host loop to find it). `per_channel`: small Funcs over c the thread sums
+// read (the backward's bias and 1/g), computed once per block.
+inline void schedule_gpu_block_sums(const BlockSums& b, Halide::Func at, const Halide::Var& blk, ViewLayout layout,
+                                    const std::vector<Halide::Func>& per_channel,
+                                    const std::vector<Halide::Expr>& specializations) {
     using namespace Halide;
-    Var cb("cb"), ci("ci");
-    const int channels_per_block = layout == ViewLayout::nchw ? 1 : gpu_block_channels_nhwc;
-    partials.bound(b.k, 0, partials.output_buffer().dim(0).extent());
-    // (Blocks per channel are at most 256, gpu_blocks.h: sb and nb fit y and z.)
-    if (layout == ViewLayout::nchw) {
-        partials.reorder(b.k, b.c, b.sb, b.nb).gpu_blocks(b.c, b.sb, b.nb).gpu_threads(b.k);
-    } else {
-        partials.split(b.c, cb, ci, channels_per_block, TailStrategy::GuardWithIf)
-            .reorder(ci, b.k, cb, b.sb, b.nb)
-            .gpu_blocks(cb, b.sb, b.nb)
-            .gpu_threads(ci, b.k);
-    }
-    const Var blk = layout == ViewLayout::nchw ? b.c : cb;  // the block loops' innermost
-    // The thread sums and the tree's levels: t on the GPU block's threads (nchw: x; channels-last:
-    // y, under the block's channels on x), the per-block dims (extent 1) inside.
     auto on_threads = [&](Stage s) {
         if (layout == ViewLayout::nchw) {
             s.reorder(b.c, b.sb, b.nb, b.t).gpu_threads(b.t);
@@ -117,11 +113,7 @@ inline void schedule_gpu_block_partials(Halide::Func partials, const BlockSums& 
             s.reorder(b.sb, b.nb, b.c, b.t).gpu_threads(b.c, b.t);
         }
     };
-    // Each GPU block computes its own block's sums: extents fixed per GPU block (also the shared
-    // memory's size, with no host loop to find it; the channels: at most channels_per_block).
-    auto per_block = [&](Func f) {
-        f.compute_at(partials, blk).bound_extent(b.sb, 1).bound_extent(b.nb, 1);
-    };
+    auto per_block = [&](Func f) { f.compute_at(at, blk).bound_extent(b.sb, 1).bound_extent(b.nb, 1); };
     Func thread_sums = b.thread_sums;  // (a handle)
     per_block(thread_sums);
     thread_sums.bound(b.t, 0, b.s_lanes * b.n_lanes);
@@ -137,43 +129,89 @@ inline void schedule_gpu_block_partials(Halide::Func partials, const BlockSums& 
         on_threads(f);
     }
     for (Func f : per_channel) {
-        f.compute_at(partials, blk).gpu_threads(f.args()[0]);
+        f.compute_at(at, blk).gpu_threads(f.args()[0]);
     }
 }
 
-// out(s, c, n) = undef; out(s, c, n) = f(out(s, c, n), ...): in place, one element per thread,
-// consecutive threads on consecutive elements.
-//  * nchw: (s, c) flattened (fewer than 2^31 elements: a view stride) on x, the batch rows on y
-//    in launches of at most 65535 rows;
-//  * channels-last: (c, s) flattened in launches of at most `launch_elements` elements, each on x.
+// A GPU training pass's partials (generators/block_partials.h): partials(k, c, sb, nb), the few
+// values of each block of the partition, one GPU block each (channels on x: any number of them;
+// a channel's blocks on y and z); the block's values stored by its first threads.
+inline void schedule_gpu_block_partials(Halide::Func partials, const BlockSums& b, ViewLayout layout,
+                                        const std::vector<Halide::Func>& per_channel,
+                                        const std::vector<Halide::Expr>& specializations) {
+    using namespace Halide;
+    Var cb("cb"), ci("ci");
+    partials.bound(b.k, 0, partials.output_buffer().dim(0).extent());
+    // (Blocks per channel are at most 256, gpu_blocks.h: sb and nb fit y and z.)
+    if (layout == ViewLayout::nchw) {
+        partials.reorder(b.k, b.c, b.sb, b.nb).gpu_blocks(b.c, b.sb, b.nb).gpu_threads(b.k);
+    } else {
+        partials.split(b.c, cb, ci, gpu_block_channels_nhwc, TailStrategy::GuardWithIf)
+            .reorder(ci, b.k, cb, b.sb, b.nb)
+            .gpu_blocks(cb, b.sb, b.nb)
+            .gpu_threads(ci, b.k);
+    }
+    schedule_gpu_block_sums(b, partials, layout == ViewLayout::nchw ? b.c : cb, layout, per_channel, specializations);
+}
+
+// The resident variant's first kernel (nchw, gpu_blocks.h): a GPU block per channel adds the
+// channel's one block (schedule_gpu_block_sums), then its first thread merges it and computes
+// every per-channel output (`finish`, one Tuple-valued Func; `sums`, the merge, in registers).
+inline void schedule_gpu_resident(Halide::Func finish, Halide::Func sums, const BlockSums& b,
+                                  const std::vector<Halide::Func>& per_channel,
+                                  const std::vector<Halide::Expr>& specializations) {
+    using namespace Halide;
+    Var cb("cb"), ci("ci");
+    finish.split(b.c, cb, ci, 1).gpu_blocks(cb).gpu_threads(ci);
+    sums.compute_at(finish, ci);
+    schedule_gpu_block_sums(b, finish, cb, ViewLayout::nchw, per_channel, specializations);
+}
+
+// out(s, c, n) = undef; out(s, c, n) = f(out(s, c, n), ...): in place, one element (or one
+// vector) per thread, consecutive threads on consecutive elements. `out` has the view (s, c, n),
+// or the vector view (lane, dense in vectors, other, n) of generators/tensor_view.h, whose lanes
+// are one 128-bit load and store of a thread.
+//  * nchw: (dense, c) fused (fewer than 2^31: a view stride) on x, the batch rows on y in
+//    launches of at most 65535 rows;
+//  * channels-last: (dense, rows) fused in launches of at most `launch_elements` elements, each
+//    on x.
+// (Fusing divides once per thread to find the thread's channel: per element in the scalar
+// variant, per vector in the vector one.)
 inline void schedule_gpu_inplace_update(Halide::Func out, ViewLayout layout,
                                         const std::vector<Halide::Expr>& specializations,
                                         const GpuParams& p = GpuParams()) {
     using namespace Halide;
-    const Var s = out.args()[0], c = out.args()[1], n = out.args()[2];
-    Var inner("inner"), fb("fb"), fi("fi"), no("no"), ni("ni"), so("so"), si("si");
+    const std::vector<Var> a = out.args();
+    const bool vectors = a.size() == 4;
+    const int dense = vectors ? 1 : dense_dim(layout), other = vectors ? 2 : 1 - dense_dim(layout),
+              batch = vectors ? 3 : 2;
+    const Var d = a[dense], o = a[other], n = a[batch];
+    Var inner("inner"), fb("fb"), fi("fi"), no("no"), ni("ni"), oo("oo"), oi("oi");
     Stage update = out.update();
     // (Split factors no larger than the extents: a guarded split keeps the whole factor.)
-    const Expr extent_s = out.output_buffer().dim(0).extent(), extent_c = out.output_buffer().dim(1).extent(),
-               extent_n = out.output_buffer().dim(2).extent();
+    const OutputImageParam buffer = out.output_buffer();
+    const Expr extent_d = buffer.dim(dense).extent(), extent_o = buffer.dim(other).extent(),
+               extent_n = buffer.dim(batch).extent();
     if (layout == ViewLayout::nchw) {
-        update.fuse(s, c, inner)
+        update.fuse(d, o, inner)
             .split(n, no, ni, min(extent_n, p.launch_rows), TailStrategy::GuardWithIf)
             .split(inner, fb, fi, p.threads, TailStrategy::GuardWithIf)
             .reorder(fi, fb, ni, no)
             .gpu_blocks(fb, ni)
             .gpu_threads(fi);
     } else {
-        // Rows per launch: as many as keep (c, rows) below launch_elements (at least one).
-        Expr rows = clamp(p.launch_elements / extent_c, 1, extent_s);
-        update.reorder(c, s, n)
-            .split(s, so, si, rows, TailStrategy::GuardWithIf)
-            .fuse(c, si, inner)
+        // Rows per launch: as many as keep (dense, rows) below launch_elements (at least one).
+        Expr rows = clamp(p.launch_elements / extent_d, 1, extent_o);
+        update.reorder(d, o, n)
+            .split(o, oo, oi, rows, TailStrategy::GuardWithIf)
+            .fuse(d, oi, inner)
             .split(inner, fb, fi, p.threads, TailStrategy::GuardWithIf)
-            .reorder(fi, fb, so, n)
+            .reorder(fi, fb, oo, n)
             .gpu_blocks(fb)
             .gpu_threads(fi);
     }
+    if (vectors && p.vector_loads) update.vectorize(a[0]);  // (the lanes: the innermost dim)
+    if (vectors && !p.vector_loads) update.unroll(a[0]);
     specialize_all(update, specializations);
     schedule_gpu_undef_stage(out);
 }

@@ -14,8 +14,24 @@
 namespace iabn_test {
 namespace {
 
+// The standard cases (their dense dims are odd: the GPUs' scalar applies), and shapes whose dense
+// dim is a whole number of 128-bit vectors in every dtype (the vector applies).
 std::vector<Case> device_cases(iabn::Device device) {
     std::vector<Case> cases = standard_cases();
+    for (iabn::DType dt : {iabn::DType::f32, iabn::DType::f64, iabn::DType::f16, iabn::DType::bf16}) {
+        for (iabn::Layout lay : {iabn::Layout::nchw, iabn::Layout::nhwc}) {
+            for (Stats stats : {Stats::batch, Stats::global_train}) {
+                Case c;
+                c.dtype = dt;
+                c.layout = lay;
+                c.shape = lay == iabn::Layout::nchw ? std::vector<int64_t>{3, 5, 4, 16} : std::vector<int64_t>{3, 4, 5, 16};
+                c.act = stats == Stats::batch ? iabn::Activation::leaky_relu : iabn::Activation::elu;
+                c.param = stats == Stats::batch ? 0.1 : 1.0;
+                c.stats = stats;
+                cases.push_back(c);
+            }
+        }
+    }
     for (Case& c : cases) c.device = device;
     return cases;
 }
