@@ -200,6 +200,16 @@ std::map<std::string, double> read_torch(const std::string& path, Notes& notes) 
 
 // ---- Timing ----
 
+// Releases device objects in a destructor, which must not throw: after an error of the device
+// (the one that is on its way to main) the release may fail too, and only that first error says
+// what went wrong.
+void quietly(const std::function<void()>& release) {
+    try {
+        release();
+    } catch (const std::exception&) {
+    }
+}
+
 // A stream, two events, and the two ways of timing `calls` calls on the stream.
 class Timer {
 public:
@@ -207,9 +217,11 @@ public:
         : gpu_(gpu), calls_(calls), repeats_(repeats), stream_(gpu.create_queue()), start_(gpu.create_event()),
           end_(gpu.create_event()) {}
     ~Timer() {
-        gpu_.destroy_event(start_);
-        gpu_.destroy_event(end_);
-        gpu_.destroy_queue(stream_);
+        quietly([&] {
+            gpu_.destroy_event(start_);
+            gpu_.destroy_event(end_);
+            gpu_.destroy_queue(stream_);
+        });
     }
     Timer(const Timer&) = delete;
     Timer& operator=(const Timer&) = delete;
@@ -239,8 +251,10 @@ private:
     struct Graph {
         explicit Graph(CudaDevice& gpu) : gpu(gpu) {}
         ~Graph() {
-            if (exec) gpu.destroy_graph_exec(exec);
-            if (graph) gpu.destroy_graph(graph);
+            quietly([&] {
+                if (exec) gpu.destroy_graph_exec(exec);
+                if (graph) gpu.destroy_graph(graph);
+            });
         }
         Graph(const Graph&) = delete;
         Graph& operator=(const Graph&) = delete;
@@ -283,8 +297,9 @@ private:
     void* end_;
 };
 
-// Both timings of `call`; a graph that cannot be captured gets no time and a note (the events
-// time stands: it does not depend on the capture).
+// Both timings of `call`; a graph that cannot be captured gets no time (its column says -) and a
+// note per call and error (not per case: the same failure in every case would flood the notes);
+// the events time stands: it does not depend on the capture.
 std::pair<double, double> both_timings(Timer& timer, const std::function<void()>& call, const std::string& what,
                                        Notes& notes) {
     const double events = timer.events(call);
@@ -368,8 +383,10 @@ public:
         grads_ = {channel(c, 0), channel(c, 0)};
     }
     ~DeviceCase() {
-        for (void* p : owned_) gpu_.free(p);
-        gpu_.free(copy_);
+        quietly([&] {
+            for (void* p : owned_) gpu_.free(p);
+            gpu_.free(copy_);
+        });
     }
     DeviceCase(const DeviceCase&) = delete;
     DeviceCase& operator=(const DeviceCase&) = delete;
@@ -438,11 +455,10 @@ void check_finite(Timer& timer, DeviceCase& dev, const std::string& what, Notes&
 std::vector<Row> run_case(Timer& timer, DeviceCase& dev, const Dims& nchw, iabn::DType dtype, iabn::Layout layout,
                           Notes& notes) {
     const Dims shape = layout == iabn::Layout::nchw ? nchw : Dims{nchw[0], nchw[2], nchw[3], nchw[1]};
-    const std::string what = dims_text(nchw) + " " + iabn::to_string(layout) + " " + iabn::to_string(dtype);
     const iabn::Options o = bench_options(layout, timer.stream());
     const iabn::TensorRef x = dev.x(shape), dz = dev.dz(shape);
 
-    const auto copy = both_timings(timer, [&] { dev.copy(timer.stream()); }, what + " (copy)", notes);
+    const auto copy = both_timings(timer, [&] { dev.copy(timer.stream()); }, "the copy", notes);
     const double copy_ms = lower(copy.first, copy.second);
 
     // Back-to-back calls must be valid as they are (nothing is restored between them):
@@ -463,11 +479,11 @@ std::vector<Row> run_case(Timer& timer, DeviceCase& dev, const Dims& nchw, iabn:
     auto backward = [&] { iabn::backward(x, dz, dev.state(), dev.grads(), o); };
     forward();
     forward();
-    const auto fwd = both_timings(timer, forward, what + " forward", notes);
+    const auto fwd = both_timings(timer, forward, "iabn's forward", notes);
     backward();
-    const auto bwd = both_timings(timer, backward, what + " backward", notes);
+    const auto bwd = both_timings(timer, backward, "iabn's backward", notes);
 
-    check_finite(timer, dev, what, notes);
+    check_finite(timer, dev, dims_text(nchw) + " " + iabn::to_string(layout) + " " + iabn::to_string(dtype), notes);
     Row f{dims_text(nchw), iabn::to_string(layout), iabn::to_string(dtype), "fwd-train", fwd.first, fwd.second,
           1.5 * copy_ms, 1.0 * copy_ms};
     Row b{dims_text(nchw), iabn::to_string(layout), iabn::to_string(dtype), "bwd-train", bwd.first, bwd.second,
@@ -547,6 +563,7 @@ void print_header(CudaDevice& gpu, const Settings& set, bool have_torch) {
 // Every case in order (dtype, then shape, then layout; torch_bench.py's order too), a row per
 // pass printed as it is measured; then the network totals.
 int run(const Settings& set) {
+    const double start = bench::now();  // of the time budget
     CudaDevice* gpu = CudaDevice::get();
     Notes notes;
     const std::map<std::string, double> torch =
@@ -556,7 +573,6 @@ int run(const Settings& set) {
     const ValuePool x_values(0.3f, 1.5f, 7), dz_values(0.0f, 1.0f, 8);
     Timer timer(*gpu, set.calls, set.repeats);
     std::vector<Row> rows;
-    const double start = bench::now();
     size_t done = 0;
     for (iabn::DType dtype : set.dtypes) {
         for (const Dims& nchw : shapes) {

@@ -169,7 +169,8 @@ def note_once(line, notes_done):
 
 def timed_pass(timer, call, context, what, notes_done):
     """(events, graph) ms per call, each run inside context() (autocast for the forward); a graph
-    that cannot be captured gets None and a '#' line (the events time stands)."""
+    that cannot be captured gets None (iabn-bench-gpu's column says -) and a '#' line per pass and
+    error, not per case; the events time stands."""
     with context():
         events = timer.events(call)
     try:
@@ -182,17 +183,16 @@ def timed_pass(timer, call, context, what, notes_done):
 
 
 def run_case(torch, timer, shape, dtype, layout, notes_done):
-    what = f"{dims_text(shape)} {layout} {dtype}"
     with torch.cuda.stream(timer.stream):  # the tensors, the calls and the autograd graph on one stream
         case = Case(torch, shape, dtype, layout)
         z = case.keep_forward()  # also the warm-up
         if dtype != "f32":
             note_once(f"# autocast(dtype={case.dtype}): batch_norm took {case.x.dtype} activations with "
                       f"{case.weight.dtype} weight, bias and running statistics, and gave {z.dtype}", notes_done)
-        fwd = timed_pass(timer, case.forward, case.autocast, what + " forward", notes_done)
+        fwd = timed_pass(timer, case.forward, case.autocast, "PyTorch's forward", notes_done)
         case.backward()  # warm-up
         # The backward outside autocast, as PyTorch advises: its ops run in the forward's dtypes.
-        bwd = timed_pass(timer, case.backward, contextlib.nullcontext, what + " backward", notes_done)
+        bwd = timed_pass(timer, case.backward, contextlib.nullcontext, "PyTorch's backward", notes_done)
     for pass_, times in (("fwd-train", fwd), ("bwd-train", bwd)):
         for method, ms in zip(("events", "graph"), times):
             if ms is not None:
