@@ -19,6 +19,8 @@
 #    PyTorch's times beside iabn's (bench/README.md: what is measured and how).
 # --quick: ResNet-50's five stage shapes only, 10 calls x 3 repeats, no network totals.
 # repeats: timed runs per time, of which the median (default 7; 20 calls each).
+# The results go to $IABN_GPU_OUT (default: IABN_GPU_BIN's directory, or build-gpu/; a temporary
+# one where that is not writable): gpu-shapes.txt, torch-times.txt, iabn-bench-gpu.txt (the tables).
 #
 # Time: a GPU session allows about 6 minutes for all of it.
 # - The suite took 1-2 minutes on an H200.
@@ -124,8 +126,7 @@ if [ -n "${IABN_GPU_BIN:-}" ]; then
         fi
     done
     if [ -f "$IABN_GPU_BIN/BUILD-INFO" ]; then cat "$IABN_GPU_BIN/BUILD-INFO"; fi
-    out="$IABN_GPU_BIN"
-    [ -w "$out" ] || out=$(mktemp -d)
+    out="${IABN_GPU_OUT:-$IABN_GPU_BIN}"
 else
     tests=build-gpu/tests/iabn_tests
     bench=build-gpu/bench/gpu/iabn-bench-gpu
@@ -134,8 +135,10 @@ else
         cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DIABN_CUDA=ON >/dev/null
         cmake --build build-gpu --target iabn-bench-gpu iabn_tests
     fi
-    out=build-gpu
+    out="${IABN_GPU_OUT:-build-gpu}"
 fi
+mkdir -p "$out" 2>/dev/null || true
+[ -w "$out" ] || out=$(mktemp -d)
 
 echo "== CUDA device"
 if ! device=$("$bench" --device 2>&1); then
@@ -171,9 +174,12 @@ done
 SECONDS=0
 if [ -n "$torch_python" ]; then
     echo "($torch_python)"
-    # A failure here leaves the columns it did not fill at '-': iabn's run goes on.
+    # Its lines go to the file only (iabn's table shows them); its notes are shown. A failure
+    # leaves the columns it did not fill at '-': iabn's run goes on.
     "$torch_python" bench/gpu/torch_bench.py --shapes "$shapes" --calls "$calls" --repeats "$repeats" \
-        --budget-s "$budget_s" | tee "$torch_times" || echo "run.sh: torch_bench.py failed (exit $?)" >&2
+        --budget-s "$budget_s" > "$torch_times" || echo "run.sh: torch_bench.py failed (exit $?)" >&2
+    grep '^#' "$torch_times" || true
+    echo "$(grep -vc '^#' "$torch_times" || true) times in $torch_times"
 else
     echo "no python3 here has PyTorch with CUDA (IABN_GPU_PYTHON, python3, /usr/bin/python3): the tables have no PyTorch times"
     : > "$torch_times"
@@ -182,5 +188,6 @@ echo "(PyTorch: $SECONDS s)"
 
 echo "== iabn"
 SECONDS=0
-"$bench" $quick --calls "$calls" --repeats "$repeats" --budget-s "$budget_s" --torch "$torch_times"
-echo "(iabn: $SECONDS s)"
+"$bench" $quick --calls "$calls" --repeats "$repeats" --budget-s "$budget_s" --torch "$torch_times" |
+    tee "$out/iabn-bench-gpu.txt"
+echo "(iabn: $SECONDS s; the tables are in $out/iabn-bench-gpu.txt)"
