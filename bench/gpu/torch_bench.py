@@ -60,7 +60,11 @@ def parse_args(argv=None):
 
 
 def read_shapes(path):
-    lines = sys.stdin.read().split() if path == "-" else open(path).read().split()
+    if path == "-":
+        lines = sys.stdin.read().split()
+    else:
+        with open(path) as f:
+            lines = f.read().split()
     shapes = []
     for line in lines:
         dims = tuple(int(d) for d in line.split("x"))
