@@ -1,5 +1,5 @@
 // The first CUDA GPU, with its primary context, as a TestDevice (device_driver.h), plus the
-// events the GPU benchmark times with.
+// events and CUDA graphs the GPU benchmark times with.
 #pragma once
 
 #include "device_driver.h"
@@ -30,6 +30,17 @@ public:
     void destroy_event(void* event);
     void record(void* event, void* stream);
     float elapsed_ms(void* start, void* end);  // waits for `end`
+
+    // CUDA graphs (the GPU benchmark's replay timing). The driver's graph entry points are
+    // resolved from libcuda.so.1 at their first use; a driver without them is an iabn::Error.
+    // Capture uses CU_STREAM_CAPTURE_MODE_GLOBAL, as torch.cuda.graph does by default: a call
+    // that would read or wait on the host while capturing fails instead of being left out.
+    void begin_capture(void* stream);           // cuStreamBeginCapture_v2
+    void* end_capture(void* stream);            // cuStreamEndCapture: the captured CUgraph
+    void* instantiate(void* graph);             // cuGraphInstantiateWithFlags: a CUgraphExec
+    void launch_graph(void* graph_exec, void* stream);  // cuGraphLaunch
+    void destroy_graph_exec(void* graph_exec);  // cuGraphExecDestroy
+    void destroy_graph(void* graph);            // cuGraphDestroy
 
 private:
     CudaDevice() = default;

@@ -1,37 +1,79 @@
 #!/usr/bin/env bash
 # The GPU benchmark, on a machine with an NVIDIA GPU (H100/H200 or any sm_80+):
-#   bash bench/gpu/run.sh [repeats]                      builds build-gpu/ (needs Halide), then runs
-#   IABN_GPU_BIN=<dir> bash bench/gpu/run.sh [repeats]   runs the prebuilt binaries in <dir>: no build
+#   bash bench/gpu/run.sh [--quick] [repeats]                     builds build-gpu/ (needs Halide), then runs
+#   IABN_GPU_BIN=<dir> bash bench/gpu/run.sh [--quick] [repeats]  runs the prebuilt binaries in <dir>: no build
 # and, on the build machine (no GPU needed), to make such a <dir>:
-#   bash bench/gpu/run.sh --prepare <dir>                builds iabn_tests and iabn-bench-gpu in build/
-#                                                        with the CUDA kernels and copies them to <dir>
+#   bash bench/gpu/run.sh --prepare <dir>     builds iabn_tests and iabn-bench-gpu in build/ with the
+#                                             CUDA kernels and copies them, stripped, to <dir>
+#   IABN_GPU_CPU_TARGET=<target> bash bench/gpu/run.sh --prepare <dir>
+#                                             the same in build-gpu-prepare/, with that one CPU
+#                                             dispatch level (a second full build; see below)
 # A run
 # 1. asks iabn-bench-gpu for the CUDA device, and stops with the reason where there is none,
-# 2. runs the CUDA correctness suite on the GPU (it must pass: no figures from wrong kernels),
-# 3. times PyTorch's batch_norm + leaky_relu_ on the same shapes, if PyTorch with CUDA is there,
-# 4. runs iabn-bench-gpu, which times iabn against a device-to-device copy floor and prints one
-#    table with PyTorch's times beside iabn's.
-# The prepared binaries carry iabn, its kernels and GoogleTest (static); they need glibc,
-# libstdc++ and libgcc on the GPU machine, and its CUDA driver (loaded at run time). Steps 3 and 4
-# read bench/gpu/torch_bench.py from this source tree, so carry <dir> along with the tree.
+# 2. runs the CUDA correctness suite and the structure tests on the GPU (they must pass: no
+#    figures from wrong kernels),
+# 3. times PyTorch's batch_norm + leaky_relu_ (torch_bench.py) on iabn-bench-gpu's own shape list
+#    (--list-shapes), with the first interpreter that has torch with CUDA: $IABN_GPU_PYTHON,
+#    python3, Debian's /usr/bin/python3 (where python3-torch goes); none: PyTorch's columns say -,
+# 4. runs iabn-bench-gpu, which times iabn against its two copy floors and prints the tables with
+#    PyTorch's times beside iabn's (bench/README.md: what is measured and how).
+# --quick: ResNet-50's five stage shapes only, 10 calls x 3 repeats, no network totals.
+# repeats: timed runs per time, of which the median (default 7; 20 calls each).
+# The results go to $IABN_GPU_OUT (default: IABN_GPU_BIN's directory, or build-gpu/; a temporary
+# one where that is not writable): gpu-shapes.txt, torch-times.txt, iabn-bench-gpu.txt (the tables).
+#
+# Time: a GPU session allows about 6 minutes for all of it.
+# - The suite took 1-2 minutes on an H200.
+# - The full benchmark moves little. Its 22 distinct shapes (ResNet-50's and DeepLabV3's layers)
+#   hold 220M elements: 0.9 GB in f32, 0.44 GB in f16 and in bf16. Each (dtype, shape, layout)
+#   runs per pass 20 x 7 calls between events and 20 x 8 from the graph (one untimed replay), and
+#   as many copies: 300 x (3 + 5 + 2) passes over its tensor. Over all of them that is about
+#   11 TB, 4 s at an H100's ~3 TB/s if every pass ran at the floor; at 3-5x the floor (what the
+#   previous GPU kernels took, BENCHMARKS.md) 10-20 s. PyTorch moves about as much.
+# - The host: about 80k calls per program (iabn's launches take some 10-30 us each; PyTorch's
+#   autograd and Python more, up to ~15 s), the tensors filled and uploaded once per (dtype,
+#   shape) and read back per layout for the finite check (~3.5 GB each way, a few seconds),
+#   torch's import and a capture per pass (PyTorch's collects garbage first).
+# So each program should take well under a minute. Should that estimate be wrong (a slow host,
+# the driver compiling the sm_80 PTX for a newer GPU on first use), --budget-s stops each one
+# from starting a new (dtype, shape) pair after $budget_s s, and the tables say what is missing:
+# at most 2 minutes of suite + 2 x $budget_s s + start-up stays under 6 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 # The CUDA cases of tests/test_devices.cpp, tests/test_sync.cpp, tests/test_determinism.cpp and
 # tests/test_gpu_launches.cpp (the structure of a steady-state call: launches, allocations, waits).
 cuda_filter='Cuda/DeviceCase.*:Cuda/Sync.*:Devices/DeviceQueue.*/cuda:Devices/DeviceBadInput.*/cuda:CudaWithoutDriver.*:*/Determinism.*/cuda_*:Shapes/GpuStructure.*/cuda_*:Devices/GpuWorkspace.*/cuda'
+budget_s=100
+max_prepared_mib=64  # what a GPU session can carry over with the source tree
 
 if [ "${1:-}" = "--prepare" ]; then
     dir="${2:?usage: bash bench/gpu/run.sh --prepare <dir>}"
     source tools/env.sh  # the pinned CMake and Halide (tools/deps.sh)
-    if [ ! -f build/CMakeCache.txt ]; then
-        cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+    # The build tree. By default build/, with the CPU kernel targets it has (IABN_KERNEL_TARGETS:
+    # three x86 dispatch levels by default, some 15 MB of each binary's 22): one level there
+    # would mean every CPU kernel generated again (most of a full build on a small machine),
+    # for a run that times no CPU kernel; stripped, the two binaries stay under the limit
+    # checked below. IABN_GPU_CPU_TARGET=<one Halide target> (e.g.
+    # x86-64-linux-avx2-fma-f16c-sse41, which H100 and H200 hosts run) builds them in a tree of
+    # their own, build-gpu-prepare/, with that one level instead: about half the size, for a
+    # second full build.
+    build=build
+    targets=()
+    if [ -n "${IABN_GPU_CPU_TARGET:-}" ]; then
+        build=build-gpu-prepare
+        targets=(-DIABN_KERNEL_TARGETS="$IABN_GPU_CPU_TARGET")
     fi
-    # Whatever else build/ was configured with, these two need the CUDA kernels and the benchmark.
-    cmake -S . -B build -DIABN_CUDA=ON -DIABN_BUILD_BENCH=ON -DIABN_BUILD_TESTS=ON >/dev/null
-    cmake --build build --target iabn_tests iabn-bench-gpu
+    if [ ! -f "$build/CMakeCache.txt" ]; then
+        cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+    fi
+    # Whatever else the tree was configured with, these two need the CUDA kernels and the benchmark.
+    cmake -S . -B "$build" -DIABN_CUDA=ON -DIABN_BUILD_BENCH=ON -DIABN_BUILD_TESTS=ON ${targets[@]+"${targets[@]}"} >/dev/null
+    cmake --build "$build" --target iabn_tests iabn-bench-gpu
     mkdir -p "$dir"
-    cp build/tests/iabn_tests build/bench/gpu/iabn-bench-gpu "$dir"/
+    # Symbol tables only go: the kernels (and their PTX) are code and data the binaries keep.
+    strip -o "$dir/iabn_tests" "$build/tests/iabn_tests"
+    strip -o "$dir/iabn-bench-gpu" "$build/bench/gpu/iabn-bench-gpu"
     # Only the C and C++ runtimes may be needed where the binaries go.
     allowed='^(linux-vdso\.so|ld-linux-x86-64\.so|libc\.so|libm\.so|libdl\.so|libpthread\.so|libstdc\+\+\.so|libgcc_s\.so)'
     for f in "$dir"/iabn_tests "$dir"/iabn-bench-gpu; do
@@ -41,15 +83,20 @@ if [ "${1:-}" = "--prepare" ]; then
             exit 1
         fi
     done
+    mib=$(stat -c %s "$dir"/iabn_tests "$dir"/iabn-bench-gpu | awk '{s += $1} END {print int((s + 1048575) / 1048576)}')
+    if [ "$mib" -ge "$max_prepared_mib" ]; then
+        echo "run.sh --prepare: the binaries take $mib MiB, not under $max_prepared_mib MiB" >&2
+        exit 1
+    fi
     glibc=$(objdump -T "$dir"/iabn_tests "$dir"/iabn-bench-gpu | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
     glibcxx=$(objdump -T "$dir"/iabn_tests "$dir"/iabn-bench-gpu | grep -o 'GLIBCXX_[0-9.]*' | sort -uV | tail -1)
     {
         echo "built from: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with local changes)')"
-        cxx=$(grep -m1 '^CMAKE_CXX_COMPILER:' build/CMakeCache.txt | cut -d= -f2)
+        cxx=$(grep -m1 '^CMAKE_CXX_COMPILER:' "$build/CMakeCache.txt" | cut -d= -f2)
         echo "built on: $(date -u +%Y-%m-%d) $(uname -m), $("$cxx" --version | head -1)"
-        echo "build type: $(grep -m1 '^CMAKE_BUILD_TYPE:' build/CMakeCache.txt | cut -d= -f2)"
-        echo "CPU kernel targets: $(grep -m1 '^IABN_KERNEL_TARGETS:' build/CMakeCache.txt | cut -d= -f2)"
-        echo "CUDA kernel target: $(grep -m1 '^IABN_CUDA_TARGET:' build/CMakeCache.txt | cut -d= -f2)"
+        echo "build type: $(grep -m1 '^CMAKE_BUILD_TYPE:' "$build/CMakeCache.txt" | cut -d= -f2), stripped ($mib MiB)"
+        echo "CPU kernel targets: $(grep -m1 '^IABN_KERNEL_TARGETS:' "$build/CMakeCache.txt" | cut -d= -f2)"
+        echo "CUDA kernel target: $(grep -m1 '^IABN_CUDA_TARGET:' "$build/CMakeCache.txt" | cut -d= -f2)"
         echo "needs: $glibc, $glibcxx (libstdc++), libgcc_s; the CUDA driver at run time"
     } > "$dir/BUILD-INFO"
     cat "$dir/BUILD-INFO"
@@ -57,7 +104,18 @@ if [ "${1:-}" = "--prepare" ]; then
     exit 0
 fi
 
-repeats="${1:-20}"
+quick=""
+repeats=""
+for arg in "$@"; do
+    case "$arg" in
+        --quick) quick=--quick ;;
+        [1-9]*) repeats=$arg ;;
+        *) echo "usage: bash bench/gpu/run.sh [--quick] [repeats] | --prepare <dir>" >&2; exit 2 ;;
+    esac
+done
+# Both programs get the same numbers (their own defaults are these too).
+if [ -n "$quick" ]; then calls=10 repeats=${repeats:-3}; else calls=20 repeats=${repeats:-7}; fi
+
 if [ -n "${IABN_GPU_BIN:-}" ]; then
     tests="$IABN_GPU_BIN/iabn_tests"
     bench="$IABN_GPU_BIN/iabn-bench-gpu"
@@ -68,8 +126,7 @@ if [ -n "${IABN_GPU_BIN:-}" ]; then
         fi
     done
     if [ -f "$IABN_GPU_BIN/BUILD-INFO" ]; then cat "$IABN_GPU_BIN/BUILD-INFO"; fi
-    out="$IABN_GPU_BIN"
-    [ -w "$out" ] || out=$(mktemp -d)
+    out="${IABN_GPU_OUT:-$IABN_GPU_BIN}"
 else
     tests=build-gpu/tests/iabn_tests
     bench=build-gpu/bench/gpu/iabn-bench-gpu
@@ -78,8 +135,10 @@ else
         cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DIABN_CUDA=ON >/dev/null
         cmake --build build-gpu --target iabn-bench-gpu iabn_tests
     fi
-    out=build-gpu
+    out="${IABN_GPU_OUT:-build-gpu}"
 fi
+mkdir -p "$out" 2>/dev/null || true
+[ -w "$out" ] || out=$(mktemp -d)
 
 echo "== CUDA device"
 if ! device=$("$bench" --device 2>&1); then
@@ -87,20 +146,48 @@ if ! device=$("$bench" --device 2>&1); then
     exit 1
 fi
 echo "$device"
+if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.memory --format=csv,noheader || true
+fi
 count=$("$tests" --gtest_filter="$cuda_filter" --gtest_list_tests | grep -c '^  ' || true)
 if [ "$count" -eq 0 ]; then
     echo "run.sh: the filter of the CUDA suite matches no test of $tests: $cuda_filter" >&2
     exit 1
 fi
-echo "== CUDA correctness suite ($count tests)"
+echo "== CUDA correctness suite and structure tests ($count tests)"
+SECONDS=0
 "$tests" --gtest_brief=1 --gtest_filter="$cuda_filter"
+echo "(suite: $SECONDS s)"
+
 echo "== PyTorch"
+shapes="$out/gpu-shapes.txt"
 torch_times="$out/torch-times.txt"
-if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
-    python3 bench/gpu/torch_bench.py "$repeats" | tee "$torch_times"
+"$bench" --list-shapes $quick > "$shapes"
+torch_python=""
+for py in ${IABN_GPU_PYTHON:-} python3 /usr/bin/python3; do
+    if command -v "$py" >/dev/null &&
+        "$py" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+        torch_python="$py"
+        break
+    fi
+done
+SECONDS=0
+if [ -n "$torch_python" ]; then
+    echo "($torch_python)"
+    # Its lines go to the file only (iabn's table shows them); its notes are shown. A failure
+    # leaves the columns it did not fill at '-': iabn's run goes on.
+    "$torch_python" bench/gpu/torch_bench.py --shapes "$shapes" --calls "$calls" --repeats "$repeats" \
+        --budget-s "$budget_s" > "$torch_times" || echo "run.sh: torch_bench.py failed (exit $?)" >&2
+    grep '^#' "$torch_times" || true
+    echo "$(grep -vc '^#' "$torch_times" || true) times in $torch_times"
 else
-    echo "PyTorch with CUDA is not installed here: the table has no PyTorch column"
+    echo "no python3 here has PyTorch with CUDA (IABN_GPU_PYTHON, python3, /usr/bin/python3): the tables have no PyTorch times"
     : > "$torch_times"
 fi
+echo "(PyTorch: $SECONDS s)"
+
 echo "== iabn"
-"$bench" --repeats "$repeats" --torch "$torch_times"
+SECONDS=0
+"$bench" $quick --calls "$calls" --repeats "$repeats" --budget-s "$budget_s" --torch "$torch_times" |
+    tee "$out/iabn-bench-gpu.txt"
+echo "(iabn: $SECONDS s; the tables are in $out/iabn-bench-gpu.txt)"
