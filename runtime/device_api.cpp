@@ -80,6 +80,17 @@ const CudaApi& cuda_api() {
     });
 }
 
+const CudaGraphApi& cuda_graph_api() {
+    return load<CudaGraphApi>("CUDA", "libcuda.so.1", [](CudaGraphApi& t, auto get) {
+        get(t.stream_begin_capture, "cuStreamBeginCapture_v2");
+        get(t.stream_end_capture, "cuStreamEndCapture");
+        get(t.graph_instantiate, "cuGraphInstantiateWithFlags");
+        get(t.graph_launch, "cuGraphLaunch");
+        get(t.graph_exec_destroy, "cuGraphExecDestroy");
+        get(t.graph_destroy, "cuGraphDestroy");
+    });
+}
+
 void cuda_check(int result, const char* what) {
     if (result == 0) return;
     const char* text = nullptr;

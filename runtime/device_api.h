@@ -45,6 +45,20 @@ struct CudaApi {
     Result (*pointer_get_attribute)(void* data, int attribute, Ptr ptr);
 };
 const CudaApi& cuda_api();  // loads libcuda.so.1; throws iabn::Error if it cannot
+
+// The driver's CUDA graph entry points, which iabn never calls (a caller captures iabn's calls
+// into its own graphs): the GPU benchmark's capture and replay. A table of their own, so that a
+// driver without them (before CUDA 11.4) still runs iabn.
+struct CudaGraphApi {
+    using Result = int;
+    Result (*stream_begin_capture)(void* stream, int mode);
+    Result (*stream_end_capture)(void* stream, void** graph);
+    Result (*graph_instantiate)(void** graph_exec, void* graph, unsigned long long flags);
+    Result (*graph_launch)(void* graph_exec, void* stream);
+    Result (*graph_exec_destroy)(void* graph_exec);
+    Result (*graph_destroy)(void* graph);
+};
+const CudaGraphApi& cuda_graph_api();  // throws iabn::Error where the driver lacks them
 // Throws iabn::Error "CUDA: <what> failed: <the driver's text>" when `result` is not 0.
 void cuda_check(int result, const char* what);
 

@@ -2,56 +2,20 @@
 
 #include "device_api.h"  // the runtime's loader of the CUDA driver
 
-#include <dlfcn.h>
-
 #include <string>
-#include <type_traits>
 
 namespace iabn_test {
 namespace {
 
 using iabn::detail::cuda_api;
 using iabn::detail::cuda_check;
+using iabn::detail::cuda_graph_api;
 
 unsigned long long address(const void* p) { return reinterpret_cast<unsigned long long>(p); }
 
 std::string& failure() {
     static std::string why;
     return why;
-}
-
-// The driver's graph entry points. Only the GPU benchmark uses them (iabn itself never captures),
-// so they are resolved here, from the library the runtime's loader has already opened (with
-// RTLD_GLOBAL: dlopen returns the same handle), and not added to the runtime's table.
-struct GraphApi {
-    int (*begin_capture)(void* stream, int mode);
-    int (*end_capture)(void* stream, void** graph);
-    int (*instantiate)(void** graph_exec, void* graph, unsigned long long flags);
-    int (*launch)(void* graph_exec, void* stream);
-    int (*exec_destroy)(void* graph_exec);
-    int (*destroy)(void* graph);
-};
-
-const GraphApi& graph_api() {
-    static std::string missing;
-    static const GraphApi api = [] {
-        GraphApi t{};
-        cuda_api();  // throws, saying why, where the driver cannot be loaded
-        void* lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_GLOBAL);
-        auto get = [&](auto& fn, const char* name) {
-            fn = lib ? reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, name)) : nullptr;
-            if (!fn && missing.empty()) missing = std::string("CUDA: libcuda.so.1 has no ") + name;
-        };
-        get(t.begin_capture, "cuStreamBeginCapture_v2");
-        get(t.end_capture, "cuStreamEndCapture");
-        get(t.instantiate, "cuGraphInstantiateWithFlags");  // CUDA 11.4 and later drivers
-        get(t.launch, "cuGraphLaunch");
-        get(t.exec_destroy, "cuGraphExecDestroy");
-        get(t.destroy, "cuGraphDestroy");
-        return t;
-    }();
-    if (!missing.empty()) throw iabn::Error(missing);
-    return api;
 }
 
 }  // namespace
@@ -144,29 +108,29 @@ float CudaDevice::elapsed_ms(void* start, void* end) {
 }
 
 void CudaDevice::begin_capture(void* stream) {
-    cuda_check(graph_api().begin_capture(stream, 0 /* CU_STREAM_CAPTURE_MODE_GLOBAL */), "cuStreamBeginCapture_v2");
+    cuda_check(cuda_graph_api().stream_begin_capture(stream, 0 /* CU_STREAM_CAPTURE_MODE_GLOBAL */), "cuStreamBeginCapture_v2");
 }
 
 void* CudaDevice::end_capture(void* stream) {
     void* graph = nullptr;
-    cuda_check(graph_api().end_capture(stream, &graph), "cuStreamEndCapture");
+    cuda_check(cuda_graph_api().stream_end_capture(stream, &graph), "cuStreamEndCapture");
     return graph;
 }
 
 void* CudaDevice::instantiate(void* graph) {
     void* exec = nullptr;
-    cuda_check(graph_api().instantiate(&exec, graph, 0), "cuGraphInstantiateWithFlags");
+    cuda_check(cuda_graph_api().graph_instantiate(&exec, graph, 0), "cuGraphInstantiateWithFlags");
     return exec;
 }
 
 void CudaDevice::launch_graph(void* graph_exec, void* stream) {
-    cuda_check(graph_api().launch(graph_exec, stream), "cuGraphLaunch");
+    cuda_check(cuda_graph_api().graph_launch(graph_exec, stream), "cuGraphLaunch");
 }
 
 void CudaDevice::destroy_graph_exec(void* graph_exec) {
-    cuda_check(graph_api().exec_destroy(graph_exec), "cuGraphExecDestroy");
+    cuda_check(cuda_graph_api().graph_exec_destroy(graph_exec), "cuGraphExecDestroy");
 }
 
-void CudaDevice::destroy_graph(void* graph) { cuda_check(graph_api().destroy(graph), "cuGraphDestroy"); }
+void CudaDevice::destroy_graph(void* graph) { cuda_check(cuda_graph_api().graph_destroy(graph), "cuGraphDestroy"); }
 
 }  // namespace iabn_test
