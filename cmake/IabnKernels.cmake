@@ -26,19 +26,33 @@ function(iabn_dispatch_level out target)
     endif ()
 endfunction()
 
-# The data lines of IABN_SCHEDULE_PARAMS, checked once (a mistake in a user's file fails the
+# The data lines of a schedule params file, checked once (a mistake in a user's file fails the
 # configure step with its line, not a generator run later):
 #   <generator> <level|*> <layout|*> <dtype|*> <name>=<value>...
+# `set`: cpu (IABN_SCHEDULE_PARAMS; level: a dispatch level), cuda or opencl
+# (IABN_CUDA_SCHEDULE_PARAMS, IABN_OPENCL_SCHEDULE_PARAMS; level: the API's name).
 # A kernel takes, for each dispatch level, the line of its generator that matches the level,
 # layout and dtype and names the most of them (a '*' matches anything); among equals, the first.
 # tools/tune/params_file.cpp applies the same rule.
-set(_iabn_tunables block rows vectors tasks_per_thread channels unroll unroll_channels)
-function(_iabn_read_schedule_params)
-    get_property(done GLOBAL PROPERTY IABN_SCHEDULE_LINES SET)
+set(_iabn_tunables_cpu block rows vectors tasks_per_thread channels unroll unroll_channels)
+set(_iabn_levels_cpu avx512 avx2 sse41 arm)
+set(_iabn_tunables_cuda threads channel_block)
+set(_iabn_levels_cuda cuda)
+set(_iabn_tunables_opencl threads channel_block)
+set(_iabn_levels_opencl opencl)
+function(_iabn_read_schedule_params set)
+    get_property(done GLOBAL PROPERTY IABN_SCHEDULE_LINES_${set} SET)
     if (done)
         return()
     endif ()
-    set(file "${IABN_SCHEDULE_PARAMS}")
+    if (set STREQUAL "cpu")
+        set(file "${IABN_SCHEDULE_PARAMS}")
+    else ()
+        string(TOUPPER "${set}" api)
+        set(file "${IABN_${api}_SCHEDULE_PARAMS}")
+    endif ()
+    set(tunables ${_iabn_tunables_${set}})
+    set(levels ${_iabn_levels_${set}})
     set_property(DIRECTORY "${PROJECT_SOURCE_DIR}" APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${file}")
     file(STRINGS "${file}" lines REGEX "^[^#]")
     set(checked "")
@@ -57,8 +71,9 @@ function(_iabn_read_schedule_params)
             list(GET fields 2 layout)
             list(GET fields 3 dtype)
             list(SUBLIST fields 4 -1 values)
-            if (NOT level MATCHES "^(\\*|avx512|avx2|sse41|arm)$")
-                set(bad "level '${level}' is none of *, avx512, avx2, sse41, arm")
+            if (NOT level STREQUAL "*" AND NOT level IN_LIST levels)
+                string(REPLACE ";" ", " names "${levels}")
+                set(bad "level '${level}' is none of *, ${names}")
             elseif (NOT layout MATCHES "^(\\*|nchw|nhwc)$")
                 set(bad "layout '${layout}' is none of *, nchw, nhwc")
             elseif (NOT dtype MATCHES "^(\\*|f32|f64|f16|bf16)$")
@@ -67,8 +82,8 @@ function(_iabn_read_schedule_params)
             foreach (v IN LISTS values)
                 if (bad STREQUAL "" AND NOT v MATCHES "^([a-z_]+)=[0-9]+$")
                     set(bad "'${v}' is not <name>=<integer>")
-                elseif (bad STREQUAL "" AND NOT CMAKE_MATCH_1 IN_LIST _iabn_tunables)
-                    set(bad "'${CMAKE_MATCH_1}' is none of ${_iabn_tunables}")
+                elseif (bad STREQUAL "" AND NOT CMAKE_MATCH_1 IN_LIST tunables)
+                    set(bad "'${CMAKE_MATCH_1}' is none of ${tunables}")
                 endif ()
             endforeach ()
         endif ()
@@ -78,13 +93,13 @@ function(_iabn_read_schedule_params)
         string(REPLACE ";" " " canonical "${fields}")
         list(APPEND checked "${canonical}")
     endforeach ()
-    set_property(GLOBAL PROPERTY IABN_SCHEDULE_LINES "${checked}")
+    set_property(GLOBAL PROPERTY IABN_SCHEDULE_LINES_${set} "${checked}")
 endfunction()
 
-# The line a (generator, level, layout, dtype) takes (empty if none matches).
-function(iabn_schedule_line out generator level layout dtype)
-    _iabn_read_schedule_params()
-    get_property(lines GLOBAL PROPERTY IABN_SCHEDULE_LINES)
+# The line a (generator, level, layout, dtype) takes in the params of `set` (empty if none matches).
+function(iabn_schedule_line out set generator level layout dtype)
+    _iabn_read_schedule_params(${set})
+    get_property(lines GLOBAL PROPERTY IABN_SCHEDULE_LINES_${set})
     set(best "")
     set(best_score -1)
     foreach (line IN LISTS lines)
@@ -113,6 +128,23 @@ function(iabn_schedule_line out generator level layout dtype)
     set(${out} "${best}" PARENT_SCOPE)
 endfunction()
 
+# The GeneratorParams of a GPU kernel: the <name>=<value> of its line in the API's params file
+# (the generator declares them: generators/tunables.h). The choice also goes to
+# IABN_SCHEDULE_INFO.
+function(iabn_gpu_schedule_params out generator kernel device layout dtype)
+    iabn_schedule_line(line ${device} ${generator} ${device} ${layout} ${dtype})
+    if (line STREQUAL "")
+        set_property(GLOBAL APPEND_STRING PROPERTY IABN_SCHEDULE_INFO
+                     "${kernel} ${device}: no line for ${generator}, the generator's defaults\n")
+        set(${out} "" PARENT_SCOPE)
+        return()
+    endif ()
+    set_property(GLOBAL APPEND_STRING PROPERTY IABN_SCHEDULE_INFO "${kernel} ${device}: ${line}\n")
+    string(REPLACE " " ";" fields "${line}")
+    list(SUBLIST fields 4 -1 values)
+    set(${out} ${values} PARENT_SCOPE)
+endfunction()
+
 # The GeneratorParams of a CPU kernel: levels=<level>:<name>:<value>,.../<level>:... with the
 # numbers of each dispatch level among `targets` (the generators pick their target's entry;
 # generators/iabn_generator.h). Each level's choice also goes to the global property
@@ -121,7 +153,7 @@ function(iabn_schedule_params out generator kernel layout dtype targets)
     set(entries "")
     foreach (target IN LISTS targets)
         iabn_dispatch_level(level "${target}")
-        iabn_schedule_line(line ${generator} ${level} ${layout} ${dtype})
+        iabn_schedule_line(line cpu ${generator} ${level} ${layout} ${dtype})
         if (line STREQUAL "")
             set_property(GLOBAL APPEND_STRING PROPERTY IABN_SCHEDULE_INFO
                          "${kernel} ${level}: no line for ${generator}, the generator's defaults\n")
@@ -195,7 +227,9 @@ function(iabn_add_kernel)
         string(TOUPPER "${K_DEVICE}" api)
         string(APPEND name "_${K_DEVICE}")
         set(targets ${IABN_${api}_TARGET})
-        set(tuned "")  # the GPU schedules' numbers are named constants in schedules/gpu.h
+        # The GPU numbers from the API's params file (the per-channel kernels, LAYOUT any, match
+        # the file's layout column with '*' only).
+        iabn_gpu_schedule_params(tuned ${K_GENERATOR} ${name} ${K_DEVICE} ${K_LAYOUT} ${K_DTYPE})
         set(entry "IABN_${api}_KERNEL")
         set(also IABN_${api}_OBJECTS)
     else ()

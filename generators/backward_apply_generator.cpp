@@ -7,7 +7,7 @@
 namespace iabn_gen {
 using namespace Halide;
 
-class BackwardApply : public IabnGenerator<BackwardApply, UpdateTunables> {
+class BackwardApply : public IabnGenerator<BackwardApply, UpdateTunables, GpuUpdateTunables> {
 public:
     // GPUs: elements per 128-bit vector, 1 for the scalar variant (tensor_view.h, element_view()).
     GeneratorParam<int> vector{"vector", 1};
@@ -54,7 +54,7 @@ public:
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
         if (!using_autoscheduler() && get_target().has_gpu_feature()) {
             iabn_sched::schedule_gpu_inplace_update(dx, view(), backward_specializations(batch_stats, activation),
-                                                    iabn_sched::gpu_params(get_target()));
+                                                    gpu_params());
         } else if (!using_autoscheduler()) {
             iabn_sched::schedule_inplace_update(dx, view(), cpu_params(), get_target(),
                                                 backward_specializations(batch_stats, activation));

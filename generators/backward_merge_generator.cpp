@@ -8,7 +8,7 @@
 namespace iabn_gen {
 using namespace Halide;
 
-class BackwardMerge : public IabnGenerator<BackwardMerge> {
+class BackwardMerge : public IabnGenerator<BackwardMerge, NoTunables, GpuChannelTunables> {
 public:
     Input<Buffer<double, 2>> gathered{"gathered"};  // (i, p): sync_partials.h
     Input<Buffer<void, 1>> weight{"weight"};
@@ -47,7 +47,7 @@ public:
         /* THE SCHEDULE: O(C x processes) work. CPU: the merge at root, the rest Halide's default;
            GPU: a thread per channel, the merge in its registers. */
         if (get_target().has_gpu_feature()) {
-            iabn_sched::schedule_gpu_channel_finish(merged, merge);
+            iabn_sched::schedule_gpu_channel_finish(merged, merge, gpu_params());
         } else {
             merged.compute_root();
         }

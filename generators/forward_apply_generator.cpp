@@ -7,7 +7,7 @@
 namespace iabn_gen {
 using namespace Halide;
 
-class ForwardApply : public IabnGenerator<ForwardApply, UpdateTunables> {
+class ForwardApply : public IabnGenerator<ForwardApply, UpdateTunables, GpuUpdateTunables> {
 public:
     Input<Buffer<void, 1>> pivot{"pivot"};  // coefficients from forward_stats / global_coeffs
     Input<Buffer<void, 1>> scale{"scale"};
@@ -43,7 +43,7 @@ public:
         /* THE SCHEDULE (skipped when an autoscheduler schedules the pipeline instead) */
         if (!using_autoscheduler() && get_target().has_gpu_feature()) {
             iabn_sched::schedule_gpu_inplace_update(z, view(), activation_specializations(activation),
-                                                    iabn_sched::gpu_params(get_target()));
+                                                    gpu_params());
         } else if (!using_autoscheduler()) {
             iabn_sched::schedule_inplace_update(z, view(), cpu_params(), get_target(),
                                                 activation_specializations(activation));

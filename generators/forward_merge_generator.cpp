@@ -9,7 +9,7 @@
 namespace iabn_gen {
 using namespace Halide;
 
-class ForwardMerge : public IabnGenerator<ForwardMerge> {
+class ForwardMerge : public IabnGenerator<ForwardMerge, NoTunables, GpuChannelTunables> {
 public:
     Input<Buffer<double, 2>> gathered{"gathered"};  // (i, p): sync_partials.h
     Input<Buffer<void, 1>> weight{"weight"};
@@ -52,7 +52,7 @@ public:
         /* THE SCHEDULE: O(C x processes) work. CPU: the merge at root, the rest Halide's default;
            GPU: a thread per channel, the merge in its registers. */
         if (get_target().has_gpu_feature()) {
-            iabn_sched::schedule_gpu_channel_finish(merged.sums, merge);
+            iabn_sched::schedule_gpu_channel_finish(merged.sums, merge, gpu_params());
         } else {
             merged.sums.compute_root();
         }

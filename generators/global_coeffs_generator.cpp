@@ -6,7 +6,7 @@
 namespace iabn_gen {
 using namespace Halide;
 
-class GlobalCoeffs : public IabnGenerator<GlobalCoeffs> {
+class GlobalCoeffs : public IabnGenerator<GlobalCoeffs, NoTunables, GpuChannelTunables> {
 public:
     Input<Buffer<void, 1>> running_mean{"running_mean"};
     Input<Buffer<void, 1>> running_var{"running_var"};
@@ -49,7 +49,7 @@ public:
            thread per channel. */
         if (get_target().has_gpu_feature()) {
             iabn_sched::schedule_gpu_channel_outputs({apply_pivot, apply_scale, apply_shift, grad_scale, xhat_bias,
-                                                      xhat_inv_g});
+                                                      xhat_inv_g}, gpu_params());
         }
     }
 };

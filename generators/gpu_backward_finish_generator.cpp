@@ -8,7 +8,7 @@
 namespace iabn_gen {
 using namespace Halide;
 
-class GpuBackwardFinish : public IabnGenerator<GpuBackwardFinish> {
+class GpuBackwardFinish : public IabnGenerator<GpuBackwardFinish, NoTunables, GpuChannelTunables> {
 public:
     Input<Buffer<double, 4>> partials{"partials"};  // (k, c, sb, nb): block_partials.h
     Input<Buffer<void, 1>> weight{"weight"};
@@ -39,7 +39,7 @@ public:
         partials.dim(0).set_bounds(0, block_partial_values);
 
         /* THE SCHEDULE */
-        iabn_sched::schedule_gpu_channel_finish(merged, finish);
+        iabn_sched::schedule_gpu_channel_finish(merged, finish, gpu_params());
     }
 };
 

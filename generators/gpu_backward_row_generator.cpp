@@ -9,7 +9,7 @@
 namespace iabn_gen {
 using namespace Halide;
 
-class GpuBackwardRow : public IabnGenerator<GpuBackwardRow> {
+class GpuBackwardRow : public IabnGenerator<GpuBackwardRow, NoTunables, GpuChannelTunables> {
 public:
     Input<Buffer<double, 4>> partials{"partials"};  // (k, c, sb, nb): block_partials.h
     Input<Buffer<void, 1>> weight{"weight"};
@@ -40,8 +40,8 @@ public:
         partials.dim(0).set_bounds(0, block_partial_values);
 
         /* THE SCHEDULE */
-        iabn_sched::schedule_gpu_channel_finish(for_grads, grads);
-        iabn_sched::schedule_gpu_row(row, {for_a, for_b});
+        iabn_sched::schedule_gpu_channel_finish(for_grads, grads, gpu_params());
+        iabn_sched::schedule_gpu_row(row, {for_a, for_b}, gpu_params());
     }
 };
 

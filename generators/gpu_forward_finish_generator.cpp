@@ -9,7 +9,7 @@
 namespace iabn_gen {
 using namespace Halide;
 
-class GpuForwardFinish : public IabnGenerator<GpuForwardFinish> {
+class GpuForwardFinish : public IabnGenerator<GpuForwardFinish, NoTunables, GpuChannelTunables> {
 public:
     Input<Buffer<double, 4>> partials{"partials"};  // (k, c, sb, nb): block_partials.h
     Input<Buffer<void, 1>> weight{"weight"};
@@ -42,7 +42,7 @@ public:
         partials.dim(0).set_bounds(0, block_partial_values);
 
         /* THE SCHEDULE */
-        iabn_sched::schedule_gpu_channel_finish(merged.sums, finish);
+        iabn_sched::schedule_gpu_channel_finish(merged.sums, finish, gpu_params());
     }
 };
 

@@ -7,7 +7,7 @@
 namespace iabn_gen {
 using namespace Halide;
 
-class GpuForwardRow : public IabnGenerator<GpuForwardRow> {
+class GpuForwardRow : public IabnGenerator<GpuForwardRow, NoTunables, GpuChannelTunables> {
 public:
     Input<Buffer<double, 4>> partials{"partials"};  // (k, c, sb, nb): block_partials.h
     Output<Buffer<double, 1>> row{"row"};           // 2C + 1 values
@@ -28,7 +28,7 @@ public:
         partials.dim(0).set_bounds(0, block_partial_values);
 
         /* THE SCHEDULE */
-        iabn_sched::schedule_gpu_row(row, {a.sums, b.sums});
+        iabn_sched::schedule_gpu_row(row, {a.sums, b.sums}, gpu_params());
     }
 };
 

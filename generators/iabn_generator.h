@@ -17,10 +17,11 @@
 
 namespace iabn_gen {
 
-// Tunables: the schedule numbers the generator's CPU schedule reads (tunables.h). They sit in a
-// base of the generator object, where Halide finds GeneratorParams (within the object's bytes).
-template <typename T, typename Tunables = NoTunables>
-class IabnGenerator : public Halide::Generator<T>, public Tunables {
+// Tunables, GpuTunables: the schedule numbers the generator's CPU and GPU schedules read
+// (tunables.h). They sit in bases of the generator object, where Halide finds GeneratorParams
+// (within the object's bytes).
+template <typename T, typename Tunables = NoTunables, typename GpuTunables = NoGpuTunables>
+class IabnGenerator : public Halide::Generator<T>, public Tunables, public GpuTunables {
 public:
     Halide::GeneratorParam<std::string> dtype{"dtype", "f32"};    // f32, f64, f16, bf16
     Halide::GeneratorParam<std::string> layout{"layout", "nchw"};  // nchw or nhwc
@@ -35,6 +36,12 @@ protected:
     // The threads of a GPU training pass's blocks on s and on n (schedules/gpu_blocks.h).
     iabn_sched::GpuBlockLanes gpu_block_lanes() const {
         return view() == ViewLayout::nchw ? iabn_sched::gpu_block_lanes_nchw : iabn_sched::gpu_block_lanes_nhwc;
+    }
+    // The GPU numbers: the target's (gpu_params()), then the params file's (GpuTunables).
+    iabn_sched::GpuParams gpu_params() const {
+        iabn_sched::GpuParams p = iabn_sched::gpu_params(this->get_target());
+        GpuTunables::read(p);
+        return p;
     }
     iabn_sched::CpuParams cpu_params() const {
         iabn_sched::CpuParams p;

@@ -7,6 +7,7 @@
 
 #include "Halide.h"
 #include "cpu.h"
+#include "gpu.h"
 
 #include <string>
 #include <vector>
@@ -51,6 +52,27 @@ struct FusedTunables {
     Halide::GeneratorParam<int> channels{"channels", iabn_sched::CpuParams().channels};
     static std::vector<std::string> names() { return {"block", "vectors", "channels"}; }
     void read(iabn_sched::CpuParams& p) const { p.block = block, p.vectors = vectors, p.channels = channels; }
+};
+
+// The GPU schedules' numbers (schedules/gpu.h, struct GpuParams), passed from schedules/cuda.params
+// or opencl.params to the GPU kernels only: a set per kind of GPU schedule, as for the CPU.
+struct NoGpuTunables {
+    static std::vector<std::string> names() { return {}; }
+    void read(iabn_sched::GpuParams&) const {}
+};
+
+// schedule_gpu_inplace_update: the applies.
+struct GpuUpdateTunables {
+    Halide::GeneratorParam<int> threads{"threads", iabn_sched::GpuParams().threads};
+    static std::vector<std::string> names() { return {"threads"}; }
+    void read(iabn_sched::GpuParams& p) const { p.threads = threads; }
+};
+
+// The per-channel kernels (a thread per channel): coefficients, finishes, merges, rows.
+struct GpuChannelTunables {
+    Halide::GeneratorParam<int> channel_block{"channel_block", iabn_sched::GpuParams().channel_block};
+    static std::vector<std::string> names() { return {"channel_block"}; }
+    void read(iabn_sched::GpuParams& p) const { p.channel_block = channel_block; }
 };
 
 }  // namespace iabn_gen

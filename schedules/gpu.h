@@ -7,10 +7,13 @@
 //    channel adds its blocks in order, in registers). Deterministic: no atomics, fixed orders,
 //    the same bits from run to run;
 //  * element-wise in-place updates: the tensor flattened to one dimension (contiguous in both
-//    layouts), one element per thread, 256 threads per block;
+//    layouts), one element (or one 128-bit vector) per thread, `threads` threads per block;
 //  * per-channel Funcs (coefficients, saved and running statistics): one thread per channel.
 //
-// The tunable numbers are named constants here (GPU tuning needs a GPU; the tuner is CPU-only).
+// The tunable numbers are GpuParams' (threads, channel_block): the build passes them from
+// schedules/cuda.params or opencl.params (generators/tunables.h says which generator reads
+// which), the defaults below otherwise. The blocks of a training pass's reductions
+// (gpu_blocks.h) are fixed: the runtime computes the same partition.
 #pragma once
 
 #include "common.h"
@@ -19,8 +22,8 @@
 namespace iabn_sched {
 
 struct GpuParams {
-    int threads = 256;          // threads per block of element-wise kernels
-    int channel_block = 64;     // per-channel Funcs: channels per block
+    int threads = 256;          // threads per block of element-wise kernels (tunable)
+    int channel_block = 64;     // per-channel Funcs: channels per block (tunable)
     int launch_rows = 65535;    // element-wise, nchw: batch rows per launch (the grid's y limit)
     int launch_elements = 1 << 30;  // element-wise, channels-last: elements per launch (< 2^31)
     // Vector views (generators/tensor_view.h): a thread's lanes as one vector load and store, or
@@ -44,7 +47,7 @@ inline GpuParams gpu_params(const Halide::Target& target) {
 inline void schedule_gpu_undef_stage(Halide::Func out) { out.gpu_single_thread(); }
 
 // One thread per channel for a Func over c, every stage of it.
-inline void schedule_gpu_per_channel(Halide::Func f, const GpuParams& p = GpuParams()) {
+inline void schedule_gpu_per_channel(Halide::Func f, const GpuParams& p) {
     using namespace Halide;
     const Var c = f.args()[0];
     Var cb("cb"), ci("ci");
@@ -57,7 +60,7 @@ inline void schedule_gpu_per_channel(Halide::Func f, const GpuParams& p = GpuPar
 // Several Funcs over c computed in one kernel (one launch instead of one each): the last stage
 // of each, a thread per channel, fused with compute_with; earlier stages (an in-place Output's
 // `undef`) have no work.
-inline void schedule_gpu_channel_outputs(const std::vector<Halide::Func>& funcs, const GpuParams& p = GpuParams()) {
+inline void schedule_gpu_channel_outputs(const std::vector<Halide::Func>& funcs, const GpuParams& p) {
     using namespace Halide;
     Var cb("cb"), ci("ci");
     auto last = [](Func f) { return f.has_update_definition() ? f.update(f.num_update_definitions() - 1) : Stage(f); };
@@ -73,7 +76,7 @@ inline void schedule_gpu_channel_outputs(const std::vector<Halide::Func>& funcs,
 // channel merges the channel's blocks (or processes' rows) in order (`sums`, in registers), then
 // computes every per-channel output (`finish`, one Tuple-valued Func). One kernel; nothing at
 // root, so no device allocation.
-inline void schedule_gpu_channel_finish(Halide::Func sums, Halide::Func finish, const GpuParams& p = GpuParams()) {
+inline void schedule_gpu_channel_finish(Halide::Func sums, Halide::Func finish, const GpuParams& p) {
     using namespace Halide;
     schedule_gpu_per_channel(finish, p);
     sums.compute_at(finish, Var("ci"));  // (schedule_gpu_per_channel's thread loop)
@@ -81,7 +84,7 @@ inline void schedule_gpu_channel_finish(Halide::Func sums, Halide::Func finish, 
 
 // A synchronized pass's row of partials (2C + 1 values) from block partials: a thread per value,
 // each merging the one channel it reads in its registers (`merges`: one Func per kind of value).
-inline void schedule_gpu_row(Halide::Func row, const std::vector<Halide::Func>& merges, const GpuParams& p = GpuParams()) {
+inline void schedule_gpu_row(Halide::Func row, const std::vector<Halide::Func>& merges, const GpuParams& p) {
     using namespace Halide;
     Var ib("ib"), ii("ii");
     row.gpu_tile(row.args()[0], ib, ii, p.channel_block, TailStrategy::GuardWithIf);
@@ -179,7 +182,7 @@ inline void schedule_gpu_resident(Halide::Func finish, Halide::Func sums, const 
 // variant, per vector in the vector one.)
 inline void schedule_gpu_inplace_update(Halide::Func out, ViewLayout layout,
                                         const std::vector<Halide::Expr>& specializations,
-                                        const GpuParams& p = GpuParams()) {
+                                        const GpuParams& p) {
     using namespace Halide;
     const std::vector<Var> a = out.args();
     const bool vectors = a.size() == 4;

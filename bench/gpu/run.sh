@@ -3,11 +3,10 @@
 #   bash bench/gpu/run.sh [--quick] [repeats]                     builds build-gpu/ (needs Halide), then runs
 #   IABN_GPU_BIN=<dir> bash bench/gpu/run.sh [--quick] [repeats]  runs the prebuilt binaries in <dir>: no build
 # and, on the build machine (no GPU needed), to make such a <dir>:
-#   bash bench/gpu/run.sh --prepare <dir>     builds iabn_tests and iabn-bench-gpu in build/ with the
-#                                             CUDA kernels and copies them, stripped, to <dir>
-#   IABN_GPU_CPU_TARGET=<target> bash bench/gpu/run.sh --prepare <dir>
-#                                             the same in build-gpu-prepare/, with that one CPU
-#                                             dispatch level (a second full build; see below)
+#   bash bench/gpu/run.sh --prepare <dir>     builds iabn_tests and iabn-bench-gpu with the CUDA
+#                                             kernels and one CPU dispatch level in build-gpu-prepare/
+#                                             and copies them, stripped, to <dir>
+#   IABN_GPU_CPU_TARGET=<target>|build        another single CPU level, or build/ as it is
 # A run
 # 1. asks iabn-bench-gpu for the CUDA device, and stops with the reason where there is none,
 # 2. runs the CUDA correctness suite and the structure tests on the GPU (they must pass: no
@@ -50,19 +49,17 @@ max_prepared_mib=64  # what a GPU session can carry over with the source tree
 if [ "${1:-}" = "--prepare" ]; then
     dir="${2:?usage: bash bench/gpu/run.sh --prepare <dir>}"
     source tools/env.sh  # the pinned CMake and Halide (tools/deps.sh)
-    # The build tree. By default build/, with the CPU kernel targets it has (IABN_KERNEL_TARGETS:
-    # three x86 dispatch levels by default, some 15 MB of each binary's 22): one level there
-    # would mean every CPU kernel generated again (most of a full build on a small machine),
-    # for a run that times no CPU kernel; stripped, the two binaries stay under the limit
-    # checked below. IABN_GPU_CPU_TARGET=<one Halide target> (e.g.
-    # x86-64-linux-avx2-fma-f16c-sse41, which H100 and H200 hosts run) builds them in a tree of
-    # their own, build-gpu-prepare/, with that one level instead: about half the size, for a
-    # second full build.
-    build=build
-    targets=()
-    if [ -n "${IABN_GPU_CPU_TARGET:-}" ]; then
-        build=build-gpu-prepare
-        targets=(-DIABN_KERNEL_TARGETS="$IABN_GPU_CPU_TARGET")
+    # The build tree: build-gpu-prepare/, with one CPU dispatch level (IABN_GPU_CPU_TARGET,
+    # default x86-64-linux-avx2-fma-f16c-sse41, which H100 and H200 hosts run): the CPU kernels
+    # are most of a binary (three levels: some 15 MB of each binary's 27) and the run times none
+    # of them. IABN_GPU_CPU_TARGET=build takes build/ as it is instead (no second build; about
+    # 55 MB stripped with three levels).
+    cpu_target="${IABN_GPU_CPU_TARGET:-x86-64-linux-avx2-fma-f16c-sse41}"
+    build=build-gpu-prepare
+    targets=(-DIABN_KERNEL_TARGETS="$cpu_target")
+    if [ "$cpu_target" = "build" ]; then
+        build=build
+        targets=()
     fi
     if [ ! -f "$build/CMakeCache.txt" ]; then
         cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
