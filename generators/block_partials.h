@@ -35,6 +35,7 @@ inline BlockSums blocks_of(const Halide::Var& c, const Halide::Expr& S, const Ha
     b.c = c;
     b.s_lanes = lanes.s_lanes;
     b.n_lanes = lanes.n_lanes;
+    b.channels = lanes.channels;
     b.span_s = steps * lanes.s_lanes;
     b.span_n = row_steps * lanes.n_lanes;
     b.steps = steps;

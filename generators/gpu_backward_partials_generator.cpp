@@ -21,6 +21,10 @@ public:
     Input<int> steps{"steps"};  // the partition (runtime/plan.h, gpu_partition())
     Input<int> row_steps{"row_steps"};
 
+    // Channels-last: channels a block (schedules/gpu_blocks.h, gpu_channel_lanes(): 32, or the
+    // variants for fewer channels, 4, 8 and 16). Unused in nchw.
+    GeneratorParam<int> channel_lanes{"channel_lanes", 32};
+
     Output<Buffer<double, 4>> partials{"partials"};  // (k, c, sb, nb)
 
     void configure() {
@@ -36,7 +40,8 @@ public:
         Var c("c");
         XhatChannel xc = xhat_channel(weight, bias, c, epsilon, abs_weight, t);
         Func channel = xc.channel;
-        BlockSums b = blocks_of(c, z.dim(0).extent(), z.dim(2).extent(), steps, row_steps, gpu_block_lanes());
+        BlockSums b =
+            blocks_of(c, z.dim(0).extent(), z.dim(2).extent(), steps, row_steps, gpu_block_lanes(channel_lanes));
         partials(b.k, c, b.sb, b.nb) =
             backward_block_values(b, z, dz, channel, activation, activation_param, t)(b.k, c, b.sb, b.nb);
 

@@ -14,6 +14,10 @@ public:
     Input<int> steps{"steps"};      // the partition (runtime/plan.h, gpu_partition())
     Input<int> row_steps{"row_steps"};
 
+    // Channels-last: channels a block (schedules/gpu_blocks.h, gpu_channel_lanes(): 32, or the
+    // variants for fewer channels, 4, 8 and 16). Unused in nchw.
+    GeneratorParam<int> channel_lanes{"channel_lanes", 32};
+
     Output<Buffer<double, 4>> partials{"partials"};  // (k, c, sb, nb)
 
     void configure() { x.set_type(types().storage); }
@@ -23,7 +27,7 @@ public:
         const ElementTypes t = types();
         Var c("c");
         const Expr S = x.dim(0).extent(), N = x.dim(2).extent();
-        BlockSums b = blocks_of(c, S, N, steps, row_steps, gpu_block_lanes());
+        BlockSums b = blocks_of(c, S, N, steps, row_steps, gpu_block_lanes(channel_lanes));
         partials(b.k, c, b.sb, b.nb) = forward_block_values(b, x, t)(b.k, c, b.sb, b.nb);
 
         zero_mins(x);

@@ -33,9 +33,11 @@ public:
 protected:
     ElementTypes types() const { return element_types(dtype, this->get_target()); }
     ViewLayout view() const { return view_layout(layout); }
-    // The threads of a GPU training pass's blocks on s and on n (schedules/gpu_blocks.h).
-    iabn_sched::GpuBlockLanes gpu_block_lanes() const {
-        return view() == ViewLayout::nchw ? iabn_sched::gpu_block_lanes_nchw : iabn_sched::gpu_block_lanes_nhwc;
+    // The threads of a GPU training pass's blocks on s and on n, and its channels
+    // (schedules/gpu_blocks.h); channels-last: `channel_lanes` channels a block.
+    iabn_sched::GpuBlockLanes gpu_block_lanes(int channel_lanes = 32) const {
+        return view() == ViewLayout::nchw ? iabn_sched::gpu_block_lanes_nchw
+                                          : iabn_sched::gpu_block_lanes_nhwc(channel_lanes);
     }
     // The GPU numbers: the target's (gpu_params()), then the params file's (GpuTunables).
     iabn_sched::GpuParams gpu_params() const {

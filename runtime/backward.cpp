@@ -92,10 +92,11 @@ void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state
         });
     } else if (sums && k.gpu_backward_partials) {  // GPUs: partials, finish, apply
         const iabn_sched::GpuPartition p = detail::gpu_partition(ck.view);
+        const detail::GpuPartials kp = detail::gpu_partials_for(k, ck.view);
         auto partials = scratch.partials(p);
         call.run("gpu_backward_partials", [&](void* uc) {
-            return k.gpu_backward_partials(uc, b.z, b.dz, b.weight, b.bias, options.epsilon, b.abs_weight, act,
-                                           options.activation_param, p.steps, p.row_steps, partials);
+            return kp.backward(uc, b.z, b.dz, b.weight, b.bias, options.epsilon, b.abs_weight, act,
+                               options.activation_param, p.steps, p.row_steps, partials);
         });
         call.run("gpu_backward_finish", [&](void* uc) {
             return k.gpu_backward_finish(uc, partials, b.weight, b.bias, b.invstd, b.running_var, options.epsilon,
@@ -133,11 +134,12 @@ void backward_partials(const TensorRef& z, const TensorRef& dz, const ChannelSta
     auto out = detail::sync_buffer(partials, sync_partials_size(ck.view.c), 0, call);
     if (k.gpu_backward_row) {  // GPUs: the block partials, then the gradients and the row from them
         const iabn_sched::GpuPartition p = detail::gpu_partition(ck.view);
+        const detail::GpuPartials kp = detail::gpu_partials_for(k, ck.view);
         auto blocks = scratch.partials(p);
         call.run("gpu_backward_partials", [&](void* uc) {
-            return k.gpu_backward_partials(uc, b.z, b.dz, b.weight, b.bias, options.epsilon, b.abs_weight,
-                                           static_cast<int>(options.activation), options.activation_param, p.steps,
-                                           p.row_steps, blocks);
+            return kp.backward(uc, b.z, b.dz, b.weight, b.bias, options.epsilon, b.abs_weight,
+                               static_cast<int>(options.activation), options.activation_param, p.steps, p.row_steps,
+                               blocks);
         });
         call.run("gpu_backward_row", [&](void* uc) {
             return k.gpu_backward_row(uc, blocks, b.weight, options.epsilon, b.abs_weight, weight_grad, bias_grad,

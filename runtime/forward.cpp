@@ -78,9 +78,10 @@ void forward(const TensorRef& x, const ChannelState& state, const Options& optio
         });
     } else if (ck.batch_stats && k.gpu_forward_partials) {  // GPUs: partials, finish, apply
         const iabn_sched::GpuPartition p = detail::gpu_partition(ck.view);
+        const detail::GpuPartials kp = detail::gpu_partials_for(k, ck.view);
         auto partials = scratch.partials(p);
         call.run("gpu_forward_partials", [&](void* uc) {
-            return k.gpu_forward_partials(uc, b.x, p.steps, p.row_steps, partials);
+            return kp.forward(uc, b.x, p.steps, p.row_steps, partials);
         });
         call.run("gpu_forward_finish", [&](void* uc) {
             return k.gpu_forward_finish(uc, partials, b.weight, b.bias, b.running_mean, b.running_var, options.epsilon,
@@ -115,9 +116,10 @@ void forward_partials(const TensorRef& x, const TensorRef& partials, const Optio
     if (k.gpu_forward_row) {  // GPUs: the block partials, then the row from them
         detail::Scratch scratch(ck, options, call);
         const iabn_sched::GpuPartition p = detail::gpu_partition(ck.view);
+        const detail::GpuPartials kp = detail::gpu_partials_for(k, ck.view);
         auto blocks = scratch.partials(p);
         call.run("gpu_forward_partials", [&](void* uc) {
-            return k.gpu_forward_partials(uc, xv, p.steps, p.row_steps, blocks);
+            return kp.forward(uc, xv, p.steps, p.row_steps, blocks);
         });
         call.run("gpu_forward_row", [&](void* uc) { return k.gpu_forward_row(uc, blocks, out); });
         return;

@@ -72,6 +72,18 @@ const Kernels& kernels_for(DType dtype, Layout kernel_layout, Device device) {
     return it->second;
 }
 
+GpuPartials gpu_partials_for(const Kernels& k, const View& v) {
+    const int lanes = v.kernel_layout == Layout::nhwc ? iabn_sched::gpu_channel_lanes(v.c) : 32;
+    GpuPartials p{k.gpu_forward_partials, k.gpu_backward_partials};
+    if (lanes == 4) p = {k.gpu_forward_partials_c4, k.gpu_backward_partials_c4};
+    if (lanes == 8) p = {k.gpu_forward_partials_c8, k.gpu_backward_partials_c8};
+    if (lanes == 16) p = {k.gpu_forward_partials_c16, k.gpu_backward_partials_c16};
+    if (!p.forward || !p.backward) {
+        throw Error("iabn: this build has no GPU block partials with " + std::to_string(lanes) + " channel lanes");
+    }
+    return p;
+}
+
 bool use_fused(const Kernels& k, int64_t channels) {
     // IABN_ONE_PASS=0 forces the two-pass kernels (tests and benchmarks compare the two).
     static const bool allowed = [] {

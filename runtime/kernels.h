@@ -3,7 +3,8 @@
 #pragma once
 
 #include "iabn/iabn.h"
-#include "iabn_kernel_headers.h"  // generated: one header per instantiated kernel
+#include "iabn_kernel_headers.h"
+#include "plan.h"  // View  // generated: one header per instantiated kernel
 
 namespace iabn::detail {
 
@@ -64,6 +65,12 @@ struct Kernels {
     GpuForwardPartials gpu_forward_partials = nullptr;
     GpuForwardFinish gpu_forward_finish = nullptr;
     GpuBackwardPartials gpu_backward_partials = nullptr;
+    // Channels-last partials with 4, 8 or 16 channel lanes (fewer than 32 channels); pick with
+    // gpu_partials_for().
+    GpuForwardPartials gpu_forward_partials_c4 = nullptr, gpu_forward_partials_c8 = nullptr,
+                       gpu_forward_partials_c16 = nullptr;
+    GpuBackwardPartials gpu_backward_partials_c4 = nullptr, gpu_backward_partials_c8 = nullptr,
+                        gpu_backward_partials_c16 = nullptr;
     GpuBackwardFinish gpu_backward_finish = nullptr;
     // The resident variant (nchw GPU kernels only; plan.h, gpu_resident(), says when): the first
     // kernel does partials and finish, a block per channel; then the apply. Two kernels a pass.
@@ -79,6 +86,13 @@ struct Kernels {
 // has none. (The GPU kernels have no one-pass variants: a GPU spreads each channel's reduction
 // over many blocks instead, gpu_*.)
 const Kernels& kernels_for(DType dtype, Layout kernel_layout, Device device = Device::cpu);
+
+// The block partials kernels of a view: its partition's channel lanes' (plan.h, gpu_partition()).
+struct GpuPartials {
+    GpuForwardPartials forward;
+    GpuBackwardPartials backward;
+};
+GpuPartials gpu_partials_for(const Kernels& k, const View& v);
 
 // Whether a training pass runs the one-pass kernels: `k` has them and plan.h's rule says so for
 // the kernel threads (IABN_ONE_PASS=0 says no).

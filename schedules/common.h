@@ -38,6 +38,7 @@ struct BlockSums {
     Halide::Expr first_s, first_n;        // the block's first element
     Halide::Expr count;                   // its number of elements, in f64
     int s_lanes = 1, n_lanes = 1;   // threads on s and on n (schedules/gpu_blocks.h)
+    int channels = 1;               // channels a GPU block covers
 };
 
 // A stage's loop, compiled once per runtime condition (the activation code, batch statistics),

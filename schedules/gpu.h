@@ -98,10 +98,10 @@ inline void schedule_gpu_row(Halide::Func row, const std::vector<Halide::Func>& 
 
 // A GPU block's sums (generators/block_partials.h: its threads' sums, then the tree's levels one
 // after another in shared memory, Halide putting a barrier between them), computed at `at`'s GPU
-// block loop `blk`, inside which the channel dimension has extent 1 (nchw) or
-// gpu_block_channels_nhwc (channels-last):
+// block loop `blk`, inside which the channel dimension has extent b.channels (1 in nchw):
 //  * nchw: the threads t on x (a warp on 32 consecutive elements of a row);
-//  * channels-last: the threads (channel, t): a warp reads 32 consecutive channels of a row.
+//  * channels-last: the threads (channel, t): a warp reads b.channels consecutive channels of
+//    32 / b.channels consecutive rows (gpu_blocks.h, GpuBlockLanes).
 // Each GPU block computes its own block's sums: extents fixed per GPU block (also the shared
 // memory's size, with no host loop to find it). `per_channel`: small Funcs over c the thread sums
 // read (the backward's bias and 1/g), computed once per block.
@@ -149,7 +149,7 @@ inline void schedule_gpu_block_partials(Halide::Func partials, const BlockSums& 
     if (layout == ViewLayout::nchw) {
         partials.reorder(b.k, b.c, b.sb, b.nb).gpu_blocks(b.c, b.sb, b.nb).gpu_threads(b.k);
     } else {
-        partials.split(b.c, cb, ci, gpu_block_channels_nhwc, TailStrategy::GuardWithIf)
+        partials.split(b.c, cb, ci, b.channels, TailStrategy::GuardWithIf)
             .reorder(ci, b.k, cb, b.sb, b.nb)
             .gpu_blocks(cb, b.sb, b.nb)
             .gpu_threads(ci, b.k);

@@ -17,16 +17,28 @@
 
 namespace iabn_sched {
 
-// Threads of a block on s and on n. nchw (s dense): a warp on 32 consecutive elements of a row,
-// 8 rows at once. Channels-last (c dense, the view's s counts rows and n is 1): the block's other
-// thread dimension runs over 32 consecutive channels (schedules/gpu.h), its 8 row lanes here.
+// Threads of a block on s and on n, and the channels it covers. nchw (s dense): a warp on 32
+// consecutive elements of a row, 8 rows at once, one channel. Channels-last (c dense, the view's
+// s counts rows and n is 1): the block's first thread dimension runs over `channels` consecutive
+// channels (schedules/gpu.h), the other over rows: 256 threads in all. With 32 channel lanes a
+// warp reads 32 channels of a row; with fewer, several consecutive rows: a tensor of C < 32
+// channels takes the narrowest of 4, 8 or 16 lanes that holds C (gpu_channel_lanes()), so its
+// warps read whole rows instead of leaving lanes idle (a variant of the partials kernels each).
 struct GpuBlockLanes {
-    int s_lanes, n_lanes;
-    int threads() const { return s_lanes * n_lanes; }
+    int s_lanes, n_lanes, channels;
+    int threads() const { return s_lanes * n_lanes; }  // per channel
 };
-constexpr GpuBlockLanes gpu_block_lanes_nchw{32, 8};
-constexpr GpuBlockLanes gpu_block_lanes_nhwc{8, 1};
-constexpr int gpu_block_channels_nhwc = 32;  // channels per block, channels-last
+constexpr int gpu_block_threads = 256;
+constexpr GpuBlockLanes gpu_block_lanes_nchw{32, 8, 1};
+inline int gpu_channel_lanes(int64_t channels) {
+    for (int lanes : {4, 8, 16}) {
+        if (channels <= lanes) return lanes;
+    }
+    return 32;
+}
+inline GpuBlockLanes gpu_block_lanes_nhwc(int channel_lanes) {
+    return {gpu_block_threads / channel_lanes, 1, channel_lanes};
+}
 
 // The f64 values each block stores (generators/block_partials.h: a count and two sums).
 constexpr int gpu_block_values = 3;
@@ -48,8 +60,8 @@ constexpr int64_t gpu_elements_per_block = 8192;
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 inline GpuPartition gpu_partition(int64_t s, int64_t channels, int64_t n, bool channels_last) {
-    const GpuBlockLanes lanes = channels_last ? gpu_block_lanes_nhwc : gpu_block_lanes_nchw;
-    const int64_t channel_groups = channels_last ? ceil_div(channels, gpu_block_channels_nhwc) : channels;
+    const GpuBlockLanes lanes = channels_last ? gpu_block_lanes_nhwc(gpu_channel_lanes(channels)) : gpu_block_lanes_nchw;
+    const int64_t channel_groups = ceil_div(channels, lanes.channels);
     const int64_t most = std::clamp<int64_t>(4096 / channel_groups, 8, 256);
     const int64_t wanted = std::clamp<int64_t>(ceil_div(s * n, gpu_elements_per_block), 1, most);
     GpuPartition p;
