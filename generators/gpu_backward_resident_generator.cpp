@@ -58,7 +58,7 @@ public:
         // (xc.channel stays inline: computed at the block, as the block partials compute it,
         // Halide 21 drops the thread sums and the finish from this kernel. Its loads and 1/g are
         // invariant in each thread's loops, which the compiler hoists.)
-        iabn_sched::schedule_gpu_resident(finish, merged, b, {}, activation_specializations(activation));
+        iabn_sched::schedule_gpu_resident(finish, merged, b, activation_specializations(activation));
     }
 };
 

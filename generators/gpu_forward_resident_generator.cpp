@@ -49,7 +49,7 @@ public:
         require_dense(x, view());
 
         /* THE SCHEDULE */
-        iabn_sched::schedule_gpu_resident(finish, merged.sums, b, {}, {});
+        iabn_sched::schedule_gpu_resident(finish, merged.sums, b, {});
     }
 };
 

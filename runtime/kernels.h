@@ -3,8 +3,8 @@
 #pragma once
 
 #include "iabn/iabn.h"
-#include "iabn_kernel_headers.h"
-#include "plan.h"  // View  // generated: one header per instantiated kernel
+#include "iabn_kernel_headers.h"  // generated: one header per instantiated kernel
+#include "plan.h"                  // View
 
 namespace iabn::detail {
 

@@ -47,7 +47,7 @@ Halide::Runtime::Buffer<void> vector_buffer(const TensorRef& t, const View& v, i
         {0, lanes, 1, 0},
         {0, dense, lanes, 0},
         {0, static_cast<int32_t>(nchw ? v.c : v.s), static_cast<int32_t>(nchw ? v.stride_c : v.stride_s), 0},
-        {0, static_cast<int32_t>(v.n), dims[2].extent * dims[2].stride, 0},  // (channels-last: extent 1)
+        {0, static_cast<int32_t>(v.n), static_cast<int32_t>(v.s * v.c), 0},  // (channels-last: extent 1)
     };
     return describe(t.data, t.dtype, 4, dims, call);
 }

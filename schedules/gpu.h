@@ -160,14 +160,15 @@ inline void schedule_gpu_block_partials(Halide::Func partials, const BlockSums& 
 // The resident variant's first kernel (nchw, gpu_blocks.h): a GPU block per channel adds the
 // channel's one block (schedule_gpu_block_sums), then its first thread merges it and computes
 // every per-channel output (`finish`, one Tuple-valued Func; `sums`, the merge, in registers).
+// Per-channel Funcs the thread sums read stay inline here: computed at the block, Halide 21 drops
+// the kernel's body (gpu_backward_resident_generator.cpp).
 inline void schedule_gpu_resident(Halide::Func finish, Halide::Func sums, const BlockSums& b,
-                                  const std::vector<Halide::Func>& per_channel,
                                   const std::vector<Halide::Expr>& specializations) {
     using namespace Halide;
     Var cb("cb"), ci("ci");
     finish.split(b.c, cb, ci, 1).gpu_blocks(cb).gpu_threads(ci);
     sums.compute_at(finish, ci);
-    schedule_gpu_block_sums(b, finish, cb, ViewLayout::nchw, per_channel, specializations);
+    schedule_gpu_block_sums(b, finish, cb, ViewLayout::nchw, {}, specializations);
 }
 
 // out(s, c, n) = undef; out(s, c, n) = f(out(s, c, n), ...): in place, one element (or one
