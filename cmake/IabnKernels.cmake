@@ -10,6 +10,12 @@
 #     IABN_CUDA_TARGET or IABN_OPENCL_TARGET (schedules/gpu.h), entry IABN_CUDA_KERNEL(...) or
 #     IABN_OPENCL_KERNEL(...); its objects also go to IABN_CUDA_OBJECTS or IABN_OPENCL_OBJECTS
 #     (the ptxas test reads the PTX embedded in the CUDA ones).
+#   NAME <kernel>: the table's name, where a generator is instantiated with other PARAMS.
+#   CANDIDATE SLOT <kernel> (GPU only): a candidate of the GPU tuner (tools/tune/gpu) for the
+#     library's kernel <kernel>, not a kernel of the library: PARAMS replace the same names of the
+#     params file's line, the objects go to IABN_TUNE_CANDIDATE_OBJECTS and the entry
+#     IABN_TUNE_CANDIDATE(<NAME>, <dtype>, <layout>, <device>, <generator>, <kernel>, <name>,
+#     <value>) (the tunable PARAMS sets) to IABN_TUNE_CANDIDATE_TABLE.
 #   Every kernel takes Halide's user_context as its first argument (runtime/call.h says why).
 
 # The dispatch level a kernel target compiles for, as the params files and IABN_DISPATCH_LIMIT
@@ -174,8 +180,8 @@ function(iabn_schedule_params out generator kernel layout dtype targets)
     endif ()
 endfunction()
 
-# Adds the objects of a Halide library target (kernels or runtime) to the iabn archive, and to
-# the global properties named after it, if any.
+# Adds the objects of a Halide library target (kernels or runtime) to the global properties named
+# after it (IABN_KERNEL_OBJECTS: the iabn archive's).
 function(_iabn_collect_objects halide_target)
     get_target_property(relative_or_absolute ${halide_target} SOURCES)
     # (Halide names the kernels' objects with absolute paths, the runtime's with a relative one.)
@@ -184,7 +190,7 @@ function(_iabn_collect_objects halide_target)
         cmake_path(ABSOLUTE_PATH source BASE_DIRECTORY "${CMAKE_CURRENT_BINARY_DIR}")
         list(APPEND sources "${source}")
     endforeach ()
-    foreach (property IABN_KERNEL_OBJECTS ${ARGN})
+    foreach (property IN LISTS ARGN)
         set_property(GLOBAL APPEND PROPERTY ${property} ${sources})
     endforeach ()
     set_property(TARGET ${halide_target} PROPERTY EXCLUDE_FROM_ALL ON)
@@ -194,8 +200,8 @@ endfunction()
 function(iabn_add_target_probe)
     add_halide_library(iabn_target_probe FROM iabn_generators GENERATOR iabn_target_probe
                        TARGETS ${IABN_KERNEL_TARGETS} FEATURES ${IABN_KERNEL_FEATURES} user_context)
-    _iabn_collect_objects(iabn_target_probe)
-    _iabn_collect_objects(iabn_target_probe.runtime)
+    _iabn_collect_objects(iabn_target_probe IABN_KERNEL_OBJECTS)
+    _iabn_collect_objects(iabn_target_probe.runtime IABN_KERNEL_OBJECTS)
 endfunction()
 
 # Elements of `dtype` in 128 bits (the GPU applies' vectors; runtime/plan.h, gpu_vector_elements()).
@@ -214,7 +220,7 @@ function(iabn_add_kernel)
     # other PARAMS (a variant: e.g. forward_apply_vector, forward_apply with vector=4).
     # SMALL_BUFFERS: without large_buffers (32-bit indices, so tensors under 2 GB): Halide
     # proves a vector's alignment only from 32-bit index math.
-    cmake_parse_arguments(K "SMALL_BUFFERS" "GENERATOR;NAME;DTYPE;LAYOUT;DEVICE" "PARAMS" ${ARGN})
+    cmake_parse_arguments(K "SMALL_BUFFERS;CANDIDATE" "GENERATOR;NAME;DTYPE;LAYOUT;DEVICE;SLOT" "PARAMS" ${ARGN})
     set(features ${IABN_KERNEL_FEATURES})
     if (K_SMALL_BUFFERS)
         list(REMOVE_ITEM features large_buffers)
@@ -223,15 +229,40 @@ function(iabn_add_kernel)
         set(K_NAME ${K_GENERATOR})
     endif ()
     set(name "iabn_${K_NAME}_${K_DTYPE}_${K_LAYOUT}")
-    if (K_DEVICE)
+    set(objects IABN_KERNEL_OBJECTS)
+    if (K_CANDIDATE)
+        # The params file's numbers but those the candidate tries (Halide refuses a GeneratorParam
+        # given twice, so the line's value of a name PARAMS sets is dropped).
+        iabn_schedule_line(line ${K_DEVICE} ${K_GENERATOR} ${K_DEVICE} ${K_LAYOUT} ${K_DTYPE})
+        set(tuned "")
+        if (NOT line STREQUAL "")
+            string(REPLACE " " ";" fields "${line}")
+            list(SUBLIST fields 4 -1 tuned)
+        endif ()
+        set(tried "")
+        foreach (p IN LISTS K_PARAMS)
+            string(REGEX REPLACE "=.*" "" p_name "${p}")
+            list(FILTER tuned EXCLUDE REGEX "^${p_name}=")
+            if (p_name IN_LIST _iabn_tunables_${K_DEVICE})
+                string(REPLACE "=" ", " tried "${p}")
+            endif ()
+        endforeach ()
+        string(APPEND name "_${K_DEVICE}")
+        string(TOUPPER "${K_DEVICE}" api)
+        set(targets ${IABN_${api}_TARGET})
+        set(objects IABN_TUNE_CANDIDATE_OBJECTS)
+        set(entry "IABN_TUNE_CANDIDATE(${K_NAME}, ${K_DTYPE}, ${K_LAYOUT}, ${K_DEVICE}, ${K_GENERATOR}, ${K_SLOT}, ${tried})")
+        set(table IABN_TUNE_CANDIDATE_TABLE)
+    elseif (K_DEVICE)
         string(TOUPPER "${K_DEVICE}" api)
         string(APPEND name "_${K_DEVICE}")
         set(targets ${IABN_${api}_TARGET})
         # The GPU numbers from the API's params file (the per-channel kernels, LAYOUT any, match
         # the file's layout column with '*' only).
         iabn_gpu_schedule_params(tuned ${K_GENERATOR} ${name} ${K_DEVICE} ${K_LAYOUT} ${K_DTYPE})
-        set(entry "IABN_${api}_KERNEL")
-        set(also IABN_${api}_OBJECTS)
+        set(entry "IABN_${api}_KERNEL(${K_NAME}, ${K_DTYPE}, ${K_LAYOUT})")
+        list(APPEND objects IABN_${api}_OBJECTS)
+        set(table IABN_KERNEL_TABLE)
     else ()
         set(targets ${IABN_KERNEL_TARGETS})
         # The first halves of the synchronized passes run the reductions of forward_stats and
@@ -247,15 +278,14 @@ function(iabn_add_kernel)
         if (NOT K_LAYOUT STREQUAL "any")
             iabn_schedule_params(tuned ${tuned_as} ${name} ${K_LAYOUT} ${K_DTYPE} "${targets}")
         endif ()
-        set(entry "IABN_KERNEL")
-        set(also "")
+        set(entry "IABN_KERNEL(${K_NAME}, ${K_DTYPE}, ${K_LAYOUT})")
+        set(table IABN_KERNEL_TABLE)
     endif ()
     add_halide_library(${name} FROM iabn_generators GENERATOR iabn_${K_GENERATOR}
                        TARGETS ${targets} FEATURES ${features} user_context
                        USE_RUNTIME iabn_target_probe.runtime
                        PARAMS dtype=${K_DTYPE} layout=${K_LAYOUT} ${K_PARAMS} ${tuned}
                        ${IABN_KERNEL_EXTRA_OUTPUTS})
-    _iabn_collect_objects(${name} ${also})
-    set_property(GLOBAL APPEND_STRING PROPERTY IABN_KERNEL_TABLE
-                 "${entry}(${K_NAME}, ${K_DTYPE}, ${K_LAYOUT})\n")
+    _iabn_collect_objects(${name} ${objects})
+    set_property(GLOBAL APPEND_STRING PROPERTY ${table} "${entry}\n")
 endfunction()

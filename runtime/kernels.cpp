@@ -35,8 +35,9 @@ std::map<Key, Kernels> build_table() {
     return table;
 }
 
-const std::map<Key, Kernels>& table() {
-    static const std::map<Key, Kernels> t = build_table();
+// Not const only for kernels_entry_for_tuning().
+std::map<Key, Kernels>& table() {
+    static std::map<Key, Kernels> t = build_table();
     return t;
 }
 
@@ -70,6 +71,11 @@ const Kernels& kernels_for(DType dtype, Layout kernel_layout, Device device) {
                     " layout");
     }
     return it->second;
+}
+
+Kernels& kernels_entry_for_tuning(DType dtype, Layout kernel_layout, Device device) {
+    kernels_for(dtype, kernel_layout, device);  // this build has it
+    return table().at({dtype, kernel_layout, device});
 }
 
 GpuPartials gpu_partials_for(const Kernels& k, const View& v) {

@@ -87,6 +87,11 @@ struct Kernels {
 // over many blocks instead, gpu_*.)
 const Kernels& kernels_for(DType dtype, Layout kernel_layout, Device device = Device::cpu);
 
+// The GPU tuner's way in (tools/tune/gpu): the table entry of (dtype, layout, device) itself, in
+// which it swaps a prebuilt candidate kernel for the one the build chose, so that the calls it
+// times run the runtime's own checks, plan and launches. Nothing in the library writes it.
+Kernels& kernels_entry_for_tuning(DType dtype, Layout kernel_layout, Device device);
+
 // The block partials kernels of a view: its partition's channel lanes' (plan.h, gpu_partition()).
 struct GpuPartials {
     GpuForwardPartials forward;

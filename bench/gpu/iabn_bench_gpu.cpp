@@ -28,6 +28,7 @@
 #include "half.h"      // iabn_test::to_bits: the 16-bit values
 #include "networks.h"  // bench::networks(): the layers whose totals the bench sums
 #include "timing.h"    // bench::median, bench::now
+#include "value_pool.h"  // bench::ValuePool: the tensors' values
 
 #include <iabn/iabn.h>
 
@@ -46,6 +47,7 @@
 
 namespace {
 
+using bench::ValuePool;
 using iabn_test::CudaDevice;
 using Dims = std::vector<int64_t>;  // logical [N, C, H, W]
 
@@ -313,44 +315,6 @@ std::pair<double, double> both_timings(Timer& timer, const std::function<void()>
 }
 
 // ---- Data ----
-
-// The tensors' values: a pool of normal samples, converted once per dtype, from which element i
-// takes the entry at a hash of i. (A normal draw per element, and a 16-bit conversion per
-// element, took seconds for the largest shapes; a tensor's statistics need varied values, not
-// independent ones.)
-class ValuePool {
-public:
-    ValuePool(float mean, float stddev, unsigned seed) : f32_(size_t{1} << 18) {
-        std::mt19937 rng(seed);
-        std::normal_distribution<float> normal(mean, stddev);
-        for (float& v : f32_) v = normal(rng);
-        for (float v : f32_) {
-            f16_.push_back(iabn_test::to_bits(iabn_test::kF16, v));
-            bf16_.push_back(iabn_test::to_bits(iabn_test::kBF16, v));
-        }
-    }
-
-    std::vector<unsigned char> values(iabn::DType dtype, int64_t n) const {
-        std::vector<unsigned char> out(static_cast<size_t>(n) * iabn::dtype_size(dtype));
-        if (dtype == iabn::DType::f32) fill(f32_, out.data(), n);
-        else fill(dtype == iabn::DType::f16 ? f16_ : bf16_, out.data(), n);
-        return out;
-    }
-
-private:
-    template <typename T>
-    static void fill(const std::vector<T>& pool, unsigned char* out, int64_t n) {
-        T* p = reinterpret_cast<T*>(out);
-        for (int64_t i = 0; i < n; i++) p[i] = pool[mix(static_cast<uint64_t>(i)) & (pool.size() - 1)];
-    }
-    static uint64_t mix(uint64_t z) {  // splitmix64's finalizer
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        return z ^ (z >> 31);
-    }
-    std::vector<float> f32_;
-    std::vector<uint16_t> f16_, bf16_;
-};
 
 // How many of the n elements at `memory` are inf or NaN (read after the stream's work).
 int64_t non_finite(CudaDevice& gpu, void* memory, iabn::DType dtype, int64_t n) {

@@ -36,25 +36,6 @@ using Halide::Buffer;
 using Halide::Type;
 using Halide::Parameter;
 
-std::vector<std::pair<std::string, std::string>> ordered(const ParamValues& p) {
-    static const std::vector<std::string> order = {"block", "rows", "vectors", "tasks_per_thread", "channels", "unroll",
-                                                       "unroll_channels"};
-    std::vector<std::pair<std::string, std::string>> out;
-    for (const std::string& k : order) {
-        if (auto it = p.find(k); it != p.end()) out.push_back(*it);
-    }
-    for (const auto& kv : p) {
-        if (std::find(order.begin(), order.end(), kv.first) == order.end()) out.push_back(kv);
-    }
-    return out;
-}
-
-std::string to_string(const ParamValues& p) {
-    std::string out;
-    for (const auto& [k, v] : ordered(p)) out += (out.empty() ? "" : " ") + k + "=" + v;
-    return out.empty() ? "(defaults)" : out;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Shapes
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "Halide.h"
+#include "params_file.h"  // ParamValues
 
 #include <cstdint>
 #include <map>
@@ -12,14 +13,6 @@
 #include <vector>
 
 namespace iabn_tune {
-
-// GeneratorParam name -> value, only those set explicitly (an absent name keeps the generator's
-// default, so the tuner never needs to know the defaults).
-using ParamValues = std::map<std::string, std::string>;
-
-// The schedule's tunables first, in the order of struct CpuParams (schedules/cpu.h), then the rest.
-std::vector<std::pair<std::string, std::string>> ordered(const ParamValues& p);
-std::string to_string(const ParamValues& p);
 
 // A tensor shape and its declared layout, and the 3-D view (s, c, n) the runtime builds for it
 // (iabn::detail::make_view, runtime/plan.h).

@@ -6,12 +6,21 @@
 // are its notes (where its numbers come from); other comments stay where they are.
 #pragma once
 
-#include "harness.h"
-
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace iabn_tune {
+
+// GeneratorParam name -> value, only those set explicitly (an absent name keeps the generator's
+// default, so the tuner never needs to know the defaults).
+using ParamValues = std::map<std::string, std::string>;
+
+// The schedule's tunables first, in the order of struct CpuParams (schedules/cpu.h), then the rest
+// (the GPU ones among them).
+std::vector<std::pair<std::string, std::string>> ordered(const ParamValues& p);
+std::string to_string(const ParamValues& p);
 
 struct ParamsLine {
     std::string generator, level, layout, dtype;
