@@ -16,6 +16,7 @@
 #include "common.h"  // iabn_sched::BlockSums
 #include "statistics.h"
 #include "sync_partials.h"  // GatheredPartials
+#include "tensor_view.h"    // TensorAt
 #include "types.h"
 
 #include <vector>
@@ -27,15 +28,21 @@ constexpr int block_partial_values = iabn_sched::gpu_block_values;
 using iabn_sched::BlockSums;
 
 // The blocks of view extents (S, ., N) for the partition `steps`, `row_steps` (the runtime's
-// gpu_partition()), over channel c: their Vars, first elements and counts.
+// gpu_partition()), over channel c: their Vars, first elements and counts. With `vector` > 1
+// (nchw: the vector view), S and `steps` count vectors of that many elements.
 inline BlockSums blocks_of(const Halide::Var& c, const Halide::Expr& S, const Halide::Expr& N,
-                           const Halide::Expr& steps, const Halide::Expr& row_steps, iabn_sched::GpuBlockLanes lanes) {
+                           const Halide::Expr& steps, const Halide::Expr& row_steps, iabn_sched::GpuBlockLanes lanes,
+                           int vector = 1) {
     using namespace Halide;
     BlockSums b;
     b.c = c;
+    // (The vector variant's kernels are named after this Var, for the launch tests to tell them
+    // apart: tests/test_gpu_launches.cpp.)
+    if (vector > 1) b.nb = Var("nb_vectors");
     b.s_lanes = lanes.s_lanes;
     b.n_lanes = lanes.n_lanes;
     b.channels = lanes.channels;
+    b.vector = vector;
     b.span_s = steps * lanes.s_lanes;
     b.span_n = row_steps * lanes.n_lanes;
     b.steps = steps;
@@ -44,29 +51,37 @@ inline BlockSums blocks_of(const Halide::Var& c, const Halide::Expr& S, const Ha
     b.N = N;
     b.first_s = b.sb * b.span_s;
     b.first_n = b.nb * b.span_n;
-    b.count = cast(Float(64), min(b.span_s, S - b.first_s)) * cast(Float(64), min(b.span_n, N - b.first_n));
+    b.count = cast(Float(64), min(b.span_s, S - b.first_s)) * vector * cast(Float(64), min(b.span_n, N - b.first_n));
     return b;
 }
 
-// Defines b's thread sums and tree: `terms(s, n)` is the Tuple of element (s, c, n)'s `values`
-// terms in the accumulation type.
-template <typename Terms>
-void define_block_sums(BlockSums& b, const Terms& terms, int values) {
+// Defines b's thread sums and tree. `loads(lane, s, n)` is the Tuple of what element (s, c, n)
+// (at `lane` of vector s, with vectors) contributes that does not depend on the block (the
+// tensor reads, converted); `terms(loaded)` the Tuple of its `values` terms in the accumulation
+// type. With vectors, a step's lanes are b.lanes (one vector read), added lane by lane.
+template <typename Loads, typename Terms>
+void define_block_sums(BlockSums& b, const Loads& loads, const Terms& terms, int values) {
     using namespace Halide;
     const Var c = b.c;
-    RDom r(0, b.steps, 0, b.row_steps, "block_r");
+    // With vectors, the innermost loop is over a step's lanes (unrolled: one vector read).
+    b.r = b.vector > 1 ? RDom(0, b.vector, 0, b.steps, 0, b.row_steps, "block_r") : RDom(0, b.steps, 0, b.row_steps, "block_r");
+    RDom& r = b.r;
+    const Expr step = b.vector > 1 ? r.y : r.x, row_step = b.vector > 1 ? r.z : r.y;
+    const Expr lane = b.vector > 1 ? Expr(r.x) : Expr();
     // Thread t's lanes: t % s_lanes on s, t / s_lanes on n (powers of two: a mask and a shift,
     // once per thread).
-    const Expr s = b.first_s + r.x * b.s_lanes + b.t % b.s_lanes, n = b.first_n + r.y * b.n_lanes + b.t / b.s_lanes;
+    const Expr s = b.first_s + step * b.s_lanes + b.t % b.s_lanes, n = b.first_n + row_step * b.n_lanes + b.t / b.s_lanes;
     r.where(s < b.S && n < b.N);
     std::vector<Expr> zeros(values, Expr(0.0));
-    b.thread_sums(b.t, c, b.sb, b.nb) = Tuple(zeros);
+    Func sums = b.vector > 1 ? b.thread_acc : b.thread_sums;
+    sums(b.t, c, b.sb, b.nb) = Tuple(zeros);
     // (min: the where() keeps elements past the ends out at run time; the clamp tells bounds
     // inference.)
-    const Tuple v = terms(min(s, b.S - 1), min(n, b.N - 1));
+    const Tuple v = terms(loads(lane, min(s, b.S - 1), min(n, b.N - 1)));
     std::vector<Expr> added;
-    for (int i = 0; i < values; i++) added.push_back(b.thread_sums(b.t, c, b.sb, b.nb)[i] + v[i]);
-    b.thread_sums(b.t, c, b.sb, b.nb) = Tuple(added);
+    for (int i = 0; i < values; i++) added.push_back(sums(b.t, c, b.sb, b.nb)[i] + v[i]);
+    sums(b.t, c, b.sb, b.nb) = Tuple(added);
+    if (b.vector > 1) b.thread_sums(b.t, c, b.sb, b.nb) = b.thread_acc(b.t, c, b.sb, b.nb);
     // The tree: thread t adds thread t + half, halving until one sum is left (a fixed order).
     Func level = b.thread_sums;
     for (int half = b.s_lanes * b.n_lanes / 2; half >= 1; half /= 2) {
@@ -82,19 +97,26 @@ void define_block_sums(BlockSums& b, const Terms& terms, int values) {
     b.total(c, b.sb, b.nb) = level(0, c, b.sb, b.nb);
 }
 
-// The forward's values of each block (k: count, mean, M2) of the tensor x, view (s, c, n): the
-// block's sums taken around its first element (its pivot: the deviations are O(std), and in f64
-// the pivot's distance from the mean costs nothing measurable). Defines b's sums.
+// The forward's values of each block (k: count, mean, M2) of the tensor x, view (s, c, n) (or its
+// vector view, b.vector): the block's sums taken around its first element (its pivot: the
+// deviations are O(std), and in f64 the pivot's distance from the mean costs nothing measurable).
+// Defines b's sums.
 template <typename X>
 Halide::Func forward_block_values(BlockSums& b, const X& x, const ElementTypes& t) {
     using namespace Halide;
     const Var c = b.c;
     Func pivot("block_pivot");
-    pivot(c, b.sb, b.nb) = cast(t.accum, t.to_compute(x(b.first_s, c, b.first_n)));
-    define_block_sums(b, [&](const Expr& s, const Expr& n) {
-        Expr v = cast(t.accum, t.to_compute(x(s, c, n))) - pivot(c, b.sb, b.nb);
-        return Tuple(v, v * v);
-    }, 2);
+    pivot(c, b.sb, b.nb) = cast(t.accum, t.to_compute(TensorAt<X>{x, b.vector, 0}(b.first_s, c, b.first_n)));
+    define_block_sums(
+        b,
+        [&](const Expr& lane, const Expr& s, const Expr& n) {
+            return Tuple(cast(t.accum, t.to_compute(TensorAt<X>{x, b.vector, lane}(s, c, n))));
+        },
+        [&](const Tuple& loaded) {
+            Expr v = loaded[0] - pivot(c, b.sb, b.nb);
+            return Tuple(v, v * v);
+        },
+        2);
     const Expr s1 = b.total(c, b.sb, b.nb)[0], s2 = b.total(c, b.sb, b.nb)[1];
     Func values("forward_block_values");
     values(b.k, c, b.sb, b.nb) = select(b.k == 0, b.count, b.k == 1, pivot(c, b.sb, b.nb) + s1 / b.count,
@@ -103,8 +125,8 @@ Halide::Func forward_block_values(BlockSums& b, const X& x, const ElementTypes& 
 }
 
 // The backward's values of each block (k: count, sum of dy, sum of dy * xhat) from the forward's
-// output z and the incoming gradient dz; `channel` is xhat_channel()'s per-channel Func (the
-// bias and 1/g that recover xhat). Defines b's sums.
+// output z and the incoming gradient dz (their views, or vector views: b.vector); `channel` is
+// xhat_channel()'s per-channel Func (the bias and 1/g that recover xhat). Defines b's sums.
 template <typename Z>
 Halide::Func backward_block_values(BlockSums& b, const Z& z, const Z& dz, const Halide::Func& channel,
                                    const Halide::Expr& activation, const Halide::Expr& activation_param,
@@ -112,9 +134,13 @@ Halide::Func backward_block_values(BlockSums& b, const Z& z, const Z& dz, const 
     using namespace Halide;
     const Var c = b.c;
     const Expr a = cast(t.compute, activation_param);
-    define_block_sums(b, [&](const Expr& s, const Expr& n) {
-        return grad_terms(z, dz, s, c, n, activation, a, channel(c)[0], channel(c)[1], t.accum, t);
-    }, 2);
+    define_block_sums(
+        b,
+        [&](const Expr& lane, const Expr& s, const Expr& n) {
+            return grad_terms(TensorAt<Z>{z, b.vector, lane}, TensorAt<Z>{dz, b.vector, lane}, s, c, n, activation, a,
+                              channel(c)[0], channel(c)[1], t.accum, t);
+        },
+        [](const Tuple& terms) { return terms; }, 2);
     Func values("backward_block_values");
     values(b.k, c, b.sb, b.nb) = select(b.k == 0, b.count, b.k == 1, b.total(c, b.sb, b.nb)[0], b.total(c, b.sb, b.nb)[1]);
     return values;

@@ -67,6 +67,19 @@ void require_view(BufferParam& b, ViewLayout layout, int vector) {
     b.set_host_alignment(16);
 }
 
+// A tensor Input as element (s, c, n) reads it, through the plain view or, with `vector` > 1, at
+// `lane` of the vector view (nchw: x(lane, s, c, n), s counting vectors): the reductions' terms
+// are written once for both.
+template <typename X>
+struct TensorAt {
+    const X& x;
+    int vector;
+    Halide::Expr lane;
+    Halide::Expr operator()(const Halide::Expr& s, const Halide::Expr& c, const Halide::Expr& n) const {
+        return vector > 1 ? Halide::Expr(x(lane, s, c, n)) : Halide::Expr(x(s, c, n));
+    }
+};
+
 // Elements per channel of the view, as the accumulation type (exact for counts < 2^53).
 template <typename BufferParam>
 Halide::Expr elements_per_channel(const BufferParam& x, Halide::Type t) {

@@ -15,8 +15,10 @@ struct BackwardBuffers {
     Halide::Runtime::Buffer<void> z, dz, weight, bias, invstd, running_var;
     // The apply's coefficients.
     Halide::Runtime::Buffer<void> grad_scale, mean_dy, mean_dy_xhat, xhat_bias, xhat_inv_g;
-    Halide::Runtime::Buffer<void> z_vector, dz_vector;  // as the vector apply's views, where it runs
+    // As the vector kernels' views (plan.h, gpu_apply_vector()), where they run.
+    Halide::Runtime::Buffer<void> z_vector, dz_vector;
     bool abs_weight;
+    int vector() const { return z_vector.dimensions() != 0 ? z_vector.dim(0).extent() : 1; }  // elements a vector
 };
 
 BackwardBuffers wrap(const TensorRef& z, const TensorRef& dz, const ChannelState& state, const Options& options,
@@ -47,7 +49,7 @@ void outputs_for_apply(BackwardBuffers& b, detail::Scratch& scratch) {
 
 void apply(const detail::Kernels& k, BackwardBuffers& b, bool batch_stats, const Options& options,
            detail::Call& call) {
-    const bool vector = b.z_vector.dimensions() != 0;  // (wrapped: the vector apply runs)
+    const bool vector = b.vector() > 1;  // (wrapped: the vector apply runs)
     call.run("backward_apply", [&](void* uc) {
         return (vector ? k.backward_apply_vector : k.backward_apply)(
             uc, vector ? b.z_vector : b.z, b.grad_scale, b.mean_dy, b.mean_dy_xhat, b.xhat_bias, b.xhat_inv_g,
@@ -92,11 +94,12 @@ void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state
         });
     } else if (sums && k.gpu_backward_partials) {  // GPUs: partials, finish, apply
         const iabn_sched::GpuPartition p = detail::gpu_partition(ck.view);
-        const detail::GpuPartials kp = detail::gpu_partials_for(k, ck.view);
+        const detail::GpuPartials kp = detail::gpu_partials_for(k, ck.view, b.vector());
         auto partials = scratch.partials(p);
         call.run("gpu_backward_partials", [&](void* uc) {
-            return kp.backward(uc, b.z, b.dz, b.weight, b.bias, options.epsilon, b.abs_weight, act,
-                               options.activation_param, p.steps, p.row_steps, partials);
+            return kp.backward(uc, kp.vector > 1 ? b.z_vector : b.z, kp.vector > 1 ? b.dz_vector : b.dz, b.weight,
+                               b.bias, options.epsilon, b.abs_weight, act, options.activation_param, kp.steps(p),
+                               p.row_steps, partials);
         });
         call.run("gpu_backward_finish", [&](void* uc) {
             return k.gpu_backward_finish(uc, partials, b.weight, b.bias, b.invstd, b.running_var, options.epsilon,
@@ -134,12 +137,12 @@ void backward_partials(const TensorRef& z, const TensorRef& dz, const ChannelSta
     auto out = detail::sync_buffer(partials, sync_partials_size(ck.view.c), 0, call);
     if (k.gpu_backward_row) {  // GPUs: the block partials, then the gradients and the row from them
         const iabn_sched::GpuPartition p = detail::gpu_partition(ck.view);
-        const detail::GpuPartials kp = detail::gpu_partials_for(k, ck.view);
+        const detail::GpuPartials kp = detail::gpu_partials_for(k, ck.view, b.vector());
         auto blocks = scratch.partials(p);
         call.run("gpu_backward_partials", [&](void* uc) {
-            return kp.backward(uc, b.z, b.dz, b.weight, b.bias, options.epsilon, b.abs_weight,
-                               static_cast<int>(options.activation), options.activation_param, p.steps, p.row_steps,
-                               blocks);
+            return kp.backward(uc, kp.vector > 1 ? b.z_vector : b.z, kp.vector > 1 ? b.dz_vector : b.dz, b.weight,
+                               b.bias, options.epsilon, b.abs_weight, static_cast<int>(options.activation),
+                               options.activation_param, kp.steps(p), p.row_steps, blocks);
         });
         call.run("gpu_backward_row", [&](void* uc) {
             return k.gpu_backward_row(uc, blocks, b.weight, options.epsilon, b.abs_weight, weight_grad, bias_grad,

@@ -14,7 +14,9 @@ namespace {
 struct ForwardBuffers {
     Halide::Runtime::Buffer<void> x, weight, bias, running_mean, running_var, saved_mean, saved_invstd;
     Halide::Runtime::Buffer<void> pivot, scale, shift;  // the apply's coefficients
-    Halide::Runtime::Buffer<void> x_vector;  // x as the vector apply's view, where it runs
+    // x as the vector kernels' view (plan.h, gpu_apply_vector()), where they run.
+    Halide::Runtime::Buffer<void> x_vector;
+    int vector() const { return x_vector.dimensions() != 0 ? x_vector.dim(0).extent() : 1; }  // elements a vector
     bool abs_weight;
 };
 
@@ -38,7 +40,7 @@ ForwardBuffers wrap(const TensorRef& x, const ChannelState& state, const Options
 }
 
 void apply(const detail::Kernels& k, ForwardBuffers& b, const Options& options, detail::Call& call) {
-    const bool vector = b.x_vector.dimensions() != 0;  // (wrapped: the vector apply runs)
+    const bool vector = b.vector() > 1;  // (wrapped: the vector apply runs)
     call.run("forward_apply", [&](void* uc) {
         return (vector ? k.forward_apply_vector : k.forward_apply)(
             uc, b.pivot, b.scale, b.shift, static_cast<int>(options.activation), options.activation_param,
@@ -78,10 +80,10 @@ void forward(const TensorRef& x, const ChannelState& state, const Options& optio
         });
     } else if (ck.batch_stats && k.gpu_forward_partials) {  // GPUs: partials, finish, apply
         const iabn_sched::GpuPartition p = detail::gpu_partition(ck.view);
-        const detail::GpuPartials kp = detail::gpu_partials_for(k, ck.view);
+        const detail::GpuPartials kp = detail::gpu_partials_for(k, ck.view, b.vector());
         auto partials = scratch.partials(p);
         call.run("gpu_forward_partials", [&](void* uc) {
-            return kp.forward(uc, b.x, p.steps, p.row_steps, partials);
+            return kp.forward(uc, kp.vector > 1 ? b.x_vector : b.x, kp.steps(p), p.row_steps, partials);
         });
         call.run("gpu_forward_finish", [&](void* uc) {
             return k.gpu_forward_finish(uc, partials, b.weight, b.bias, b.running_mean, b.running_var, options.epsilon,
@@ -116,7 +118,7 @@ void forward_partials(const TensorRef& x, const TensorRef& partials, const Optio
     if (k.gpu_forward_row) {  // GPUs: the block partials, then the row from them
         detail::Scratch scratch(ck, options, call);
         const iabn_sched::GpuPartition p = detail::gpu_partition(ck.view);
-        const detail::GpuPartials kp = detail::gpu_partials_for(k, ck.view);
+        const detail::GpuPartials kp = detail::gpu_partials_for(k, ck.view, 1);  // (x is not wrapped as vectors here)
         auto blocks = scratch.partials(p);
         call.run("gpu_forward_partials", [&](void* uc) {
             return kp.forward(uc, xv, p.steps, p.row_steps, blocks);

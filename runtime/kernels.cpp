@@ -78,7 +78,11 @@ Kernels& kernels_entry_for_tuning(DType dtype, Layout kernel_layout, Device devi
     return table().at({dtype, kernel_layout, device});
 }
 
-GpuPartials gpu_partials_for(const Kernels& k, const View& v) {
+GpuPartials gpu_partials_for(const Kernels& k, const View& v, int vector) {
+    if (vector > 1 && v.kernel_layout == Layout::nchw && k.gpu_forward_partials_vector &&
+        k.gpu_backward_partials_vector) {
+        return {k.gpu_forward_partials_vector, k.gpu_backward_partials_vector, vector};
+    }
     const int lanes = v.kernel_layout == Layout::nhwc ? iabn_sched::gpu_channel_lanes(v.c) : 32;
     GpuPartials p{k.gpu_forward_partials, k.gpu_backward_partials};
     if (lanes == 4) p = {k.gpu_forward_partials_c4, k.gpu_backward_partials_c4};

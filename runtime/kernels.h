@@ -71,6 +71,9 @@ struct Kernels {
                        gpu_forward_partials_c16 = nullptr;
     GpuBackwardPartials gpu_backward_partials_c4 = nullptr, gpu_backward_partials_c8 = nullptr,
                         gpu_backward_partials_c16 = nullptr;
+    // nchw partials on 128-bit vectors (the tensor wrapped as the vector applies take it).
+    GpuForwardPartials gpu_forward_partials_vector = nullptr;
+    GpuBackwardPartials gpu_backward_partials_vector = nullptr;
     GpuBackwardFinish gpu_backward_finish = nullptr;
     // The resident variant (nchw GPU kernels only; plan.h, gpu_resident(), says when): the first
     // kernel does partials and finish, a block per channel; then the apply. Two kernels a pass.
@@ -92,12 +95,19 @@ const Kernels& kernels_for(DType dtype, Layout kernel_layout, Device device = De
 // times run the runtime's own checks, plan and launches. Nothing in the library writes it.
 Kernels& kernels_entry_for_tuning(DType dtype, Layout kernel_layout, Device device);
 
-// The block partials kernels of a view: its partition's channel lanes' (plan.h, gpu_partition()).
+// The block partials kernels of a view: its partition's channel lanes' (plan.h, gpu_partition()),
+// or, where the call's tensors are wrapped as vectors (`vector` > 1: plan.h, gpu_apply_vector())
+// and the view is nchw, the vector ones; `vector` says which ran (1: the scalar ones).
 struct GpuPartials {
     GpuForwardPartials forward;
     GpuBackwardPartials backward;
+    int vector = 1;
+    // The kernels' `steps` for partition p (the vector ones step over vectors).
+    int32_t steps(const iabn_sched::GpuPartition& p) const {
+        return vector > 1 ? iabn_sched::gpu_vector_steps(p, vector) : p.steps;
+    }
 };
-GpuPartials gpu_partials_for(const Kernels& k, const View& v);
+GpuPartials gpu_partials_for(const Kernels& k, const View& v, int vector);
 
 // Whether a training pass runs the one-pass kernels: `k` has them and plan.h's rule says so for
 // the kernel threads (IABN_ONE_PASS=0 says no).

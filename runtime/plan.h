@@ -65,7 +65,8 @@ inline iabn_sched::GpuPartition gpu_resident_partition(const View& v) {
 }
 
 // A GPU apply loads and stores 128 bits a thread (the vector variant: generators/tensor_view.h,
-// element_view()) where the view's dense dim is a whole number of vectors, every tensor it
+// element_view()), and the nchw block partials load them (kernels.h, gpu_partials_for()),
+// where the view's dense dim is a whole number of vectors, every tensor it
 // touches is 16-byte aligned (`aligned`) and the tensor is under 2 GB (the variant indexes in 32
 // bits: Halide proves a vector's alignment only there); the scalar variant takes the rest.
 // Returns the elements per vector, or 1. IABN_GPU_VECTOR=0 forces the scalar variant.

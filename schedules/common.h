@@ -27,18 +27,24 @@ struct ChannelSums {
 // The Funcs of a GPU training pass's block reduction (generators/block_partials.h defines them,
 // schedules/gpu.h places them): `thread_sums(t, c, sb, nb)` is thread t's sum over its elements
 // of block (sb, nb) of channel c; `tree` halves the block's threads' sums level by level
-// (tree[i](t, c, sb, nb)); `total(c, sb, nb)` is the root.
+// (tree[i](t, c, sb, nb)); `total(c, sb, nb)` is the root. `r` is the thread's loop over its
+// steps (r.x on s, r.y on n). With 128-bit vectors (nchw, `vector` elements: the vector view of
+// generators/tensor_view.h), s counts vectors, and each step's `vector` elements are
+// `lanes(lane, s, c, n)`, read as one vector and added lane by lane.
 struct BlockSums {
-    Halide::Var t{"t"}, k{"k"}, c, sb{"sb"}, nb{"nb"};
+    Halide::Var t{"t"}, k{"k"}, c, sb{"sb"}, nb{"nb"}, lane{"lane"};
     Halide::Func thread_sums{"thread_sums"};
     std::vector<Halide::Func> tree;
     Halide::Func total{"block_total"};
-    Halide::Expr S, N, steps, row_steps;  // the view's extents; the partition
+    Halide::Func thread_acc{"thread_acc"};  // vector > 1: the thread's sums, summed in registers
+    Halide::RDom r;
+    Halide::Expr S, N, steps, row_steps;  // the view's extents (S in vectors); the partition
     Halide::Expr span_s, span_n;          // a block's ranges
-    Halide::Expr first_s, first_n;        // the block's first element
+    Halide::Expr first_s, first_n;        // the block's first element (vector)
     Halide::Expr count;                   // its number of elements, in f64
     int s_lanes = 1, n_lanes = 1;   // threads on s and on n (schedules/gpu_blocks.h)
     int channels = 1;               // channels a GPU block covers
+    int vector = 1;                 // elements a step of s reads
 };
 
 // A stage's loop, compiled once per runtime condition (the activation code, batch statistics),

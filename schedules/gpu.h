@@ -104,10 +104,11 @@ inline void schedule_gpu_row(Halide::Func row, const std::vector<Halide::Func>& 
 //    32 / b.channels consecutive rows (gpu_blocks.h, GpuBlockLanes).
 // Each GPU block computes its own block's sums: extents fixed per GPU block (also the shared
 // memory's size, with no host loop to find it). `per_channel`: small Funcs over c the thread sums
-// read (the backward's bias and 1/g), computed once per block.
+// read (the backward's bias and 1/g), computed once per block. With vectors (b.vector > 1), a
+// thread adds in its registers (thread_acc), a step's lanes read as one vector.
 inline void schedule_gpu_block_sums(const BlockSums& b, Halide::Func at, const Halide::Var& blk, ViewLayout layout,
                                     const std::vector<Halide::Func>& per_channel,
-                                    const std::vector<Halide::Expr>& specializations) {
+                                    const std::vector<Halide::Expr>& specializations, const GpuParams& p) {
     using namespace Halide;
     auto on_threads = [&](Stage s) {
         if (layout == ViewLayout::nchw) {
@@ -121,8 +122,23 @@ inline void schedule_gpu_block_sums(const BlockSums& b, Halide::Func at, const H
     per_block(thread_sums);
     thread_sums.bound(b.t, 0, b.s_lanes * b.n_lanes);
     on_threads(thread_sums);
-    on_threads(thread_sums.update());  // (its RDom stays innermost: the thread's serial loops)
-    specialize_all(thread_sums.update(), specializations);
+    if (b.vector > 1) {
+        // The thread's sums in registers, a step's lanes read as one vector and added by a
+        // vector_reduce_add in a fixed order. (A race-free reduction over r.x, which Halide will
+        // vectorize only when told it is atomic; in registers the atomic costs nothing: the PTX
+        // has no atomic instruction.) OpenCL unrolls the lanes instead (GpuParams::vector_loads).
+        Func acc = b.thread_acc;
+        acc.compute_at(thread_sums, b.t).store_in(MemoryType::Register);
+        if (p.vector_loads) {
+            acc.update().atomic(true).vectorize(b.r.x);
+        } else {
+            acc.update().unroll(b.r.x);
+        }
+        specialize_all(acc.update(), specializations);
+    } else {
+        on_threads(thread_sums.update());  // (its RDom stays innermost: the thread's serial loops)
+        specialize_all(thread_sums.update(), specializations);
+    }
     int extent = b.s_lanes * b.n_lanes;
     for (const Func& level : b.tree) {
         extent /= 2;
@@ -141,7 +157,7 @@ inline void schedule_gpu_block_sums(const BlockSums& b, Halide::Func at, const H
 // a channel's blocks on y and z); the block's values stored by its first threads.
 inline void schedule_gpu_block_partials(Halide::Func partials, const BlockSums& b, ViewLayout layout,
                                         const std::vector<Halide::Func>& per_channel,
-                                        const std::vector<Halide::Expr>& specializations) {
+                                        const std::vector<Halide::Expr>& specializations, const GpuParams& p) {
     using namespace Halide;
     Var cb("cb"), ci("ci");
     partials.bound(b.k, 0, partials.output_buffer().dim(0).extent());
@@ -154,7 +170,7 @@ inline void schedule_gpu_block_partials(Halide::Func partials, const BlockSums& 
             .gpu_blocks(cb, b.sb, b.nb)
             .gpu_threads(ci, b.k);
     }
-    schedule_gpu_block_sums(b, partials, layout == ViewLayout::nchw ? b.c : cb, layout, per_channel, specializations);
+    schedule_gpu_block_sums(b, partials, layout == ViewLayout::nchw ? b.c : cb, layout, per_channel, specializations, p);
 }
 
 // The resident variant's first kernel (nchw, gpu_blocks.h): a GPU block per channel adds the
@@ -168,7 +184,7 @@ inline void schedule_gpu_resident(Halide::Func finish, Halide::Func sums, const 
     Var cb("cb"), ci("ci");
     finish.split(b.c, cb, ci, 1).gpu_blocks(cb).gpu_threads(ci);
     sums.compute_at(finish, ci);
-    schedule_gpu_block_sums(b, finish, cb, ViewLayout::nchw, {}, specializations);
+    schedule_gpu_block_sums(b, finish, cb, ViewLayout::nchw, {}, specializations, GpuParams{});  // (no vectors)
 }
 
 // out(s, c, n) = undef; out(s, c, n) = f(out(s, c, n), ...): in place, one element (or one

@@ -40,6 +40,9 @@ inline GpuBlockLanes gpu_block_lanes_nhwc(int channel_lanes) {
     return {gpu_block_threads / channel_lanes, 1, channel_lanes};
 }
 
+// The most elements a 128-bit vector holds (16-bit dtypes).
+constexpr int gpu_max_vector = 8;
+
 // The f64 values each block stores (generators/block_partials.h: a count and two sums).
 constexpr int gpu_block_values = 3;
 
@@ -71,8 +74,21 @@ inline GpuPartition gpu_partition(int64_t s, int64_t channels, int64_t n, bool c
     p.n_blocks = ceil_div(n, int64_t{p.row_steps} * lanes.n_lanes);
     const int64_t s_ranges = std::clamp<int64_t>(wanted / p.n_blocks, 1, ceil_div(s, lanes.s_lanes));
     p.steps = static_cast<int32_t>(ceil_div(s, s_ranges * lanes.s_lanes));
+    // nchw rows cut into several ranges: a range a whole number of 128-bit vectors of any dtype
+    // (8 elements), so that the vector partials, whose threads step over vectors, cut them alike
+    // (gpu_vector_steps()).
+    if (!channels_last && ceil_div(s, int64_t{p.steps} * lanes.s_lanes) > 1) {
+        p.steps = static_cast<int32_t>(ceil_div(p.steps, gpu_max_vector) * gpu_max_vector);
+    }
     p.s_blocks = ceil_div(s, int64_t{p.steps} * lanes.s_lanes);
     return p;
+}
+
+// The vector partials' steps (nchw, `vector` elements a vector): the partition's, in vectors.
+// Where a row has one range, the one range covers it (count and bounds use the row's end), else
+// p.steps is a whole number of vectors.
+inline int32_t gpu_vector_steps(const GpuPartition& p, int vector) {
+    return static_cast<int32_t>(ceil_div(p.steps, vector));
 }
 
 // The resident variant (nchw): one block per channel adds all of the channel's elements and

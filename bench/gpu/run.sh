@@ -3,11 +3,14 @@
 #   bash bench/gpu/run.sh [--quick] [repeats]                     builds build-gpu/ (needs Halide), then runs
 #   IABN_GPU_BIN=<dir> bash bench/gpu/run.sh [--quick] [repeats]  runs the prebuilt binaries in <dir>: no build
 # and, on the build machine (no GPU needed), to make such a <dir>:
-#   bash bench/gpu/run.sh --prepare <dir>     builds iabn_tests, iabn-bench-gpu and iabn-tune-gpu
-#                                             (with its CUDA candidates: f32, f16, bf16, four values
-#                                             of each tunable) with the CUDA kernels and one CPU
-#                                             dispatch level in build-gpu-prepare/ and copies them,
-#                                             stripped, to <dir>
+#   bash bench/gpu/run.sh --prepare <dir>     builds iabn_tests and iabn-bench-gpu with the CUDA
+#                                             kernels and one CPU dispatch level in build-gpu-prepare/
+#                                             and copies them, stripped, to <dir>
+#   bash bench/gpu/run.sh --prepare-tuner <dir>   the same for iabn-tune-gpu alone, with its CUDA
+#                                             candidates (f32, f16, bf16; four values of each
+#                                             tunable): tools/tune/gpu/README.md. (Alone: with the
+#                                             other two it would not fit in the 64 MiB a GPU session
+#                                             carries.)
 #   IABN_GPU_CPU_TARGET=<target>|build        another single CPU level, or build/ as it is
 # The GPU tuner is not part of a run (tools/tune/gpu/README.md: its own command, on the same <dir>).
 # A run
@@ -49,8 +52,13 @@ cuda_filter='Cuda/DeviceCase.*:Cuda/Sync.*:Devices/DeviceQueue.*/cuda:Devices/De
 budget_s=100
 max_prepared_mib=64  # what a GPU session can carry over with the source tree
 
-if [ "${1:-}" = "--prepare" ]; then
-    dir="${2:?usage: bash bench/gpu/run.sh --prepare <dir>}"
+if [ "${1:-}" = "--prepare" ] || [ "${1:-}" = "--prepare-tuner" ]; then
+    dir="${2:?usage: bash bench/gpu/run.sh --prepare|--prepare-tuner <dir>}"
+    if [ "$1" = "--prepare" ]; then
+        programs=(tests/iabn_tests bench/gpu/iabn-bench-gpu)
+    else
+        programs=(tools/tune/gpu/iabn-tune-gpu)
+    fi
     source tools/env.sh  # the pinned CMake and Halide (tools/deps.sh)
     # The build tree: build-gpu-prepare/, with one CPU dispatch level (IABN_GPU_CPU_TARGET,
     # default x86-64-linux-avx2-fma-f16c-sse41, which H100 and H200 hosts run): the CPU kernels
@@ -67,35 +75,37 @@ if [ "${1:-}" = "--prepare" ]; then
     if [ ! -f "$build/CMakeCache.txt" ]; then
         cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
     fi
-    # Whatever else the tree was configured with, these two need the CUDA kernels and the benchmark.
-    # The GPU tuner's CUDA candidates: the dtypes people train in, four values of each tunable
+    # Whatever else the tree was configured with, these need the CUDA kernels and the benchmark;
+    # the GPU tuner its CUDA candidates: the dtypes people train in, four values of each tunable
     # around the committed ones (schedules/cuda.params).
     cmake -S . -B "$build" -DIABN_CUDA=ON -DIABN_BUILD_BENCH=ON -DIABN_BUILD_TESTS=ON -DIABN_BUILD_GPU_TUNER=ON \
         -DIABN_GPU_TUNE_DEVICES=cuda "-DIABN_GPU_TUNE_DTYPES=f32;f16;bf16" \
         "-DIABN_GPU_TUNE_VALUES=threads=64,128,512,1024;channel_block=16,32,128,256" \
         ${targets[@]+"${targets[@]}"} >/dev/null
-    cmake --build "$build" --target iabn_tests iabn-bench-gpu iabn-tune-gpu
+    cmake --build "$build" --target "${programs[@]##*/}"
     mkdir -p "$dir"
     # Symbol tables only go: the kernels (and their PTX) are code and data the binaries keep.
-    strip -o "$dir/iabn_tests" "$build/tests/iabn_tests"
-    strip -o "$dir/iabn-bench-gpu" "$build/bench/gpu/iabn-bench-gpu"
-    strip -o "$dir/iabn-tune-gpu" "$build/tools/tune/gpu/iabn-tune-gpu"
+    files=()
+    for p in "${programs[@]}"; do
+        strip -o "$dir/${p##*/}" "$build/$p"
+        files+=("$dir/${p##*/}")
+    done
     # Only the C and C++ runtimes may be needed where the binaries go.
     allowed='^(linux-vdso\.so|ld-linux-x86-64\.so|libc\.so|libm\.so|libdl\.so|libpthread\.so|libstdc\+\+\.so|libgcc_s\.so)'
-    for f in "$dir"/iabn_tests "$dir"/iabn-bench-gpu "$dir"/iabn-tune-gpu; do
+    for f in "${files[@]}"; do
         extra=$(ldd "$f" | awk '{print $1}' | xargs -n1 basename | grep -Ev "$allowed" || true)
         if [ -n "$extra" ]; then
             echo "run.sh --prepare: $f needs libraries a GPU machine may not have: $extra" >&2
             exit 1
         fi
     done
-    mib=$(stat -c %s "$dir"/iabn_tests "$dir"/iabn-bench-gpu "$dir"/iabn-tune-gpu | awk '{s += $1} END {print int((s + 1048575) / 1048576)}')
+    mib=$(stat -c %s "${files[@]}" | awk '{s += $1} END {print int((s + 1048575) / 1048576)}')
     if [ "$mib" -ge "$max_prepared_mib" ]; then
         echo "run.sh --prepare: the binaries take $mib MiB, not under $max_prepared_mib MiB" >&2
         exit 1
     fi
-    glibc=$(objdump -T "$dir"/iabn_tests "$dir"/iabn-bench-gpu "$dir"/iabn-tune-gpu | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
-    glibcxx=$(objdump -T "$dir"/iabn_tests "$dir"/iabn-bench-gpu "$dir"/iabn-tune-gpu | grep -o 'GLIBCXX_[0-9.]*' | sort -uV | tail -1)
+    glibc=$(objdump -T "${files[@]}" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
+    glibcxx=$(objdump -T "${files[@]}" | grep -o 'GLIBCXX_[0-9.]*' | sort -uV | tail -1)
     {
         echo "built from: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with local changes)')"
         cxx=$(grep -m1 '^CMAKE_CXX_COMPILER:' "$build/CMakeCache.txt" | cut -d= -f2)
@@ -106,7 +116,11 @@ if [ "${1:-}" = "--prepare" ]; then
         echo "needs: $glibc, $glibcxx (libstdc++), libgcc_s; the CUDA driver at run time"
     } > "$dir/BUILD-INFO"
     cat "$dir/BUILD-INFO"
-    echo "prepared $dir ($(du -sh "$dir" | cut -f1)): run there with IABN_GPU_BIN=$dir bash bench/gpu/run.sh"
+    if [ "$1" = "--prepare" ]; then
+        echo "prepared $dir ($(du -sh "$dir" | cut -f1)): run there with IABN_GPU_BIN=$dir bash bench/gpu/run.sh"
+    else
+        echo "prepared $dir ($(du -sh "$dir" | cut -f1)): run there with $dir/iabn-tune-gpu --params schedules/cuda.params --output cuda.params"
+    fi
     exit 0
 fi
 
@@ -116,7 +130,7 @@ for arg in "$@"; do
     case "$arg" in
         --quick) quick=--quick ;;
         [1-9]*) repeats=$arg ;;
-        *) echo "usage: bash bench/gpu/run.sh [--quick] [repeats] | --prepare <dir>" >&2; exit 2 ;;
+        *) echo "usage: bash bench/gpu/run.sh [--quick] [repeats] | --prepare <dir> | --prepare-tuner <dir>" >&2; exit 2 ;;
     esac
 done
 # Both programs get the same numbers (their own defaults are these too).
