@@ -144,8 +144,7 @@ iabn_test::TestDevice& pick_device(Options& o) {
     if (!o.device_given && !iabn_test::test_device(iabn::Device::cuda)) o.device = iabn::Device::opencl;
     iabn_test::TestDevice* d = iabn_test::test_device(o.device);
     if (!d) {
-        throw std::runtime_error(std::string("no ") + api_name(o.device) +
-                                 " device: " + iabn_test::device_unavailable(o.device));
+        throw std::runtime_error(iabn_test::device_unavailable(o.device));
     }
     return *d;
 }
