@@ -1,7 +1,8 @@
 """iabn: In-Place Activated BatchNorm kernels (generated with Halide) for Python.
 
-``iabn.torch`` has the PyTorch module and function; ``iabn._iabn`` is the binding of the C++ API
-over raw pointers, which ``iabn.torch`` uses.
+``iabn.torch`` has the PyTorch module and function, ``iabn.paddle`` the PaddlePaddle 3 layer and
+function (each needs its framework; neither is imported here); ``iabn._iabn`` is the binding of
+the C++ API over raw pointers, which both use.
 """
 
 from . import _iabn

@@ -44,9 +44,13 @@ dtypes, as ``nn.BatchNorm2d`` takes them (the input's dtype is the output's and 
   state for a bfloat16 input) is a ValueError that names the rule.
 """
 
-import torch
-import torch.distributed as dist
-from torch import nn
+try:
+    import torch
+    import torch.distributed as dist
+    from torch import nn
+except ImportError as e:  # PyTorch is optional for the iabn package: only this module needs it
+    raise ImportError("iabn.torch needs PyTorch (pip install torch, or the iabn package's 'torch' extra); iabn "
+                      "itself and iabn.paddle do not") from e
 
 from . import _iabn
 
