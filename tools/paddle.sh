@@ -4,7 +4,7 @@
 # /usr/bin/python3; its site-packages give the build's setuptools, wheel and pybind11 and pytest)
 # with the pinned Paddle of tools/requirements-paddle.txt (pip's cache stays in ~/.cache, outside
 # the clone), pip-installs the package into it against that prefix, and runs tests/test_paddle.py
-# (the memory example among them).
+# (the memory example among them) and tests/test_paddle_sync.py (3 processes over gloo).
 #   tools/paddle.sh [pytest arguments]      (after cmake --build build; tools/test.sh calls it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,4 +21,5 @@ fi
 CMAKE_PREFIX_PATH="$PWD/build/prefix" "$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall \
     --no-deps --no-build-isolation ./python
 # From build/: the checkout's python/iabn (no extension in it) must not shadow the installed package.
-(cd build && paddle-venv/bin/python -m pytest -q -ra -p no:cacheprovider ../python/tests/test_paddle.py "$@")
+(cd build && paddle-venv/bin/python -m pytest -q -ra -p no:cacheprovider ../python/tests/test_paddle.py \
+    ../python/tests/test_paddle_sync.py "$@")

@@ -38,7 +38,7 @@ except ImportError as e:  # Paddle is optional for the iabn package: only this m
 
 from . import _iabn
 
-__all__ = ["InPlaceABN", "inplace_abn", "ACTIVATIONS", "DATA_FORMATS"]
+__all__ = ["InPlaceABN", "InPlaceABNSync", "inplace_abn", "inplace_abn_sync", "ACTIVATIONS", "DATA_FORMATS"]
 
 ACTIVATIONS = ("identity", "leaky_relu", "elu")
 # Where the channels are: dim 1 (channels first) or the last dim (channels last); ranks 2 to 5.
@@ -137,12 +137,38 @@ def _options(settings, layout, batch_stats):
     return (activation, alpha, epsilon, momentum, layout, batch_stats, False, False, False, 0, 0, 0, True)
 
 
+class _AllGather:
+    """The exchange of a synchronized pass: this process's partials (float64 [2C + 1], filled by
+    one of iabn's *_partials) gathered from every process of the group into float64 [P, 2C + 1],
+    in rank order, with ``paddle.distributed.all_gather``."""
+
+    def __init__(self, group):
+        self.group = group
+
+    def __call__(self, channels, fill):
+        partials = paddle.empty([_iabn.sync_partials_size(channels)], dtype="float64")
+        fill(_ref(partials))
+        rows = []
+        paddle.distributed.all_gather(rows, partials, group=self.group)
+        return paddle.stack(rows)
+
+
+def _exchange(group, batch_stats):
+    """The all-gather of a synchronized call, or None where there is nothing to exchange: global
+    statistics, no initialized parallel environment, or a group of one process."""
+    if not batch_stats or not paddle.distributed.is_initialized():
+        return None
+    size = paddle.distributed.get_world_size(group) if group is not None else paddle.distributed.get_world_size()
+    return _AllGather(group) if size > 1 else None
+
+
 class _InPlaceABN(PyLayer):
     """The in-place forward and the backward from the output, over iabn's kernels. Tensors that
     need no gradient (``stop_gradient``) get None, as PyLayer requires."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, running_mean, running_var, batch_stats, settings, layout, shape, track):
+    def forward(ctx, x, weight, bias, running_mean, running_var, batch_stats, settings, layout, shape, track,
+                exchange):
         C = x.shape[-1] if layout == "nhwc" else x.shape[1]
         stat = _state_dtype(x)
         saved_mean = paddle.empty([C], dtype=stat) if batch_stats else None
@@ -151,7 +177,12 @@ class _InPlaceABN(PyLayer):
         if batch_stats and rm is None:  # batch statistics with no running ones to update
             rm, rv = paddle.zeros([C], dtype=stat), paddle.ones([C], dtype=stat)
         state = tuple(_ref(t) for t in (weight, bias, rm, rv, saved_mean, saved_invstd))
-        _iabn.forward(_ref(x, shape), state, _options(settings, layout, batch_stats))
+        xr, options = _ref(x, shape), _options(settings, layout, batch_stats)
+        if exchange is None:
+            _iabn.forward(xr, state, options)
+        else:  # every process's partials, then the statistics of the whole batch
+            gathered = exchange(C, lambda partials: _iabn.forward_partials(xr, partials, options))
+            _iabn.forward_finish(xr, state, _ref(gathered), options)
         # The output is x. A leaf that needs no gradient (a data tensor) cannot be a PyLayer's
         # in-place output (Paddle refuses in-place changes of leaves): it gets a second tensor
         # over the same memory, and x's version is bumped as an in-place change bumps it.
@@ -160,6 +191,7 @@ class _InPlaceABN(PyLayer):
             z = paddle.utils.dlpack.from_dlpack(paddle.utils.dlpack.to_dlpack(x))
             x._bump_inplace_version()
         ctx.settings, ctx.layout, ctx.shape, ctx.batch_stats, ctx.track = settings, layout, shape, batch_stats, track
+        ctx.exchange, ctx.channels = exchange, C
         ctx.needs = [t is not None and not t.stop_gradient for t in (x, weight, bias)]
         # backward returns a gradient or None for each tensor argument, in order.
         ctx.given = [t is not None for t in (x, weight, bias, running_mean, running_var)]
@@ -183,27 +215,22 @@ class _InPlaceABN(PyLayer):
         batch_stats = ctx.batch_stats
         state = tuple(_ref(t) for t in (weight, bias, None, None if batch_stats else stats, None,
                                         stats if batch_stats else None))
-        _iabn.backward(_ref(z, ctx.shape), _ref(dx, ctx.shape), state, (_ref(weight_grad), _ref(bias_grad)),
-                       _options(ctx.settings, ctx.layout, batch_stats))
+        zr, dxr, grads = _ref(z, ctx.shape), _ref(dx, ctx.shape), (_ref(weight_grad), _ref(bias_grad))
+        options = _options(ctx.settings, ctx.layout, batch_stats)
+        if ctx.exchange is None:
+            _iabn.backward(zr, dxr, state, grads, options)
+        else:
+            # Parameter gradients: this process's own (backward_partials); dx: with every
+            # process's sums (backward_finish).
+            gathered = ctx.exchange(ctx.channels,
+                                    lambda partials: _iabn.backward_partials(zr, dxr, state, grads, partials, options))
+            _iabn.backward_finish(zr, dxr, state, _ref(gathered), options)
         grads = (dx if ctx.needs[0] else None, weight_grad, bias_grad, None, None)
         return tuple(g for g, given in zip(grads, ctx.given) if given)
 
 
-def inplace_abn(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.9, epsilon=1e-5,
-                act=None, act_alpha=1.0, data_format="NCHW", use_global_stats=None, name=None):
-    """x becomes act(batch_norm(x)); returns the output, which shares x's memory.
-
-    As ``paddle.nn.functional.batch_norm(x, running_mean, running_var, weight, bias, training,
-    momentum, epsilon, data_format, use_global_stats)`` followed by the activation, with Paddle's
-    conventions (``running = momentum * running + (1 - momentum) * batch``, the biased batch
-    variance). ``act`` and ``act_alpha`` are ``fluid.layers.inplace_abn``'s, with its defaults:
-    ``act=None`` is identity; ``"leaky_relu"`` (slope ``act_alpha``) and ``"elu"`` (alpha
-    ``act_alpha``) are the others. Batch statistics unless ``use_global_stats`` (``None``: the
-    running statistics when not ``training``); with batch statistics the running ones, if given,
-    are updated in place. ``weight``/``bias`` None: scale 1, shift 0. ``name`` is accepted for
-    Paddle's API shape and unused.
-    """
-    _eager_under_sot(recursive=True)
+def _apply(x, running_mean, running_var, weight, bias, training, momentum, epsilon, act, act_alpha, data_format,
+           use_global_stats, sync, group=None):
     if not paddle.in_dynamic_mode():
         raise RuntimeError("iabn.paddle: inplace_abn runs in dynamic mode only: it calls iabn's kernels on the "
                            "tensors' memory, which a static program (paddle.jit.to_static, paddle.static) does not "
@@ -228,9 +255,49 @@ def inplace_abn(x, running_mean, running_var, weight=None, bias=None, training=F
                          "over x: pass the output of another operation, or a copy")
     settings = (activation, float(act_alpha), float(epsilon), float(momentum))
     track = {}
-    z = _InPlaceABN.apply(x, weight, bias, running_mean, running_var, batch_stats, settings, layout, shape, track)
+    exchange = _exchange(group, batch_stats) if sync else None
+    z = _InPlaceABN.apply(x, weight, bias, running_mean, running_var, batch_stats, settings, layout, shape, track,
+                          exchange)
     track["version"] = z.inplace_version
     return z
+
+
+def inplace_abn(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.9, epsilon=1e-5,
+                act=None, act_alpha=1.0, data_format="NCHW", use_global_stats=None, name=None):
+    """x becomes act(batch_norm(x)); returns the output, which shares x's memory.
+
+    As ``paddle.nn.functional.batch_norm(x, running_mean, running_var, weight, bias, training,
+    momentum, epsilon, data_format, use_global_stats)`` followed by the activation, with Paddle's
+    conventions (``running = momentum * running + (1 - momentum) * batch``, the biased batch
+    variance). ``act`` and ``act_alpha`` are ``fluid.layers.inplace_abn``'s, with its defaults:
+    ``act=None`` is identity; ``"leaky_relu"`` (slope ``act_alpha``) and ``"elu"`` (alpha
+    ``act_alpha``) are the others. Batch statistics unless ``use_global_stats`` (``None``: the
+    running statistics when not ``training``); with batch statistics the running ones, if given,
+    are updated in place. ``weight``/``bias`` None: scale 1, shift 0. ``name`` is accepted for
+    Paddle's API shape and unused.
+    """
+    _eager_under_sot(recursive=True)
+    return _apply(x, running_mean, running_var, weight, bias, training, momentum, epsilon, act, act_alpha,
+                  data_format, use_global_stats, sync=False)
+
+
+def inplace_abn_sync(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.9,
+                     epsilon=1e-5, act=None, act_alpha=1.0, data_format="NCHW", use_global_stats=None, group=None,
+                     name=None):
+    """``inplace_abn`` with the batch statistics of every process of ``group`` (a
+    ``paddle.distributed`` group; None: all processes) together.
+
+    With batch statistics and an initialized parallel environment of more than one process, the
+    forward normalizes ``x`` with the mean and variance of the concatenation of every process's
+    ``x`` (batches may differ in size), and the running statistics are updated with them (the
+    same values on every process); the backward gives ``dx`` of the sum of every process's loss,
+    and the parameter gradients of this process's own loss (``paddle.DataParallel`` reduces
+    those). Each pass all-gathers 2C + 1 float64 values per process: every process of the group
+    must call it, in the same order as its other collectives. Otherwise it is ``inplace_abn``.
+    """
+    _eager_under_sot(recursive=True)
+    return _apply(x, running_mean, running_var, weight, bias, training, momentum, epsilon, act, act_alpha,
+                  data_format, use_global_stats, sync=True, group=group)
 
 
 class InPlaceABN(paddle.nn.Layer):
@@ -261,6 +328,7 @@ class InPlaceABN(paddle.nn.Layer):
         self._epsilon = epsilon
         self._data_format = data_format
         self._use_global_stats = use_global_stats
+        self._sync, self._group = False, None
         dtype = paddle.get_default_dtype()
         const = paddle.nn.initializer.Constant
 
@@ -284,10 +352,24 @@ class InPlaceABN(paddle.nn.Layer):
 
     def forward(self, x):
         _eager_under_sot(recursive=True)
-        return inplace_abn(x, self._mean, self._variance, self.weight, self.bias, training=self.training,
-                           momentum=self._momentum, epsilon=self._epsilon, act=self._act, act_alpha=self._act_alpha,
-                           data_format=self._data_format, use_global_stats=self._use_global_stats)
+        return _apply(x, self._mean, self._variance, self.weight, self.bias, self.training, self._momentum,
+                      self._epsilon, self._act, self._act_alpha, self._data_format, self._use_global_stats,
+                      sync=self._sync, group=self._group)
 
     def extra_repr(self):
         return (f"num_channels={self._num_channels}, act={self._act}, act_alpha={self._act_alpha}, "
                 f"momentum={self._momentum}, epsilon={self._epsilon}, data_format={self._data_format}")
+
+
+class InPlaceABNSync(InPlaceABN):
+    """``InPlaceABN`` whose batch statistics are those of every process of ``group`` together
+    (synchronized batch norm, as ``paddle.nn.SyncBatchNorm``): ``inplace_abn_sync``. ``group``: a
+    ``paddle.distributed`` group, None for all processes. Without an initialized parallel
+    environment of several processes, or with global statistics, it is ``InPlaceABN``. The same
+    arguments (and ``group``), parameter names and dtype rules as ``InPlaceABN``."""
+
+    def __init__(self, num_channels, act="leaky_relu", act_alpha=0.01, momentum=0.9, epsilon=1e-5,
+                 data_format="NCHW", use_global_stats=None, weight_attr=None, bias_attr=None, group=None, name=None):
+        super().__init__(num_channels, act, act_alpha, momentum, epsilon, data_format, use_global_stats, weight_attr,
+                         bias_attr, name)
+        self._sync, self._group = True, group
