@@ -380,3 +380,24 @@ def test_memory_example_keeps_at_most_0_6x_of_batchnorm2d_and_leaky_relu():
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "InPlaceABN keeps at most 0.6x: yes" in run.stdout
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_sixteen_bit_input_under_auto_cast(dtype):
+    """A float32 layer inside paddle.amp.auto_cast takes the 16-bit activations it is handed (on
+    the CPU, Paddle 3.3.1's auto_cast leaves convolutions in float32, so the input is cast here)."""
+    layer = InPlaceABN(3)
+    x, x64 = draw((4, 3, 5), dtype)
+    with paddle.amp.auto_cast(level="O1", dtype=dtype):
+        z = layer(x)
+    assert z.dtype == x.dtype and layer._mean.dtype == paddle.float32
+    y = activate(F.batch_norm(x64, paddle.zeros([3], "float64"), paddle.ones([3], "float64"), training=True),
+                 "leaky_relu", 0.01)
+    check(z, y, tolerance(dtype, 8), "z under auto_cast")
+
+
+def test_the_package_runs_its_native_extension():
+    import iabn
+
+    assert iabn._iabn.__file__.endswith(".so")
+    assert iabn.kernel_target().startswith(("x86-64", "arm-64"))
