@@ -129,6 +129,9 @@ def _check_channel(t, name, x, channels):
         raise ValueError(f"iabn.paddle: {name} is {t.dtype} for a {x.dtype} input, expected {want}: {rule}")
     if list(t.shape) != [channels]:
         raise ValueError(f"iabn.paddle: {name} must have shape [{channels}] (the input's channels), got {t.shape}")
+    if not t.is_contiguous():
+        raise ValueError(f"iabn.paddle: {name} must be contiguous (a strided view is read and written through its "
+                         f"data pointer)")
 
 
 def _options(settings, layout, batch_stats):

@@ -344,6 +344,7 @@ def bad(**kw):
     (bad(x=paddle.ones([2, 3, 4], dtype="float16"), weight=paddle.ones([3], dtype="float16")), ValueError,
      "16-bit inputs take float32"),
     (bad(weight=paddle.ones([4])), ValueError, r"shape \[3\]"),
+    (bad(weight=paddle.ones([3, 2])[:, 0]), ValueError, "contiguous"),
     (bad(running_mean=paddle.zeros([3])), ValueError, "both be given"),
     (bad(training=False), ValueError, "needs running_mean and running_var"),
     (bad(x=paddle.to_tensor(np.ones((2, 3, 4), "float32"), stop_gradient=False)), ValueError, "leaf tensor"),
