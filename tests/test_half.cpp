@@ -126,7 +126,9 @@ TEST_P(HalfRounding, ForwardStoresXPlusBRoundedToNearestEven) {
     EXPECT_EQ(wrong, 0) << "elements not rounded to nearest even";
     EXPECT_GT(ties, 10) << "test setup: too few exact ties";
     EXPECT_GT(subnormals, 10) << "test setup: too few subnormal results";
-    if (hc.dtype == iabn::DType::f16) EXPECT_GT(infinities, 10) << "test setup: too few overflows to inf";
+    if (hc.dtype == iabn::DType::f16) {
+        EXPECT_GT(infinities, 10) << "test setup: too few overflows to inf";
+    }
 }
 
 TEST_P(HalfRounding, BackwardStoresWTimesDzRoundedToNearestEven) {
