@@ -45,6 +45,9 @@ class CMakeBuild(build_ext):
         shutil.copy(built[0], target)
 
 
+# The repository's VERSION, which the C++ library reports too (iabn.__version__ checks they agree).
+VERSION = (HERE.parent / "VERSION").read_text().strip()
+
 # Packages here: setuptools 66 (Debian 12) warns that pyproject.toml's [tool.setuptools] is beta.
-setup(packages=["iabn"], ext_modules=[Extension("iabn._iabn", sources=[])],
+setup(version=VERSION, packages=["iabn"], ext_modules=[Extension("iabn._iabn", sources=[])],
       cmdclass={"build_ext": CMakeBuild})

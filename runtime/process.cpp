@@ -1,4 +1,4 @@
-// Process-wide settings and facts: thread count, dispatched target, schedule numbers built in.
+// Process-wide settings and facts: version, thread count, dispatched target, schedule numbers built in.
 #include "call.h"
 #include "halide_glue.h"
 #include "kernels.h"
@@ -12,6 +12,8 @@ void set_num_threads(int n) {
     detail::init_halide_runtime();
     detail::set_kernel_threads(n);
 }
+
+std::string version() { return IABN_VERSION; }
 
 std::string kernel_target() {
     detail::init_halide_runtime();

@@ -22,4 +22,4 @@ CMAKE_PREFIX_PATH="$PWD/build/prefix" "$venv/bin/pip" install -q --disable-pip-v
     --no-deps --no-build-isolation ./python
 # From build/: the checkout's python/iabn (no extension in it) must not shadow the installed package.
 (cd build && paddle-venv/bin/python -m pytest -q -ra -p no:cacheprovider ../python/tests/test_paddle.py \
-    ../python/tests/test_paddle_sync.py "$@")
+    ../python/tests/test_paddle_sync.py ../python/tests/test_package.py "$@")

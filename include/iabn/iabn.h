@@ -143,6 +143,9 @@ void backward_finish(const TensorRef& z, const TensorRef& dz, const ChannelState
 // Threads used by the kernels (process-wide). n >= 1.
 void set_num_threads(int n);
 
+// This library's version, "major.minor.patch" (the repository's VERSION file; CHANGELOG.md).
+std::string version();
+
 // The compiled target the dispatcher runs on this machine, e.g. "x86-64-linux-avx2-fma-f16c-sse41".
 std::string kernel_target();
 

@@ -7,7 +7,10 @@ the C++ API over raw pointers, which both use.
 
 from . import _iabn
 
-__all__ = ["kernel_target", "has_cuda_kernels", "set_num_threads"]
+__all__ = ["__version__", "kernel_target", "has_cuda_kernels", "set_num_threads"]
+
+# The library's version: the same number as the package's (both from the repository's VERSION).
+__version__ = _iabn.version()
 
 kernel_target = _iabn.kernel_target
 has_cuda_kernels = _iabn.has_cuda_kernels

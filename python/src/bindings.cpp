@@ -195,6 +195,7 @@ PYBIND11_MODULE(_iabn, m) {
         "raises ValueError unless `name` is an activation iabn can invert (relu cannot be)");
     m.def("workspace_bytes", &iabn::workspace_bytes, py::arg("x"), py::arg("options"),
           "the bytes of device workspace a call on a tensor of x's shape needs at most");
+    m.def("version", &iabn::version, "the iabn library's version (the repository's VERSION file)");
     m.def("kernel_target", &iabn::kernel_target, "the CPU target iabn's dispatcher runs on this machine");
     m.def("has_cuda_kernels", &iabn::has_cuda_kernels);
     m.def("set_num_threads", &iabn::set_num_threads, py::arg("n"));

@@ -83,6 +83,10 @@ def _worker(out_dir, seed, data_format, act, alpha):
 def test_three_processes_match_the_whole_batch(tmp_path, data_format, act, alpha):
     import paddle.distributed as dist
 
+    # The processes are on this machine: gloo on the loopback interface. Without it gloo finds
+    # its interface from the hostname, which a machine need not resolve (a fresh Debian root has
+    # no /etc/hosts: "network vm: cannot be obtained").
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     dist.spawn(_worker, args=(str(tmp_path), SEED, data_format, act, alpha), nprocs=len(BATCHES), backend="gloo")
     results = [(tmp_path / f"rank{r}.txt").read_text() for r in range(len(BATCHES))]
     assert results == ["ok"] * len(BATCHES), f"{results} (IABN_TEST_SEED={SEED})"
