@@ -55,15 +55,15 @@ inline BlockSums blocks_of(const Halide::Var& c, const Halide::Expr& S, const Ha
     return b;
 }
 
-// Defines b's thread sums and tree. `loads(lane, s, n)` is the Tuple of what element (s, c, n)
-// (at `lane` of vector s, with vectors) contributes that does not depend on the block (the
-// tensor reads, converted); `terms(loaded)` the Tuple of its `values` terms in the accumulation
-// type. With vectors, a step's lanes are b.lanes (one vector read), added lane by lane.
-template <typename Loads, typename Terms>
-void define_block_sums(BlockSums& b, const Loads& loads, const Terms& terms, int values) {
+// Defines b's thread sums and tree: `terms(lane, s, n)` is the Tuple of element (s, c, n)'s
+// `values` terms in the accumulation type (with vectors: `lane` of vector s; else `lane` is
+// undefined). With vectors a step's lanes are the innermost reduction variable, which the
+// schedule vectorizes (one vector read, the lanes added in a fixed order).
+template <typename Terms>
+void define_block_sums(BlockSums& b, const Terms& terms, int values) {
     using namespace Halide;
     const Var c = b.c;
-    // With vectors, the innermost loop is over a step's lanes (unrolled: one vector read).
+    // With vectors, the innermost loop is over a step's lanes.
     b.r = b.vector > 1 ? RDom(0, b.vector, 0, b.steps, 0, b.row_steps, "block_r") : RDom(0, b.steps, 0, b.row_steps, "block_r");
     RDom& r = b.r;
     const Expr step = b.vector > 1 ? r.y : r.x, row_step = b.vector > 1 ? r.z : r.y;
@@ -77,7 +77,7 @@ void define_block_sums(BlockSums& b, const Loads& loads, const Terms& terms, int
     sums(b.t, c, b.sb, b.nb) = Tuple(zeros);
     // (min: the where() keeps elements past the ends out at run time; the clamp tells bounds
     // inference.)
-    const Tuple v = terms(loads(lane, min(s, b.S - 1), min(n, b.N - 1)));
+    const Tuple v = terms(lane, min(s, b.S - 1), min(n, b.N - 1));
     std::vector<Expr> added;
     for (int i = 0; i < values; i++) added.push_back(sums(b.t, c, b.sb, b.nb)[i] + v[i]);
     sums(b.t, c, b.sb, b.nb) = Tuple(added);
@@ -107,16 +107,10 @@ Halide::Func forward_block_values(BlockSums& b, const X& x, const ElementTypes& 
     const Var c = b.c;
     Func pivot("block_pivot");
     pivot(c, b.sb, b.nb) = cast(t.accum, t.to_compute(TensorAt<X>{x, b.vector, 0}(b.first_s, c, b.first_n)));
-    define_block_sums(
-        b,
-        [&](const Expr& lane, const Expr& s, const Expr& n) {
-            return Tuple(cast(t.accum, t.to_compute(TensorAt<X>{x, b.vector, lane}(s, c, n))));
-        },
-        [&](const Tuple& loaded) {
-            Expr v = loaded[0] - pivot(c, b.sb, b.nb);
-            return Tuple(v, v * v);
-        },
-        2);
+    define_block_sums(b, [&](const Expr& lane, const Expr& s, const Expr& n) {
+        Expr v = cast(t.accum, t.to_compute(TensorAt<X>{x, b.vector, lane}(s, c, n))) - pivot(c, b.sb, b.nb);
+        return Tuple(v, v * v);
+    }, 2);
     const Expr s1 = b.total(c, b.sb, b.nb)[0], s2 = b.total(c, b.sb, b.nb)[1];
     Func values("forward_block_values");
     values(b.k, c, b.sb, b.nb) = select(b.k == 0, b.count, b.k == 1, pivot(c, b.sb, b.nb) + s1 / b.count,
@@ -134,13 +128,10 @@ Halide::Func backward_block_values(BlockSums& b, const Z& z, const Z& dz, const 
     using namespace Halide;
     const Var c = b.c;
     const Expr a = cast(t.compute, activation_param);
-    define_block_sums(
-        b,
-        [&](const Expr& lane, const Expr& s, const Expr& n) {
-            return grad_terms(TensorAt<Z>{z, b.vector, lane}, TensorAt<Z>{dz, b.vector, lane}, s, c, n, activation, a,
-                              channel(c)[0], channel(c)[1], t.accum, t);
-        },
-        [](const Tuple& terms) { return terms; }, 2);
+    define_block_sums(b, [&](const Expr& lane, const Expr& s, const Expr& n) {
+        return grad_terms(TensorAt<Z>{z, b.vector, lane}, TensorAt<Z>{dz, b.vector, lane}, s, c, n, activation, a,
+                          channel(c)[0], channel(c)[1], t.accum, t);
+    }, 2);
     Func values("backward_block_values");
     values(b.k, c, b.sb, b.nb) = select(b.k == 0, b.count, b.k == 1, b.total(c, b.sb, b.nb)[0], b.total(c, b.sb, b.nb)[1]);
     return values;

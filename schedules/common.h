@@ -29,10 +29,10 @@ struct ChannelSums {
 // of block (sb, nb) of channel c; `tree` halves the block's threads' sums level by level
 // (tree[i](t, c, sb, nb)); `total(c, sb, nb)` is the root. `r` is the thread's loop over its
 // steps (r.x on s, r.y on n). With 128-bit vectors (nchw, `vector` elements: the vector view of
-// generators/tensor_view.h), s counts vectors, and each step's `vector` elements are
-// `lanes(lane, s, c, n)`, read as one vector and added lane by lane.
+// generators/tensor_view.h), s counts vectors, r.x runs over a step's lanes (then r.y on s, r.z
+// on n), and the thread adds into `thread_acc`, kept in registers, which `thread_sums` copies.
 struct BlockSums {
-    Halide::Var t{"t"}, k{"k"}, c, sb{"sb"}, nb{"nb"}, lane{"lane"};
+    Halide::Var t{"t"}, k{"k"}, c, sb{"sb"}, nb{"nb"};
     Halide::Func thread_sums{"thread_sums"};
     std::vector<Halide::Func> tree;
     Halide::Func total{"block_total"};
