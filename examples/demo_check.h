@@ -1,4 +1,4 @@
-// The demo's comparison with the float64 reference of tests/reference.h (the same naive
+// The demo's comparison with the float64 reference of tests/support/reference.h (the same naive
 // reference the test suite uses; it shares no code with the library).
 #pragma once
 

@@ -4,7 +4,7 @@
 // need varied values, not independent ones.)
 #pragma once
 
-#include "half.h"  // tests/half.h: iabn_test::to_bits, the 16-bit values
+#include "half.h"  // tests/support/half.h: iabn_test::to_bits, the 16-bit values
 
 #include <iabn/iabn.h>
 

@@ -12,9 +12,9 @@
 //  * any other exception, a crash, a sanitizer report or a hang: a finding;
 //  * success: no byte outside the buffers the call may write changed; the call is not one the
 //    rules refuse ("accepted-invalid:<rule>"); and, where the data are in the well-scaled domain,
-//    every output matches the float64 reference (tests/reference.cpp) computed from the bytes as
-//    they were before the call, within a tolerance derived from the dtype (tests/compare.h).
-//    16-bit tensors (f16, bf16) are read and written through tests/half.h; their outputs add
+//    every output matches the float64 reference (tests/support/reference.cpp) computed from the bytes as
+//    they were before the call, within a tolerance derived from the dtype (tests/support/compare.h).
+//    16-bit tensors (f16, bf16) are read and written through tests/support/half.h; their outputs add
 //    one rounding to the f32 budget, and an f16 result beyond 65504 must be inf, never NaN.
 // The rules (what must be refused: model() below) are README's "Using the API" list with the
 // validation changes of the runtime: rank outside 2..5; a dimension <= 0; a byte size beyond
@@ -240,7 +240,7 @@ bool valid_enum(DType t) { return static_cast<int>(t) >= 0 && static_cast<int>(t
 // Every dtype of the enum has kernels (f16 and bf16 since 28817be): only values outside it are wild.
 bool computable(DType t) { return valid_enum(t); }
 bool sixteen_bits(DType t) { return t == DType::f16 || t == DType::bf16; }
-// The tests' own 16-bit conversions (tests/half.h), independent of the library's.
+// The tests' own 16-bit conversions (tests/support/half.h), independent of the library's.
 iabn_test::HalfFormat half_format(DType t) { return t == DType::f16 ? iabn_test::kF16 : iabn_test::kBF16; }
 // Element size; an invalid enum value is given the largest, so its buffer has room in any case.
 size_t elem_bytes(DType t) {
@@ -1053,7 +1053,7 @@ void fill(Choices& in, Rng& rng, Call& c, bool poison) {
         fill_buffer(c.x, z);
         xhat = z;
     }
-    // dz = m_c + beta_c * xhat + N(0, 1), as tests/case_runner.cpp's make_dz.
+    // dz = m_c + beta_c * xhat + N(0, 1), as tests/support/case_runner.cpp's make_dz.
     if (shape_ok(c.dz, lay) && c.dz.ref.shape == c.x.ref.shape && shaped) {
         std::vector<double> m(static_cast<size_t>(C)), beta(static_cast<size_t>(C));
         for (int64_t k = 0; k < C; k++) {
@@ -1390,7 +1390,7 @@ void check_backward_numerics(const Call& c, const std::vector<double>& z, const 
     g_compared16 += sixteen_bits(dt);
     for (size_t j = 0; j < wg_scale.size(); j++) wg_scale[j] = std::max(wg_scale[j], r.weight_grad_scale[j]);
     // 16-bit dx: elements beyond the range judged alone, the others compared (ELU-saturated ones
-    // left out with batch statistics, as in tests/case_runner.cpp: their pre-activation is lost).
+    // left out with batch statistics, as in tests/support/case_runner.cpp: their pre-activation is lost).
     std::vector<double> judged = r.dx, judged_scale = dx_scale;
     judge_saturated(r, dt, o, in, gi, chan, M, judged, judged_scale);
     const RangeCheck range = range_check(dx, judged, judged_scale, dt);

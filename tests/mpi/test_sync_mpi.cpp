@@ -8,8 +8,8 @@
 //   forward_partials -> MPI_Allgather -> forward_finish,
 //   backward_partials -> MPI_Allgather -> backward_finish
 // on its slice (the backward on the z and saved_invstd its forward wrote, as a training step does)
-// and compares with the float64 reference (tests/reference.h) over the concatenated batch, with
-// the suite's tolerances (tests/compare.h, error_measures.h): z, saved_mean, saved_invstd,
+// and compares with the float64 reference (tests/support/reference.h) over the concatenated batch, with
+// the suite's tolerances (tests/support/compare.h, error_measures.h): z, saved_mean, saved_invstd,
 // running_mean, running_var, dx; its own parameter gradients against the reference's sums over
 // its own elements (with the global statistics), and their sum over the ranks against the
 // full-batch gradients. Every rank must also hold the same statistics bit for bit. f64 cases

@@ -1,6 +1,6 @@
 #include "measure.h"
 
-#include "half.h"        // tests/half.h: 16-bit values read back
+#include "half.h"        // tests/support/half.h: 16-bit values read back
 #include "value_pool.h"  // bench/gpu/value_pool.h: the tensors' values
 
 #include <chrono>

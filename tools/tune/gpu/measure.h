@@ -4,7 +4,7 @@
 #pragma once
 
 #include "candidates.h"  // Pass
-#include "device_driver.h"  // tests/device_driver.h: memory and queues of CUDA or OpenCL
+#include "device_driver.h"  // tests/support/device_driver.h: memory and queues of CUDA or OpenCL
 
 #include <iabn/iabn.h>
 
