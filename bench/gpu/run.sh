@@ -46,8 +46,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-# The CUDA cases of tests/test_devices.cpp, tests/test_sync.cpp, tests/test_determinism.cpp and
-# tests/test_gpu_launches.cpp (the structure of a steady-state call: launches, allocations, waits).
+# The CUDA cases of tests/devices/test_devices.cpp, tests/sync/test_sync.cpp,
+# tests/kernels/test_determinism.cpp and tests/devices/test_gpu_launches.cpp (the structure of a steady-state call: launches, allocations, waits).
 cuda_filter='Cuda/DeviceCase.*:Cuda/Sync.*:Devices/DeviceQueue.*/cuda:Devices/DeviceBadInput.*/cuda:CudaWithoutDriver.*:*/Determinism.*/cuda_*:Shapes/GpuStructure.*/cuda_*:Devices/GpuWorkspace.*/cuda'
 budget_s=100
 max_prepared_mib=64  # what a GPU session can carry over with the source tree

@@ -1,7 +1,7 @@
 // The correctness suite on GPUs, CUDA and OpenCL: the standard cases (forward and backward against
 // the float64 reference, in-place results, untouched inputs) with device tensors, a case on a
-// queue of its own, and bad input that only a device call can have (test_determinism.cpp has the
-// devices' bit-identical reruns). OpenCL runs wherever an OpenCL device is (PoCL on the CPU
+// queue of its own, and bad input that only a device call can have
+// (kernels/test_determinism.cpp has the devices' bit-identical reruns). OpenCL runs wherever an OpenCL device is (PoCL on the CPU
 // here); without kernels in the build or a device, every test of that device skips and says why.
 #include "case_runner.h"
 #include "cuda_driver.h"
