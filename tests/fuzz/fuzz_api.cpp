@@ -47,7 +47,7 @@
 // one kind with -minimize_crash=1); IABN_FUZZ_VERBOSE=1 prints every call.
 //
 // This file holds the entry points; the harness is split along its jobs, one file each (harness.h
-// lists them).
+// lists them). replay_main.cpp runs inputs without libFuzzer (ctest fuzz_regressions).
 #include "harness.h"
 
 #include <cstdlib>
