@@ -1,7 +1,7 @@
 #include "measure.h"
 
 #include "half.h"        // tests/support/half.h: 16-bit values read back
-#include "value_pool.h"  // bench/gpu/value_pool.h: the tensors' values
+#include "value_pool.h"  // bench/value_pool.h: the tensors' values
 
 #include <chrono>
 #include <cmath>
