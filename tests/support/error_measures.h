@@ -53,13 +53,6 @@ inline double rel_err_floor(const std::vector<double>& a, const std::vector<doub
     return std::sqrt(static_cast<double>(num)) / d;
 }
 
-inline bool all_finite(const std::vector<double>& v) {
-    for (double x : v) {
-        if (!std::isfinite(x)) return false;
-    }
-    return true;
-}
-
 inline int64_t count_nonfinite(const std::vector<double>& v) {
     int64_t n = 0;
     for (double x : v) n += std::isfinite(x) ? 0 : 1;

@@ -101,14 +101,6 @@ inline size_t elem_size(iabn::DType t) {
     }
 }
 
-inline std::string shape_str(const std::vector<int64_t>& shape) {
-    std::ostringstream out;
-    out << "[";
-    for (size_t i = 0; i < shape.size(); i++) out << (i ? "," : "") << shape[i];
-    out << "]";
-    return out.str();
-}
-
 using Bytes = std::vector<unsigned char>;
 
 // The test's format of a 16-bit dtype (half.h).
