@@ -181,78 +181,13 @@ public:
     TypedCase(const Shape& sh, iabn::Layout layout, const Settings& set, const Data& data, bench::CacheFlush& flush,
               Notes& notes, bench::PyTorchWorker* torch)
         : sh_(sh), layout_(layout), flush_(flush) {
-        using C = typename Dtype<T>::Channel;
-        channels_ = sh.nchw[1];
-        for (size_t i = 2; i < sh.nchw.size(); i++) spatial_ *= sh.nchw[i];
-        shape_ = sh.nchw;
-        if (layout == iabn::Layout::nhwc) {  // the same tensor, channels last
-            shape_.erase(shape_.begin() + 1);
-            shape_.push_back(channels_);
-        }
-        // Rank 2 is channels-last whatever the declared layout.
-        channels_last_ = layout == iabn::Layout::nhwc || sh.nchw.size() == 2;
-        n_ = static_cast<size_t>(sh.nchw[0] * channels_ * spatial_);
-
-        std::vector<T> x_nchw(n_), dz_nchw(n_);
-        for (size_t i = 0; i < n_; i++) {
-            x_nchw[i] = Dtype<T>::from_double(data.x_nchw[i]);
-            dz_nchw[i] = Dtype<T>::from_double(data.dz_nchw[i]);
-        }
-        x0_ = layout == iabn::Layout::nhwc ? to_channels_last(x_nchw, sh.nchw[0], channels_, spatial_) : x_nchw;
-        dz0_ = layout == iabn::Layout::nhwc ? to_channels_last(dz_nchw, sh.nchw[0], channels_, spatial_) : dz_nchw;
-        x_.resize(n_);
-        dz_.resize(n_);
-        for (std::vector<C>* v : {&w_, &b_, &rm_, &rv_, &sm_, &si_, &wg_, &bg_}) v->assign(channels_, C(0));
-        std::fill(w_.begin(), w_.end(), C(1));
-        std::fill(rv_.begin(), rv_.end(), C(1));
-        const iabn::DType cd = std::is_same<C, double>::value ? iabn::DType::f64 : iabn::DType::f32;
-        auto ch = [&](std::vector<C>& v) { return iabn::TensorRef{v.data(), cd, {channels_}}; };
-        state_ = iabn::ChannelState{ch(w_), ch(b_), ch(rm_), ch(rv_), ch(sm_), ch(si_)};
-        grads_ = iabn::ParamGrads{ch(wg_), ch(bg_)};
-        train_.activation = iabn::Activation::leaky_relu;
-        train_.activation_param = 0.01;
-        train_.layout = layout;
-        global_ = train_;
-        global_.training = false;
-        tx_ = iabn::TensorRef{x_.data(), Dtype<T>::dtype, shape_};
-        tdz_ = iabn::TensorRef{dz_.data(), Dtype<T>::dtype, shape_};
-
-        // oneDNN, where it has the dtype (its CPU batch normalization has no f64): the same
-        // layout, and for nchw its blocked nChw16c too (rank 2 has no blocked format).
-        if (set.onednn && Dtype<T>::dtype != iabn::DType::f64) {
-            const bench::DnnlType type = Dtype<T>::dtype == iabn::DType::f32   ? bench::DnnlType::f32
-                                         : Dtype<T>::dtype == iabn::DType::f16 ? bench::DnnlType::f16
-                                                                               : bench::DnnlType::bf16;
-            // oneDNN loads f32 values, the dtype's own (exact in f32): it gets iabn's inputs.
-            std::vector<float> xf(n_), dzf(n_);
-            for (size_t i = 0; i < n_; i++) {
-                xf[i] = Dtype<T>::to_float(x_nchw[i]);
-                dzf[i] = Dtype<T>::to_float(dz_nchw[i]);
-            }
-            const bench::DnnlFormat same =
-                layout == iabn::Layout::nhwc ? bench::DnnlFormat::nhwc : bench::DnnlFormat::nchw;
-            dnnl_ = make_dnnl(same, type, xf, dzf, notes, dnnl_na_);
-            if (layout == iabn::Layout::nchw && sh.nchw.size() > 2) {
-                dnnl_blocked_ = make_dnnl(bench::DnnlFormat::blocked16c, type, xf, dzf, notes, dnnl_blocked_na_);
-            }
-        }
-
-        // PyTorch (F.batch_norm + F.leaky_relu_, autograd), on its own tensors of this shape and
-        // layout, in its own process (pytorch.h): 4-d shapes, where channels-last is torch's
-        // channels_last memory format.
-        if (torch != nullptr && sh.nchw.size() == 4) {
-            static int next_id = 0;
-            const std::string id = std::to_string(next_id++), dtype = iabn::to_string(Dtype<T>::dtype);
-            const std::string na = torch->setup(id, dtype, iabn::to_string(layout), sh.nchw);
-            if (na.empty()) {
-                torch_ = torch;
-                torch_id_ = id;
-            } else {
-                torch_na_ = true;
-                notes.add("PyTorch " + torch->version() + " " + dtype + ": n/a, " + na);
-            }
-        }
-
+        lay_out();
+        std::vector<T> x_nchw, dz_nchw;
+        load_inputs(data, x_nchw, dz_nchw);
+        make_channel_buffers();
+        set_options();
+        if (set.onednn && Dtype<T>::dtype != iabn::DType::f64) set_up_onednn(x_nchw, dz_nchw, notes);
+        if (torch != nullptr && sh.nchw.size() == 4) set_up_pytorch(*torch, notes);
         // z and the saved statistics for the backward.
         restore_x();
         iabn::forward(tx_, state_, train_);
@@ -303,20 +238,7 @@ public:
         add(fwd_, timed(fresh_x, [&] { iabn::forward(tx_, state_, train_); }));
         add(glob_, timed(fresh_x, [&] { iabn::forward(tx_, state_, global_); }));
         add(bwd_, timed(fresh_z_dz, [&] { iabn::backward(tx_, tdz_, state_, grads_, train_); }));
-        // Every variant of each floor (floor.h); rows() keeps the fastest.
-        for (int v = 0; v < floor_variants(); v++) {
-            add(fwd_floor_[v], timed(fresh_x, [&] {
-                    if (channels_last_) sink_ += bench::floor_read(x_.data(), n_, v);
-                    bench::floor_scale(x_.data(), n_, v);
-                }));
-            add(glob_floor_[v], timed(fresh_x, [&] { bench::floor_scale(x_.data(), n_, v); }));
-            add(bwd_floor_[v], timed(fresh_z_dz, [&] {
-                    if (channels_last_) {
-                        sink_ += bench::floor_read(x_.data(), n_, v) + bench::floor_read(dz_.data(), n_, v);
-                    }
-                    bench::floor_combine(dz_.data(), x_.data(), n_, v);
-                }));
-        }
+        sample_floors(keep);
         for (auto [d, f, b] : {std::make_tuple(dnnl_.get(), &dn_fwd_, &dn_bwd_),
                                std::make_tuple(dnnl_blocked_.get(), &dnb_fwd_, &dnb_bwd_)}) {
             if (d == nullptr) continue;
@@ -332,47 +254,158 @@ public:
     }
 
     std::vector<Row> rows() const override {
-        const std::string layout_name = sh_.nchw.size() == 2 ? "rank2" : iabn::to_string(layout_);
-        std::vector<Row> out;
-        auto add = [&](const char* pass, const std::vector<double>& t, const Floors& t_floor,
-                       double passes, const std::vector<double>& t_dnnl, const std::vector<double>& t_blocked,
-                       const std::vector<double>& t_torch, bool timed_by_others) {
-            Row row;
-            row.shape_name = sh_.name;
-            row.shape = shape_text(shape_);
-            row.layout = layout_name;
-            row.network = sh_.network;
-            row.layers = sh_.layers;
-            row.dtype = iabn::to_string(Dtype<T>::dtype);
-            row.pass = pass;
-            row.iabn_ms = bench::median(t) * 1e3;
-            // The fastest variant's median.
-            for (size_t v = 0; v < t_floor.size(); v++) {
-                const double ms = bench::median(t_floor[v]) * 1e3;
-                row.floor_variants_ms.push_back(ms);
-                if (v == 0 || ms < row.floor_ms) {
-                    row.floor_ms = ms;
-                    row.floor_variant = sizeof(T) >= 4 ? bench::floor_variants()[v] : "16-bit";
-                }
-            }
-            row.floor_passes = passes;
-            row.tensor_bytes = double(n_) * sizeof(T);
-            row.onednn_ms = bench::median(t_dnnl) * 1e3;
-            row.onednn_blocked_ms = bench::median(t_blocked) * 1e3;
-            // n/a: oneDNN would have been timed on this pass, but has no implementation here.
-            row.onednn_na = timed_by_others && dnnl_na_;
-            row.onednn_blocked_na = timed_by_others && dnnl_blocked_na_;
-            row.pytorch_ms = bench::median(t_torch) * 1e3;
-            row.pytorch_na = timed_by_others && torch_na_;
-            out.push_back(row);
-        };
-        add("fwd-train", fwd_, fwd_floor_, channels_last_ ? 3 : 2, dn_fwd_, dnb_fwd_, pt_fwd_, true);
-        add("fwd-global", glob_, glob_floor_, 2, {}, {}, {}, false);
-        add("bwd-train", bwd_, bwd_floor_, channels_last_ ? 5 : 3, dn_bwd_, dnb_bwd_, pt_bwd_, true);
-        return out;
+        return {row("fwd-train", fwd_, fwd_floor_, channels_last_ ? 3 : 2, dn_fwd_, dnb_fwd_, pt_fwd_, true),
+                row("fwd-global", glob_, glob_floor_, 2, {}, {}, {}, false),
+                row("bwd-train", bwd_, bwd_floor_, channels_last_ ? 5 : 3, dn_bwd_, dnb_bwd_, pt_bwd_, true)};
     }
 
 private:
+    // The tensor's shape in this case's layout (the same tensor, channels last for nhwc), its
+    // channels, spatial size and element count. Rank 2 is channels-last whatever the declared
+    // layout.
+    void lay_out() {
+        channels_ = sh_.nchw[1];
+        for (size_t i = 2; i < sh_.nchw.size(); i++) spatial_ *= sh_.nchw[i];
+        shape_ = sh_.nchw;
+        if (layout_ == iabn::Layout::nhwc) {
+            shape_.erase(shape_.begin() + 1);
+            shape_.push_back(channels_);
+        }
+        channels_last_ = layout_ == iabn::Layout::nhwc || sh_.nchw.size() == 2;
+        n_ = static_cast<size_t>(sh_.nchw[0] * channels_ * spatial_);
+    }
+
+    // x and dz in the dtype: in nchw order (for oneDNN) and in this case's layout (x0_, dz0_, the
+    // values every timed run starts from), and the tensors iabn runs on.
+    void load_inputs(const Data& data, std::vector<T>& x_nchw, std::vector<T>& dz_nchw) {
+        x_nchw.resize(n_);
+        dz_nchw.resize(n_);
+        for (size_t i = 0; i < n_; i++) {
+            x_nchw[i] = Dtype<T>::from_double(data.x_nchw[i]);
+            dz_nchw[i] = Dtype<T>::from_double(data.dz_nchw[i]);
+        }
+        x0_ = layout_ == iabn::Layout::nhwc ? to_channels_last(x_nchw, sh_.nchw[0], channels_, spatial_) : x_nchw;
+        dz0_ = layout_ == iabn::Layout::nhwc ? to_channels_last(dz_nchw, sh_.nchw[0], channels_, spatial_) : dz_nchw;
+        x_.resize(n_);
+        dz_.resize(n_);
+        tx_ = iabn::TensorRef{x_.data(), Dtype<T>::dtype, shape_};
+        tdz_ = iabn::TensorRef{dz_.data(), Dtype<T>::dtype, shape_};
+    }
+
+    // The per-channel buffers: weight 1, running_var 1, the others 0.
+    void make_channel_buffers() {
+        using C = typename Dtype<T>::Channel;
+        for (std::vector<C>* v : {&w_, &b_, &rm_, &rv_, &sm_, &si_, &wg_, &bg_}) v->assign(channels_, C(0));
+        std::fill(w_.begin(), w_.end(), C(1));
+        std::fill(rv_.begin(), rv_.end(), C(1));
+        const iabn::DType cd = std::is_same<C, double>::value ? iabn::DType::f64 : iabn::DType::f32;
+        auto ch = [&](std::vector<C>& v) { return iabn::TensorRef{v.data(), cd, {channels_}}; };
+        state_ = iabn::ChannelState{ch(w_), ch(b_), ch(rm_), ch(rv_), ch(sm_), ch(si_)};
+        grads_ = iabn::ParamGrads{ch(wg_), ch(bg_)};
+    }
+
+    // Training (batch statistics) and global statistics, both with leaky_relu(0.01).
+    void set_options() {
+        train_.activation = iabn::Activation::leaky_relu;
+        train_.activation_param = 0.01;
+        train_.layout = layout_;
+        global_ = train_;
+        global_.training = false;
+    }
+
+    // oneDNN, where it has the dtype (its CPU batch normalization has no f64): the same layout,
+    // and for nchw its blocked nChw16c too (rank 2 has no blocked format).
+    void set_up_onednn(const std::vector<T>& x_nchw, const std::vector<T>& dz_nchw, Notes& notes) {
+        const bench::DnnlType type = Dtype<T>::dtype == iabn::DType::f32   ? bench::DnnlType::f32
+                                     : Dtype<T>::dtype == iabn::DType::f16 ? bench::DnnlType::f16
+                                                                           : bench::DnnlType::bf16;
+        // oneDNN loads f32 values, the dtype's own (exact in f32): it gets iabn's inputs.
+        std::vector<float> xf(n_), dzf(n_);
+        for (size_t i = 0; i < n_; i++) {
+            xf[i] = Dtype<T>::to_float(x_nchw[i]);
+            dzf[i] = Dtype<T>::to_float(dz_nchw[i]);
+        }
+        const bench::DnnlFormat same = layout_ == iabn::Layout::nhwc ? bench::DnnlFormat::nhwc : bench::DnnlFormat::nchw;
+        dnnl_ = make_dnnl(same, type, xf, dzf, notes, dnnl_na_);
+        if (layout_ == iabn::Layout::nchw && sh_.nchw.size() > 2) {
+            dnnl_blocked_ = make_dnnl(bench::DnnlFormat::blocked16c, type, xf, dzf, notes, dnnl_blocked_na_);
+        }
+    }
+
+    // PyTorch (F.batch_norm + F.leaky_relu_, autograd), on its own tensors of this shape and
+    // layout, in its own process (pytorch.h): 4-d shapes, where channels-last is torch's
+    // channels_last memory format.
+    void set_up_pytorch(bench::PyTorchWorker& torch, Notes& notes) {
+        static int next_id = 0;
+        const std::string id = std::to_string(next_id++), dtype = iabn::to_string(Dtype<T>::dtype);
+        const std::string na = torch.setup(id, dtype, iabn::to_string(layout_), sh_.nchw);
+        if (na.empty()) {
+            torch_ = &torch;
+            torch_id_ = id;
+        } else {
+            torch_na_ = true;
+            notes.add("PyTorch " + torch.version() + " " + dtype + ": n/a, " + na);
+        }
+    }
+
+    // Every variant of each floor (floor.h), timed as the passes are; rows() keeps the fastest.
+    void sample_floors(bool keep) {
+        auto add = [&](std::vector<double>& into, double t) {
+            if (keep) into.push_back(t);
+        };
+        auto fresh_x = [&] { restore_x(); };
+        auto fresh_z_dz = [&] { restore_z_dz(); };
+        for (int v = 0; v < floor_variants(); v++) {
+            add(fwd_floor_[v], timed(fresh_x, [&] {
+                    if (channels_last_) sink_ += bench::floor_read(x_.data(), n_, v);
+                    bench::floor_scale(x_.data(), n_, v);
+                }));
+            add(glob_floor_[v], timed(fresh_x, [&] { bench::floor_scale(x_.data(), n_, v); }));
+            add(bwd_floor_[v], timed(fresh_z_dz, [&] {
+                    if (channels_last_) {
+                        sink_ += bench::floor_read(x_.data(), n_, v) + bench::floor_read(dz_.data(), n_, v);
+                    }
+                    bench::floor_combine(dz_.data(), x_.data(), n_, v);
+                }));
+        }
+    }
+
+    // The row of one pass: iabn's median, the fastest floor variant's, oneDNN's and PyTorch's
+    // (`timed_by_others`: they would have been timed on this pass; n/a where they have no
+    // implementation here).
+    using Floors = std::vector<std::vector<double>>;
+    Row row(const char* pass, const std::vector<double>& t, const Floors& t_floor, double passes,
+            const std::vector<double>& t_dnnl, const std::vector<double>& t_blocked, const std::vector<double>& t_torch,
+            bool timed_by_others) const {
+        Row r;
+        r.shape_name = sh_.name;
+        r.shape = shape_text(shape_);
+        r.layout = sh_.nchw.size() == 2 ? "rank2" : iabn::to_string(layout_);
+        r.network = sh_.network;
+        r.layers = sh_.layers;
+        r.dtype = iabn::to_string(Dtype<T>::dtype);
+        r.pass = pass;
+        r.iabn_ms = bench::median(t) * 1e3;
+        // The fastest variant's median.
+        for (size_t v = 0; v < t_floor.size(); v++) {
+            const double ms = bench::median(t_floor[v]) * 1e3;
+            r.floor_variants_ms.push_back(ms);
+            if (v == 0 || ms < r.floor_ms) {
+                r.floor_ms = ms;
+                r.floor_variant = sizeof(T) >= 4 ? bench::floor_variants()[v] : "16-bit";
+            }
+        }
+        r.floor_passes = passes;
+        r.tensor_bytes = double(n_) * sizeof(T);
+        r.onednn_ms = bench::median(t_dnnl) * 1e3;
+        r.onednn_blocked_ms = bench::median(t_blocked) * 1e3;
+        r.onednn_na = timed_by_others && dnnl_na_;
+        r.onednn_blocked_na = timed_by_others && dnnl_blocked_na_;
+        r.pytorch_ms = bench::median(t_torch) * 1e3;
+        r.pytorch_na = timed_by_others && torch_na_;
+        return r;
+    }
+
     // oneDNN in `format`, or nullptr with `na` set where it has no implementation for a 16-bit
     // type (f32 must work: a failure there stops the bench, as before 16-bit rows existed).
     std::unique_ptr<bench::DnnlBnLeakyRelu> make_dnnl(bench::DnnlFormat format, bench::DnnlType type,
@@ -440,7 +473,6 @@ private:
     bool torch_na_ = false;
     // The floors' samples, one list per variant (floor.h): every variant for f32 and f64, the one
     // of the 16-bit floors.
-    using Floors = std::vector<std::vector<double>>;
     static int floor_variants() { return sizeof(T) >= 4 ? static_cast<int>(bench::floor_variants().size()) : 1; }
     std::vector<double> fwd_, glob_, bwd_, dn_fwd_, dn_bwd_, dnb_fwd_, dnb_bwd_, pt_fwd_, pt_bwd_;
     Floors fwd_floor_ = Floors(floor_variants()), glob_floor_ = Floors(floor_variants()),
