@@ -2,6 +2,7 @@
 
 #include "device.h"
 #include "kernels.h"
+#include "names.h"
 
 #include <algorithm>
 #include <cmath>
@@ -48,8 +49,8 @@ public:
     // Everything in Options but epsilon, whose floor depends on the dtype (epsilon() below).
     void options(const Options& o) const {
         const int act = static_cast<int>(o.activation);
-        if (act < 0 || act > static_cast<int>(Activation::elu)) {
-            fail("options.activation", "identity, leaky_relu or elu", "enum value " + std::to_string(act));
+        if (act < 0 || act >= kActivationCount) {
+            fail("options.activation", activation_names(), "enum value " + std::to_string(act));
         }
         if (o.activation != Activation::identity && !(std::isfinite(o.activation_param) && o.activation_param > 0)) {
             fail("options.activation_param", std::string("a finite value > 0 for ") + to_string(o.activation) +

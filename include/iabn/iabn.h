@@ -6,6 +6,8 @@
 // The math contract is documented in README.md ("Semantics").
 #pragma once
 
+#include "iabn/vocabulary.h"
+
 #include <array>
 #include <cstdint>
 #include <stdexcept>
@@ -14,12 +16,20 @@
 
 namespace iabn {
 
-enum class DType { f16, bf16, f32, f64 };
+#define IABN_ENUMERATOR(name) name,
+enum class DType { IABN_DTYPE_LIST(IABN_ENUMERATOR) };
 // Where a buffer lives. Device::cuda: `data` is a CUDA device pointer (CUdeviceptr). Device::opencl:
 // `data` is a cl_mem (the whole buffer: OpenCL has no pointer arithmetic).
-enum class Device { cpu, cuda, opencl };
-enum class Layout { nchw, nhwc };  // channels at dim 1, or the last dim
-enum class Activation { identity, leaky_relu, elu };
+enum class Device { IABN_DEVICE_LIST(IABN_ENUMERATOR) };
+enum class Layout { IABN_LAYOUT_LIST(IABN_ENUMERATOR) };  // channels at dim 1, or the last dim
+enum class Activation { IABN_ACTIVATION_LIST(IABN_ENUMERATOR) };
+#undef IABN_ENUMERATOR
+
+// Every activation, in the order of the enum (its integer codes are 0 .. size - 1).
+#define IABN_ACTIVATION_VALUE(name) Activation::name,
+inline constexpr Activation kActivations[] = {IABN_ACTIVATION_LIST(IABN_ACTIVATION_VALUE)};
+#undef IABN_ACTIVATION_VALUE
+inline constexpr int kActivationCount = static_cast<int>(sizeof(kActivations) / sizeof(kActivations[0]));
 
 // Non-owning view of dense, row-major memory (last dim fastest).
 struct TensorRef {

@@ -40,7 +40,7 @@ from . import _iabn
 
 __all__ = ["InPlaceABN", "InPlaceABNSync", "inplace_abn", "inplace_abn_sync", "ACTIVATIONS", "DATA_FORMATS"]
 
-ACTIVATIONS = ("identity", "leaky_relu", "elu")
+ACTIVATIONS = _iabn.activations()
 # Where the channels are: dim 1 (channels first) or the last dim (channels last); ranks 2 to 5.
 DATA_FORMATS = {"NC": "first", "NCL": "first", "NCHW": "first", "NCDHW": "first",
                 "NLC": "last", "NHWC": "last", "NDHWC": "last"}

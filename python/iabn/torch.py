@@ -56,7 +56,7 @@ from . import _iabn
 
 __all__ = ["InPlaceABN", "InPlaceABNSync", "inplace_abn", "inplace_abn_sync", "ACTIVATIONS"]
 
-ACTIVATIONS = ("identity", "leaky_relu", "elu")
+ACTIVATIONS = _iabn.activations()
 
 _DTYPES = {torch.float32: "f32", torch.float64: "f64", torch.float16: "f16", torch.bfloat16: "bf16"}
 _HALF = (torch.float16, torch.bfloat16)
