@@ -1,4 +1,4 @@
-// Every check of the "Bad input" list of docs/DESIGN.md, done before any buffer is written.
+// Every check of the "Bad input" list of docs/semantics.md, done before any buffer is written.
 #pragma once
 
 #include "iabn/iabn.h"

@@ -8,11 +8,11 @@
 #                                             and copies them, stripped, to <dir>
 #   bash bench/gpu/run.sh --prepare-tuner <dir>   the same for iabn-tune-gpu alone, with its CUDA
 #                                             candidates (f32, f16, bf16; four values of each
-#                                             tunable): tools/tune/gpu/README.md. (Alone: with the
+#                                             tunable): docs/tuning.md. (Alone: with the
 #                                             other two it would not fit in the 64 MiB a GPU session
 #                                             carries.)
 #   IABN_GPU_CPU_TARGET=<target>|build        another single CPU level, or build/ as it is
-# The GPU tuner is not part of a run (tools/tune/gpu/README.md: its own command, on the same <dir>).
+# The GPU tuner is not part of a run (docs/tuning.md: its own command, on the same <dir>).
 # A run
 # 1. asks iabn-bench-gpu for the CUDA device, and stops with the reason where there is none,
 # 2. runs the CUDA correctness suite and the structure tests on the GPU (they must pass: no

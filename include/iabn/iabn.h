@@ -3,7 +3,7 @@
 // forward() normalizes x with batch (or running) statistics, applies an invertible activation and
 // writes the result z over x. backward() recovers the pre-activation from z, computes the gradient
 // and writes dx over dz. Only z has to be kept between the two passes.
-// The math contract is documented in README.md ("Semantics").
+// The math contract is documented in docs/semantics.md.
 #pragma once
 
 #include "iabn/vocabulary.h"
@@ -92,7 +92,7 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-// A refused argument (README, "Using the API": the list of refused inputs). Thrown before any
+// A refused argument (docs/semantics.md, "Bad input": the list of refused inputs). Thrown before any
 // buffer is written: every caller buffer is what it was. Other Errors come from the machine (a GPU
 // library that cannot be loaded, a context missing, a kernel that failed: those can leave outputs
 // partly written).

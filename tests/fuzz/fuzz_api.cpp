@@ -16,7 +16,7 @@
 //    they were before the call, within a tolerance derived from the dtype (tests/compare.h).
 //    16-bit tensors (f16, bf16) are read and written through tests/half.h; their outputs add
 //    one rounding to the f32 budget, and an f16 result beyond 65504 must be inf, never NaN.
-// The rules (what must be refused: model() below) are README's "Using the API" list with the
+// The rules (what must be refused: model() below) are docs/semantics.md's "Bad input" list with the
 // validation changes of the runtime: rank outside 2..5; a dimension <= 0; a byte size beyond
 // 63 bits, view extents or strides >= 2^31 elements; a null required buffer; a data pointer not
 // aligned to its element size; per-channel buffers of the wrong length, dtype or device;
