@@ -17,19 +17,36 @@
 #     IABN_TUNE_CANDIDATE(<NAME>, <dtype>, <layout>, <device>, <generator>, <kernel>, <name>,
 #     <value>) (the tunable PARAMS sets) to IABN_TUNE_CANDIDATE_TABLE.
 #   Every kernel takes Halide's user_context as its first argument (runtime/call.h says why).
+include_guard(GLOBAL)
 
-# The dispatch level a kernel target compiles for, as the params files and IABN_DISPATCH_LIMIT
-# name them: avx512, avx2 or sse41 on x86, arm on aarch64.
-function(iabn_dispatch_level out target)
-    if (target MATCHES "^arm-")
-        set(${out} arm PARENT_SCOPE)
-    elseif (target MATCHES "-avx512")
-        set(${out} avx512 PARENT_SCOPE)
-    elseif (target MATCHES "-avx2")
-        set(${out} avx2 PARENT_SCOPE)
-    else ()
-        set(${out} sse41 PARENT_SCOPE)
+# The CPU dispatch levels of schedules/dispatch_levels.def (most capable first) and their
+# default targets: IABN_DISPATCH_LEVELS (names), IABN_DISPATCH_LEVEL_TARGET_<name>.
+file(STRINGS "${PROJECT_SOURCE_DIR}/schedules/dispatch_levels.def" _iabn_level_lines
+     REGEX "^IABN_DISPATCH_LEVEL\\(")
+set_property(DIRECTORY "${PROJECT_SOURCE_DIR}" APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
+             "${PROJECT_SOURCE_DIR}/schedules/dispatch_levels.def")
+set(IABN_DISPATCH_LEVELS "")
+foreach (line IN LISTS _iabn_level_lines)
+    if (NOT line MATCHES "^IABN_DISPATCH_LEVEL\\(([a-z0-9_]+), \"([^\"]+)\"\\)")
+        message(FATAL_ERROR "schedules/dispatch_levels.def: cannot read '${line}'")
     endif ()
+    list(APPEND IABN_DISPATCH_LEVELS ${CMAKE_MATCH_1})
+    set(IABN_DISPATCH_LEVEL_TARGET_${CMAKE_MATCH_1} "${CMAKE_MATCH_2}")
+endforeach ()
+
+# The dispatch level a kernel target compiles for, by the rule of schedules/dispatch_levels.h:
+# the first level whose name is one of the target's '-'-separated words.
+function(iabn_dispatch_level out target)
+    string(REPLACE "-" ";" words "${target}")
+    foreach (level IN LISTS IABN_DISPATCH_LEVELS)
+        if (level IN_LIST words)
+            set(${out} ${level} PARENT_SCOPE)
+            return()
+        endif ()
+    endforeach ()
+    string(REPLACE ";" ", " names "${IABN_DISPATCH_LEVELS}")
+    message(FATAL_ERROR "kernel target ${target} is of no dispatch level (none of its words is ${names}: "
+                        "schedules/dispatch_levels.def)")
 endfunction()
 
 # The data lines of a schedule params file, checked once (a mistake in a user's file fails the
@@ -40,11 +57,21 @@ endfunction()
 # A kernel takes, for each dispatch level, the line of its generator that matches the level,
 # layout and dtype and names the most of them (a '*' matches anything); among equals, the first.
 # tools/tune/params_file.cpp applies the same rule.
-set(_iabn_tunables_cpu block rows vectors tasks_per_thread channels unroll unroll_channels)
-set(_iabn_levels_cpu avx512 avx2 sse41 arm)
-set(_iabn_tunables_cuda threads channel_block)
+# The names a line may set: schedules/tunables.def.
+file(STRINGS "${PROJECT_SOURCE_DIR}/schedules/tunables.def" _iabn_tunable_lines REGEX "^IABN_(CPU|GPU)_TUNABLE\\(")
+set_property(DIRECTORY "${PROJECT_SOURCE_DIR}" APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
+             "${PROJECT_SOURCE_DIR}/schedules/tunables.def")
+set(_iabn_tunables_cpu "")
+set(_iabn_tunables_gpu "")
+foreach (line IN LISTS _iabn_tunable_lines)
+    string(REGEX MATCH "^IABN_(CPU|GPU)_TUNABLE\\(([a-z_]+)," _ "${line}")
+    string(TOLOWER "${CMAKE_MATCH_1}" _set)
+    list(APPEND _iabn_tunables_${_set} ${CMAKE_MATCH_2})
+endforeach ()
+set(_iabn_levels_cpu ${IABN_DISPATCH_LEVELS})
+set(_iabn_tunables_cuda ${_iabn_tunables_gpu})
 set(_iabn_levels_cuda cuda)
-set(_iabn_tunables_opencl threads channel_block)
+set(_iabn_tunables_opencl ${_iabn_tunables_gpu})
 set(_iabn_levels_opencl opencl)
 function(_iabn_read_schedule_params set)
     get_property(done GLOBAL PROPERTY IABN_SCHEDULE_LINES_${set} SET)

@@ -32,13 +32,37 @@ inline Halide::Expr expm1_accurate(const Halide::Expr& y) {
     return strict_float(select(u == 1, y, u - 1 == -1, cast(y.type(), -1), (u - 1) * y / log(u)));
 }
 
-// z = act(y). The identity branch is taken for y >= 0 (one kink rule: -0.0 included).
+// Every activation of the registry (include/iabn/vocabulary.h) is identity for y >= 0 (one kink
+// rule: -0.0 included) and differs only below 0. Each function below states the negative side
+// of one activation in a switch; a listed activation without its case is a compile error.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic error "-Wswitch"
+
+// select(act == code(a0), branch(a0), act == code(a1), branch(a1), ..., branch(last)): one
+// expression over every activation, which the pipelines' specializations reduce to one branch.
+template <typename Branch>
+Halide::Expr per_activation(const Halide::Expr& act, Branch branch) {
+    using iabn::kActivationCount;
+    using iabn::kActivations;
+    Halide::Expr out = branch(kActivations[kActivationCount - 1]);
+    for (int i = kActivationCount - 2; i >= 0; --i) {
+        out = Halide::select(act == activation_code(kActivations[i]), branch(kActivations[i]), out);
+    }
+    return out;
+}
+
+// z = act(y).
 inline Halide::Expr activate(const Halide::Expr& y, const Halide::Expr& act, const Halide::Expr& a) {
     using namespace Halide;
-    using iabn::Activation;
-    Expr negative = select(act == activation_code(Activation::leaky_relu), a * y,
-                           a * expm1_accurate(y));  // elu
-    return select(act == activation_code(Activation::identity) || y >= 0, y, negative);
+    Expr negative = per_activation(act, [&](iabn::Activation k) -> Expr {
+        switch (k) {
+            case iabn::Activation::identity: return y;
+            case iabn::Activation::leaky_relu: return a * y;
+            case iabn::Activation::elu: return a * expm1_accurate(y);
+        }
+        return Expr();
+    });
+    return select(y >= 0, y, negative);
 }
 
 // y = act^-1(z). ELU saturates: where z/a <= -1 in floating point the exact inverse is -inf, so the
@@ -49,35 +73,53 @@ inline Halide::Expr activate(const Halide::Expr& y, const Halide::Expr& act, con
 inline Halide::Expr inverse_activation(const Halide::Expr& z, const Halide::Expr& act, const Halide::Expr& a,
                                        const Halide::Expr& step) {
     using namespace Halide;
-    using iabn::Activation;
     Type t = z.type();
     Expr z_over_a = z * (1 / a);  // a multiply, not a divide, per element: 1 / a is loop-invariant
-    // Only saturated elements are clamped: an unsaturated z/a may lie closer to -1 than `step`
-    // when a is not a power of two (f16 z = -0.0999755859375 with a = 0.1: 1 + z/a = 2^-12).
-    Expr u = select(z_over_a <= -1, cast(t, -1) + cast(t, step), z_over_a);
-    Expr negative = select(act == activation_code(Activation::leaky_relu), z_over_a, log1p_accurate(u));
-    return select(act == activation_code(Activation::identity) || z >= 0, z, negative);
+    Expr negative = per_activation(act, [&](iabn::Activation k) -> Expr {
+        switch (k) {
+            case iabn::Activation::identity: return z;
+            case iabn::Activation::leaky_relu: return z_over_a;
+            case iabn::Activation::elu: {
+                // Only saturated elements are clamped: an unsaturated z/a may lie closer to -1 than
+                // `step` when a is not a power of two (f16 z = -0.0999755859375 with a = 0.1:
+                // 1 + z/a = 2^-12).
+                Expr u = select(z_over_a <= -1, cast(t, -1) + cast(t, step), z_over_a);
+                return log1p_accurate(u);
+            }
+        }
+        return Expr();
+    });
+    return select(z >= 0, z, negative);
 }
 
 // act'(y) written in terms of z = act(y), so dy = dz * derivative_factor(z).
-// leaky_relu: a on the negative side; elu: a * exp(y) = z + a (exactly 0 where saturated).
 inline Halide::Expr derivative_factor(const Halide::Expr& z, const Halide::Expr& act,
                                       const Halide::Expr& a) {
     using namespace Halide;
-    using iabn::Activation;
     Type t = z.type();
-    Expr saturated = z * (1 / a) <= cast(t, -1);  // the same quotient inverse_activation() clamps
-    Expr elu_factor = select(saturated, cast(t, 0), z + a);
-    Expr negative = select(act == activation_code(Activation::leaky_relu), a, elu_factor);
-    return select(act == activation_code(Activation::identity) || z >= 0, cast(t, 1), negative);
+    Expr negative = per_activation(act, [&](iabn::Activation k) -> Expr {
+        switch (k) {
+            case iabn::Activation::identity: return cast(t, 1);
+            case iabn::Activation::leaky_relu: return a;
+            case iabn::Activation::elu: {
+                // a * exp(y) = z + a, exactly 0 where saturated (the quotient inverse_activation()
+                // clamps).
+                Expr saturated = z * (1 / a) <= cast(t, -1);
+                return select(saturated, cast(t, 0), z + a);
+            }
+        }
+        return Expr();
+    });
+    return select(z >= 0, cast(t, 1), negative);
 }
 
-// The specializations every pipeline makes on the runtime activation code.
+#pragma GCC diagnostic pop
+
+// The specializations every pipeline makes on the runtime activation code: one per activation.
 inline std::vector<Halide::Expr> activation_specializations(const Halide::Expr& act) {
-    using iabn::Activation;
-    return {act == activation_code(Activation::identity),
-            act == activation_code(Activation::leaky_relu),
-            act == activation_code(Activation::elu)};
+    std::vector<Halide::Expr> out;
+    for (iabn::Activation k : iabn::kActivations) out.push_back(act == activation_code(k));
+    return out;
 }
 
 }  // namespace iabn_gen

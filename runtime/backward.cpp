@@ -64,7 +64,7 @@ void backward(const TensorRef& z, const TensorRef& dz, const ChannelState& state
     detail::init_halide_runtime();
     detail::Call call(z.device);  // first: it outlives every buffer of the call
     const detail::Checked ck = detail::validate_backward(z, dz, state, grads, options, call);
-    const detail::Kernels& k = detail::kernels_for(z.dtype, ck.view.kernel_layout, z.device);
+    const detail::Kernels& k = *ck.kernels;
     const int64_t channels = ck.view.c;
     detail::Scratch scratch(ck, options, call);
     BackwardBuffers b = wrap(z, dz, state, options, ck, k, scratch, call);
@@ -129,7 +129,7 @@ void backward_partials(const TensorRef& z, const TensorRef& dz, const ChannelSta
     detail::init_halide_runtime();
     detail::Call call(z.device);
     const detail::Checked ck = detail::validate_backward_partials(z, dz, state, grads, partials, options, call);
-    const detail::Kernels& k = detail::kernels_for(z.dtype, ck.view.kernel_layout, z.device);
+    const detail::Kernels& k = *ck.kernels;
     detail::Scratch scratch(ck, options, call);
     BackwardBuffers b = wrap(z, dz, state, options, ck, k, scratch, call);
     auto weight_grad = scratch.or_filled(grads.weight_grad, 0.0);
@@ -162,7 +162,7 @@ void backward_finish(const TensorRef& z, const TensorRef& dz, const ChannelState
     detail::init_halide_runtime();
     detail::Call call(z.device);
     const detail::Checked ck = detail::validate_backward_finish(z, dz, state, gathered, options, call);
-    const detail::Kernels& k = detail::kernels_for(z.dtype, ck.view.kernel_layout, z.device);
+    const detail::Kernels& k = *ck.kernels;
     detail::Scratch scratch(ck, options, call);
     BackwardBuffers b = wrap(z, dz, state, options, ck, k, scratch, call);
     auto rows = detail::sync_buffer(gathered, sync_partials_size(ck.view.c), ck.processes, call);

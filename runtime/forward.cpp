@@ -54,7 +54,7 @@ void forward(const TensorRef& x, const ChannelState& state, const Options& optio
     detail::init_halide_runtime();
     detail::Call call(x.device);  // first: it outlives every buffer of the call
     const detail::Checked ck = detail::validate_forward(x, state, options, call);
-    const detail::Kernels& k = detail::kernels_for(x.dtype, ck.view.kernel_layout, x.device);
+    const detail::Kernels& k = *ck.kernels;
     const int64_t channels = ck.view.c;
     detail::Scratch scratch(ck, options, call);
     ForwardBuffers b = wrap(x, state, options, ck, k, scratch, call);
@@ -112,7 +112,7 @@ void forward_partials(const TensorRef& x, const TensorRef& partials, const Optio
     detail::init_halide_runtime();
     detail::Call call(x.device);
     const detail::Checked ck = detail::validate_forward_partials(x, partials, options, call);
-    const detail::Kernels& k = detail::kernels_for(x.dtype, ck.view.kernel_layout, x.device);
+    const detail::Kernels& k = *ck.kernels;
     auto xv = detail::tensor_buffer(x, ck.view, call);
     auto out = detail::sync_buffer(partials, sync_partials_size(ck.view.c), 0, call);
     if (k.gpu_forward_row) {  // GPUs: the block partials, then the row from them
@@ -134,7 +134,7 @@ void forward_finish(const TensorRef& x, const ChannelState& state, const TensorR
     detail::init_halide_runtime();
     detail::Call call(x.device);
     const detail::Checked ck = detail::validate_forward_finish(x, state, gathered, options, call);
-    const detail::Kernels& k = detail::kernels_for(x.dtype, ck.view.kernel_layout, x.device);
+    const detail::Kernels& k = *ck.kernels;
     detail::Scratch scratch(ck, options, call);
     ForwardBuffers b = wrap(x, state, options, ck, k, scratch, call);
     auto rows = detail::sync_buffer(gathered, sync_partials_size(ck.view.c), ck.processes, call);

@@ -2,11 +2,12 @@
 // also runs its own Halide pipelines keeps its behaviour:
 //  * errors raised inside an iabn call, on any thread of Halide's pool, are captured in the
 //    call's Call (call.h) and rethrown as iabn::Error by the thread that made the call;
-//  * IABN_DISPATCH_LIMIT=avx2|sse41 caps the x86 multi-target dispatch (tests and benchmarks use
+//  * IABN_DISPATCH_LIMIT=<level> (avx2, sse41) caps the x86 multi-target dispatch (tests and benchmarks use
 //    it to run the lower targets on a machine that has the higher ones).
 #include "halide_glue.h"
 
 #include "call.h"
+#include "dispatch_levels.h"  // schedules/: the CPU dispatch levels
 
 #include "iabn/iabn.h"
 
@@ -15,8 +16,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
-#include <cstring>
+#include <map>
 #include <mutex>
+#include <string>
+#include <vector>
 #include <thread>
 
 namespace iabn::detail {
@@ -44,22 +47,36 @@ int can_use_target_features(int count, const uint64_t* features) {
 
 void deny(halide_target_feature_t f) { denied_features[f / 64] |= uint64_t{1} << (f % 64); }
 
+// The Halide features each x86 dispatch level (dispatch_levels.def) adds to the level below it:
+// IABN_DISPATCH_LIMIT=<level> denies those of every level above <level>.
+const std::map<std::string, std::vector<halide_target_feature_t>>& features_added_by_level() {
+    static const std::map<std::string, std::vector<halide_target_feature_t>> added = {
+        {"avx512",
+         {halide_target_feature_avx512, halide_target_feature_avx512_knl, halide_target_feature_avx512_skylake,
+          halide_target_feature_avx512_cannonlake, halide_target_feature_avx512_sapphirerapids}},
+        {"avx2", {halide_target_feature_avx, halide_target_feature_avx2, halide_target_feature_fma,
+                  halide_target_feature_f16c}},
+        {"sse41", {}},
+    };
+    return added;
+}
+
 void read_dispatch_limit() {
     const char* limit = std::getenv("IABN_DISPATCH_LIMIT");
-    if (!limit || !*limit || std::strcmp(limit, "avx512") == 0) return;
-    const bool sse41 = std::strcmp(limit, "sse41") == 0;
-    if (!sse41 && std::strcmp(limit, "avx2") != 0) {
-        throw Error(std::string("IABN_DISPATCH_LIMIT: expected avx512, avx2 or sse41, got '") + limit + "'");
+    if (!limit || !*limit) return;
+    const auto& added = features_added_by_level();
+    if (!added.count(limit)) {
+        std::string names;
+        for (const iabn_sched::DispatchLevel& level : iabn_sched::kDispatchLevels) {
+            if (added.count(level.name)) names += std::string(names.empty() ? "" : ", ") + level.name;
+        }
+        throw Error(std::string("IABN_DISPATCH_LIMIT: expected one of ") + names + ", got '" + limit + "'");
     }
-    for (halide_target_feature_t f :
-         {halide_target_feature_avx512, halide_target_feature_avx512_knl, halide_target_feature_avx512_skylake,
-          halide_target_feature_avx512_cannonlake, halide_target_feature_avx512_sapphirerapids}) {
-        deny(f);
-    }
-    if (sse41) {
-        for (halide_target_feature_t f : {halide_target_feature_avx, halide_target_feature_avx2,
-                                          halide_target_feature_fma, halide_target_feature_f16c}) {
-            deny(f);
+    for (const iabn_sched::DispatchLevel& level : iabn_sched::kDispatchLevels) {
+        if (level.name == std::string(limit)) break;
+        auto it = added.find(level.name);
+        if (it != added.end()) {
+            for (halide_target_feature_t f : it->second) deny(f);
         }
     }
 }

@@ -2,6 +2,7 @@
 
 #include "device.h"
 #include "kernels.h"
+#include "names.h"
 
 #include <algorithm>
 #include <cmath>
@@ -48,8 +49,8 @@ public:
     // Everything in Options but epsilon, whose floor depends on the dtype (epsilon() below).
     void options(const Options& o) const {
         const int act = static_cast<int>(o.activation);
-        if (act < 0 || act > static_cast<int>(Activation::elu)) {
-            fail("options.activation", "identity, leaky_relu or elu", "enum value " + std::to_string(act));
+        if (act < 0 || act >= kActivationCount) {
+            fail("options.activation", activation_names(), "enum value " + std::to_string(act));
         }
         if (o.activation != Activation::identity && !(std::isfinite(o.activation_param) && o.activation_param > 0)) {
             fail("options.activation_param", std::string("a finite value > 0 for ") + to_string(o.activation) +
@@ -397,10 +398,10 @@ Checked validate_forward(const TensorRef& x, const ChannelState& s, const Option
     check_forward_state(check, v, s, o, batch, cd);
     if (batch) check.enough_elements(v, "x");
     check.no_overlap();
-    kernels_for(x.dtype, v.kernel_layout, x.device);
+    const Kernels& kernels = kernels_for(x.dtype, v.kernel_layout, x.device);
     check.begin(call, o);
     if (!batch && values_checked(s.running_var, o)) check_running_var(check, s.running_var, v.c, call);
-    return {v, batch, cd};
+    return {v, batch, cd, 1, &kernels};
 }
 
 Checked validate_backward(const TensorRef& z, const TensorRef& dz, const ChannelState& s, const ParamGrads& g,
@@ -412,12 +413,12 @@ Checked validate_backward(const TensorRef& z, const TensorRef& dz, const Channel
     const View v = check_backward_buffers(check, z, dz, s, g, o, batch, cd, {true, true, true});
     if (batch) check.enough_elements(v, "z");
     check.no_overlap();
-    kernels_for(z.dtype, v.kernel_layout, z.device);
+    const Kernels& kernels = kernels_for(z.dtype, v.kernel_layout, z.device);
     check.begin(call, o);
     if (!batch && values_checked(s.running_var, o)) check_running_var(check, s.running_var, v.c, call);
     if (s.weight.data && values_checked(s.weight, o)) check_backward_scale(check, s.weight, v.c, cd, o, call);
     // (a missing weight means g = 1)
-    return {v, batch, cd};
+    return {v, batch, cd, 1, &kernels};
 }
 
 Checked validate_forward_partials(const TensorRef& x, const TensorRef& partials, const Options& o, Call& call) {
@@ -427,9 +428,9 @@ Checked validate_forward_partials(const TensorRef& x, const TensorRef& partials,
     const View v = check.tensor(x, "x", o.layout, false);
     check.sync_buffer(partials, "partials", v.c, false, true);
     check.no_overlap();
-    kernels_for(x.dtype, v.kernel_layout, x.device);
+    const Kernels& kernels = kernels_for(x.dtype, v.kernel_layout, x.device);
     check.begin(call, o);
-    return {v, true, channel_dtype_for(x.dtype)};
+    return {v, true, channel_dtype_for(x.dtype), 1, &kernels};
 }
 
 Checked validate_forward_finish(const TensorRef& x, const ChannelState& s, const TensorRef& gathered,
@@ -442,10 +443,10 @@ Checked validate_forward_finish(const TensorRef& x, const ChannelState& s, const
     check_forward_state(check, v, s, o, true, cd);
     const int64_t rows = check.sync_buffer(gathered, "gathered", v.c, true, false);
     check.no_overlap();
-    kernels_for(x.dtype, v.kernel_layout, x.device);
+    const Kernels& kernels = kernels_for(x.dtype, v.kernel_layout, x.device);
     check.begin(call, o);
     if (values_checked(gathered, o)) check_gathered_counts(check, gathered, v, rows, call);
-    return {v, true, cd, rows};
+    return {v, true, cd, rows, &kernels};
 }
 
 Checked validate_backward_partials(const TensorRef& z, const TensorRef& dz, const ChannelState& s,
@@ -457,10 +458,10 @@ Checked validate_backward_partials(const TensorRef& z, const TensorRef& dz, cons
     const View v = check_backward_buffers(check, z, dz, s, g, o, true, cd, {false, false, true});
     check.sync_buffer(partials, "partials", v.c, false, true);
     check.no_overlap();
-    kernels_for(z.dtype, v.kernel_layout, z.device);
+    const Kernels& kernels = kernels_for(z.dtype, v.kernel_layout, z.device);
     check.begin(call, o);
     if (s.weight.data && values_checked(s.weight, o)) check_backward_scale(check, s.weight, v.c, cd, o, call);
-    return {v, true, cd};
+    return {v, true, cd, 1, &kernels};
 }
 
 Checked validate_backward_finish(const TensorRef& z, const TensorRef& dz, const ChannelState& s,
@@ -472,11 +473,11 @@ Checked validate_backward_finish(const TensorRef& z, const TensorRef& dz, const 
     const View v = check_backward_buffers(check, z, dz, s, ParamGrads{}, o, true, cd, {true, true, false});
     const int64_t rows = check.sync_buffer(gathered, "gathered", v.c, true, false);
     check.no_overlap();
-    kernels_for(z.dtype, v.kernel_layout, z.device);
+    const Kernels& kernels = kernels_for(z.dtype, v.kernel_layout, z.device);
     check.begin(call, o);
     if (values_checked(gathered, o)) check_gathered_counts(check, gathered, v, rows, call);
     if (s.weight.data && values_checked(s.weight, o)) check_backward_scale(check, s.weight, v.c, cd, o, call);
-    return {v, true, cd, rows};
+    return {v, true, cd, rows, &kernels};
 }
 
 }  // namespace iabn::detail

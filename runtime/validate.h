@@ -1,7 +1,8 @@
-// Every check of the "Bad input" list of docs/DESIGN.md, done before any buffer is written.
+// Every check of the "Bad input" list of docs/semantics.md, done before any buffer is written.
 #pragma once
 
 #include "iabn/iabn.h"
+#include "kernels.h"
 #include "view.h"
 
 namespace iabn::detail {
@@ -11,6 +12,7 @@ struct Checked {
     bool batch_stats;     // training && !use_global_stats
     DType channel_dtype;  // of every per-channel buffer
     int64_t processes = 1;  // rows of a synchronized pass's gathered partials
+    const Kernels* kernels = nullptr;  // the call's (this build has them: checked)
 };
 
 bool uses_batch_stats(const Options& options);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "common.h"
+#include "dispatch_levels.h"
 
 #include <algorithm>
 #include <map>
@@ -18,28 +19,24 @@
 
 namespace iabn_sched {
 
-// The tunable numbers, named as the generators' GeneratorParams and written by the tuner into
-// schedules/<arch>.params, which the build reads.
+// The tunable numbers (tunables.def), named as the generators' GeneratorParams and written by the
+// tuner into schedules/<arch>.params, which the build reads.
 struct CpuParams {
-    int block = 8192;  // nchw two-pass: elements of one row per task; one-pass: elements per task
-    int rows = 64;     // nhwc: rows (of C channels) per parallel task
-    int vectors = 1;   // reductions: independent vector accumulators per sum (hides the add latency)
-    int tasks_per_thread = 8;  // reductions: at most threads * tasks_per_thread partial sums per channel
-    int channels = 4;  // one-pass kernels: at most this many adjacent channels per task
-    // channels-last reductions over at least `unroll_channels` channels: the per-task partial
-    // sums of a row (C x 2 sums, in f64) no longer fit L1 beside the stream, so `unroll` rows are
-    // added in registers per load and store of them (below that, the plain loop is faster here).
-    int unroll = 4;
-    int unroll_channels = 1024;
+#define IABN_CPU_TUNABLE(name, value) int name = value;
+#include "tunables.def"
 };
 
-// The dispatch level a CPU target compiles for, as the params files and IABN_DISPATCH_LIMIT name
-// them (cmake/IabnKernels.cmake maps target strings the same way).
+// The dispatch level a CPU target compiles for (dispatch_levels.h); a target of no level is a
+// build error.
 inline std::string dispatch_level(const Halide::Target& target) {
-    if (target.arch == Halide::Target::ARM) return "arm";
-    if (target.has_feature(Halide::Target::AVX512)) return "avx512";
-    if (target.has_feature(Halide::Target::AVX2)) return "avx2";
-    return "sse41";
+    const std::string level = dispatch_level_of(target.to_string());
+    if (level.empty()) {
+        std::string names;
+        for (const DispatchLevel& l : kDispatchLevels) names += std::string(names.empty() ? "" : ", ") + l.name;
+        throw std::invalid_argument("target " + target.to_string() + " is of no dispatch level (none of its words is " +
+                                    names + ")");
+    }
+    return level;
 }
 
 // Sets the numbers that `levels` ("<level>:<name>:<value>,.../<level>:...", from the build)
@@ -47,13 +44,10 @@ inline std::string dispatch_level(const Halide::Target& target) {
 // error.
 inline void apply_level_params(CpuParams& p, const std::string& levels, const std::string& level,
                                const std::vector<std::string>& declared) {
-    const std::map<std::string, int*> fields = {{"block", &p.block},
-                                                {"rows", &p.rows},
-                                                {"vectors", &p.vectors},
-                                                {"tasks_per_thread", &p.tasks_per_thread},
-                                                {"channels", &p.channels},
-                                                {"unroll", &p.unroll},
-                                                {"unroll_channels", &p.unroll_channels}};
+    const std::map<std::string, int*> fields = {
+#define IABN_CPU_TUNABLE(name, value) {#name, &p.name},
+#include "tunables.def"
+    };
     std::stringstream entries(levels);
     for (std::string entry; std::getline(entries, entry, '/');) {
         if (entry.rfind(level + ":", 0) != 0) continue;

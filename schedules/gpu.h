@@ -22,8 +22,8 @@
 namespace iabn_sched {
 
 struct GpuParams {
-    int threads = 256;          // threads per block of element-wise kernels (tunable)
-    int channel_block = 64;     // per-channel Funcs: channels per block (tunable)
+#define IABN_GPU_TUNABLE(name, value) int name = value;
+#include "tunables.def"  // threads, channel_block
     int launch_rows = 65535;    // element-wise, nchw: batch rows per launch (the grid's y limit)
     int launch_elements = 1 << 30;  // element-wise, channels-last: elements per launch (< 2^31)
     // Vector views (generators/tensor_view.h): a thread's lanes as one vector load and store, or

@@ -7,8 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/deps.sh
 source tools/env.sh
-# -U: the default dtypes (CMakeLists.txt), all of which the suite tests, also in a build/ configured
-# before f16 and bf16 were among them.
+# -U: the default dtypes (CMakeLists.txt), all of which the suite tests, whatever build/ cached.
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DIABN_SANITIZERS=ON -UIABN_DTYPES >/dev/null
 cmake --build build
 (cd build && ctest --output-on-failure -j2 "$@")

@@ -8,11 +8,11 @@
 #                                             and copies them, stripped, to <dir>
 #   bash bench/gpu/run.sh --prepare-tuner <dir>   the same for iabn-tune-gpu alone, with its CUDA
 #                                             candidates (f32, f16, bf16; four values of each
-#                                             tunable): tools/tune/gpu/README.md. (Alone: with the
+#                                             tunable): docs/tuning.md. (Alone: with the
 #                                             other two it would not fit in the 64 MiB a GPU session
 #                                             carries.)
 #   IABN_GPU_CPU_TARGET=<target>|build        another single CPU level, or build/ as it is
-# The GPU tuner is not part of a run (tools/tune/gpu/README.md: its own command, on the same <dir>).
+# The GPU tuner is not part of a run (docs/tuning.md: its own command, on the same <dir>).
 # A run
 # 1. asks iabn-bench-gpu for the CUDA device, and stops with the reason where there is none,
 # 2. runs the CUDA correctness suite and the structure tests on the GPU (they must pass: no
@@ -26,23 +26,7 @@
 # repeats: timed runs per time, of which the median (default 7; 20 calls each).
 # The results go to $IABN_GPU_OUT (default: IABN_GPU_BIN's directory, or build-gpu/; a temporary
 # one where that is not writable): gpu-shapes.txt, torch-times.txt, iabn-bench-gpu.txt (the tables).
-#
-# Time: a GPU session allows about 6 minutes for all of it.
-# - The suite took 1-2 minutes on an H200.
-# - The full benchmark moves little. Its 22 distinct shapes (ResNet-50's and DeepLabV3's layers)
-#   hold 220M elements: 0.9 GB in f32, 0.44 GB in f16 and in bf16. Each (dtype, shape, layout)
-#   runs per pass 20 x 7 calls between events and 20 x 8 from the graph (one untimed replay), and
-#   as many copies: 300 x (3 + 5 + 2) passes over its tensor. Over all of them that is about
-#   11 TB, 4 s at an H100's ~3 TB/s if every pass ran at the floor; at 3-5x the floor (what the
-#   previous GPU kernels took, BENCHMARKS.md) 10-20 s. PyTorch moves about as much.
-# - The host: about 80k calls per program (iabn's launches take some 10-30 us each; PyTorch's
-#   autograd and Python more, up to ~15 s), the tensors filled and uploaded once per (dtype,
-#   shape) and read back per layout for the finite check (~3.5 GB each way, a few seconds),
-#   torch's import and a capture per pass (PyTorch's collects garbage first).
-# So each program should take well under a minute. Should that estimate be wrong (a slow host,
-# the driver compiling the sm_80 PTX for a newer GPU on first use), --budget-s stops each one
-# from starting a new (dtype, shape) pair after $budget_s s, and the tables say what is missing:
-# at most 2 minutes of suite + 2 x $budget_s s + start-up stays under 6 minutes.
+# How long a run takes, and why --budget-s: docs/gpu.md ("How long a GPU run takes").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -1,6 +1,6 @@
 # Cross build for 64-bit ARM Linux with Debian's g++-aarch64-linux-gnu. Programs the build runs
 # (ctest, GoogleTest's test discovery, the consumer test) go through qemu-aarch64, with the cross
-# sysroot's dynamic loader and libraries. tools/cross-aarch64.sh uses this file; see README.md.
+# sysroot's dynamic loader and libraries. tools/cross-aarch64.sh uses this file; see docs/arm.md.
 set(CMAKE_SYSTEM_NAME Linux)
 set(CMAKE_SYSTEM_PROCESSOR aarch64)
 set(CMAKE_C_COMPILER aarch64-linux-gnu-gcc)

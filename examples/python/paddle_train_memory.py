@@ -17,6 +17,7 @@ import paddle.nn.functional as F
 from paddle import nn
 
 from iabn.paddle import InPlaceABN
+from memory_report import print_report
 
 
 def norm_act(kind, channels):
@@ -88,24 +89,11 @@ def main(argv=None):
 
     bn = train("bn", data, args.steps)
     abn = train("abn", data, args.steps)
-    mib = 1 / 2**20
-    ratio = abn[2] / bn[2]
-    print(f"ResNet-style net (10 norm+activation layers), batch {args.batch} x 3 x {args.size} x {args.size}, "
-          f"float32, {args.steps} SGD steps on cpu, paddle {paddle.__version__}\n")
-    print(f"{'':34}{'BatchNorm2D + LeakyReLU':>24}{'InPlaceABN':>14}")
-    print(f"{'kept for backward (MiB)':34}{bn[2] * mib:24.1f}{abn[2] * mib:14.1f}   ({ratio:.2f}x)")
-    med = lambda v: sorted(v)[len(v) // 2] * 1e3
-    print(f"{'time per step, median (ms)':34}{med(bn[1][1:] or bn[1]):24.1f}{med(abn[1][1:] or abn[1]):14.1f}")
-    print("\nstep  loss (BatchNorm2D + LeakyReLU)  loss (InPlaceABN)  relative difference")
-    worst = 0.0
-    for i, (a, b) in enumerate(zip(bn[0], abn[0])):
-        diff = abs(a - b) / abs(a)
-        worst = max(worst, diff)
-        print(f"{i:4}  {a:30.6f}  {b:17.6f}  {diff:19.1e}")
     # float32: the two round differently, and training carries the differences on.
-    ok_losses, ok_memory = worst < 1e-3, ratio <= 0.6
-    print(f"\nlosses agree step by step: {'yes' if ok_losses else 'NO'} (largest relative difference {worst:.1e}, "
-          f"limit 1e-03)")
+    _, ok_losses, ratio = print_report(
+        f"ResNet-style net (10 norm+activation layers), batch {args.batch} x 3 x {args.size} x {args.size}, "
+        f"float32, {args.steps} SGD steps on cpu, paddle {paddle.__version__}", "BatchNorm2D + LeakyReLU", bn, abn, 1e-3)
+    ok_memory = ratio <= 0.6
     print(f"InPlaceABN keeps at most 0.6x: {'yes' if ok_memory else 'NO'} ({ratio:.2f}x)")
     return 0 if ok_losses and ok_memory else 1
 

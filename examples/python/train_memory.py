@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from iabn.torch import InPlaceABN
+from memory_report import print_report
 
 
 def norm_act(kind, channels):
@@ -103,30 +104,16 @@ def main():
 
     bn = train("bn", data, device, args.steps, dtype)
     abn = train("abn", data, device, args.steps, dtype)
-    mib = 1 / 2**20
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(f"ResNet-style net (10 norm+activation layers), batch {args.batch} x 3 x {args.size} x {args.size}, "
-          f"{args.dtype if dtype == torch.float32 else args.dtype + ' (autocast)'}, {args.steps} SGD steps on {name}, "
-          f"torch {torch.__version__}\n")
-    print(f"{'':34}{'BatchNorm2d + LeakyReLU':>24}{'InPlaceABN':>14}")
-    print(f"{'kept for backward (MiB)':34}{bn[2] * mib:24.1f}{abn[2] * mib:14.1f}   ({abn[2] / bn[2]:.2f}x)")
-    if bn[3] is not None:
-        print(f"{'peak memory (MiB)':34}{bn[3] * mib:24.1f}{abn[3] * mib:14.1f}   ({abn[3] / bn[3]:.2f}x)")
-    med = lambda v: sorted(v)[len(v) // 2] * 1e3
-    print(f"{'time per step, median (ms)':34}{med(bn[1][1:]):24.1f}{med(abn[1][1:]):14.1f}")
-    print("\nstep  loss (BatchNorm2d + LeakyReLU)  loss (InPlaceABN)  relative difference")
-    worst = 0.0
-    for i, (a, b) in enumerate(zip(bn[0], abn[0])):
-        diff = abs(a - b) / abs(a)
-        worst = max(worst, diff)
-        print(f"{i:4}  {a:30.6f}  {b:17.6f}  {diff:19.1e}")
+    precision = args.dtype if dtype == torch.float32 else args.dtype + " (autocast)"
     # float32: the two round differently. 16 bits: each layer's output is rounded to 8 (bfloat16)
     # or 11 (float16) significant bits, differently in the two networks, and training carries it
     # on: a few unit roundoffs u (2^-8, 2^-11).
     limit = 1e-3 if dtype == torch.float32 else 5 * torch.finfo(dtype).eps / 2
-    ok = worst < limit
-    print(f"\nlosses agree step by step: {'yes' if ok else 'NO'} (largest relative difference {worst:.1e}, "
-          f"limit {limit:.0e}; {args.dtype} roundings differ between the two)")
+    _, ok, _ = print_report(f"ResNet-style net (10 norm+activation layers), batch {args.batch} x 3 x {args.size} x "
+                            f"{args.size}, {precision}, {args.steps} SGD steps on {name}, torch {torch.__version__}",
+                            "BatchNorm2d + LeakyReLU", bn[:3], abn[:3], limit,
+                            peaks=(bn[3], abn[3]) if bn[3] is not None else None)
     return 0 if ok else 1
 
 

@@ -3,8 +3,10 @@
 // forward() normalizes x with batch (or running) statistics, applies an invertible activation and
 // writes the result z over x. backward() recovers the pre-activation from z, computes the gradient
 // and writes dx over dz. Only z has to be kept between the two passes.
-// The math contract is documented in README.md ("Semantics").
+// The math contract is documented in docs/semantics.md.
 #pragma once
+
+#include "iabn/vocabulary.h"
 
 #include <array>
 #include <cstdint>
@@ -14,12 +16,20 @@
 
 namespace iabn {
 
-enum class DType { f16, bf16, f32, f64 };
+#define IABN_ENUMERATOR(name) name,
+enum class DType { IABN_DTYPE_LIST(IABN_ENUMERATOR) };
 // Where a buffer lives. Device::cuda: `data` is a CUDA device pointer (CUdeviceptr). Device::opencl:
 // `data` is a cl_mem (the whole buffer: OpenCL has no pointer arithmetic).
-enum class Device { cpu, cuda, opencl };
-enum class Layout { nchw, nhwc };  // channels at dim 1, or the last dim
-enum class Activation { identity, leaky_relu, elu };
+enum class Device { IABN_DEVICE_LIST(IABN_ENUMERATOR) };
+enum class Layout { IABN_LAYOUT_LIST(IABN_ENUMERATOR) };  // channels at dim 1, or the last dim
+enum class Activation { IABN_ACTIVATION_LIST(IABN_ENUMERATOR) };
+#undef IABN_ENUMERATOR
+
+// Every activation, in the order of the enum (its integer codes are 0 .. size - 1).
+#define IABN_ACTIVATION_VALUE(name) Activation::name,
+inline constexpr Activation kActivations[] = {IABN_ACTIVATION_LIST(IABN_ACTIVATION_VALUE)};
+#undef IABN_ACTIVATION_VALUE
+inline constexpr int kActivationCount = static_cast<int>(sizeof(kActivations) / sizeof(kActivations[0]));
 
 // Non-owning view of dense, row-major memory (last dim fastest).
 struct TensorRef {
@@ -82,7 +92,7 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-// A refused argument (README, "Using the API": the list of refused inputs). Thrown before any
+// A refused argument (docs/semantics.md, "Bad input": the list of refused inputs). Thrown before any
 // buffer is written: every caller buffer is what it was. Other Errors come from the machine (a GPU
 // library that cannot be loaded, a context missing, a kernel that failed: those can leave outputs
 // partly written).

@@ -1,32 +1,9 @@
-"""In-Place Activated BatchNorm for PaddlePaddle 3: ``InPlaceABN`` (a ``paddle.nn.Layer``) and
-``inplace_abn`` (a function), the InPlace-ABN that Paddle itself had as
-``fluid.layers.inplace_abn`` until 2.4 and no longer has.
+"""In-Place Activated BatchNorm for PaddlePaddle 3: ``InPlaceABN`` (a ``paddle.nn.Layer``),
+``inplace_abn`` and their synchronized versions (``paddle.distributed``), the op Paddle had as
+``fluid.layers.inplace_abn`` until 2.4.
 
-BatchNorm over the channels followed by an invertible activation (identity, leaky_relu, elu),
-with the output written over the input and only the output (plus the per-channel statistics)
-kept for backward, which recovers the activation's input from it: about half the memory that
-``BatchNorm2D`` + ``LeakyReLU`` keep. Paddle's conventions throughout: ``momentum=0.9`` means
-``running = 0.9 * running + 0.1 * batch``; the running variance takes the biased batch variance
-(as ``paddle.nn.functional.batch_norm``); ``use_global_stats=None`` means "the running statistics
-when not training"; the layer's parameters are ``weight``, ``bias``, ``_mean`` and ``_variance``
-(``BatchNorm2D``'s names: its checkpoints load).
-
-How it plugs in: a ``paddle.autograd.PyLayer`` over iabn's C++ kernels (``iabn._iabn``, through
-the tensors' data pointers): no build against Paddle, any Paddle 3 release. Rules that come with
-that and with writing in place:
-
-* dynamic mode only: under ``paddle.jit.to_static``'s default mode (SOT) the layer runs eagerly, a
-  graph break; a static program (``to_static(full_graph=True)``, ``paddle.static``) is refused
-  with a RuntimeError: a layer that works through data pointers has nothing to run in one;
-* CPU tensors only for now (iabn has CUDA kernels, but no GPU Paddle has run them: refused);
-* the input must be contiguous in its ``data_format`` (a copy would not be in place);
-* the input is overwritten: nothing else may need it afterwards. Paddle's version check refuses
-  the cases it sees (an earlier operation that saved the input refuses its backward);
-* the output must not be changed in place before the backward (checked there: Paddle reports the
-  error of a PyLayer's backward as an OSError holding iabn's message);
-* dtypes: float32 and float64 inputs with per-channel tensors of their dtype; float16 and
-  bfloat16 inputs (as ``paddle.amp.auto_cast`` hands them over) with float32 per-channel tensors,
-  computed in float32.
+Paddle's conventions (momentum, biased running variance, ``BatchNorm2D``'s parameter names), a
+``PyLayer`` over iabn's C++ kernels, dynamic mode and CPU tensors: docs/paddle.md.
 """
 
 try:
@@ -40,7 +17,7 @@ from . import _iabn
 
 __all__ = ["InPlaceABN", "InPlaceABNSync", "inplace_abn", "inplace_abn_sync", "ACTIVATIONS", "DATA_FORMATS"]
 
-ACTIVATIONS = ("identity", "leaky_relu", "elu")
+ACTIVATIONS = _iabn.activations()
 # Where the channels are: dim 1 (channels first) or the last dim (channels last); ranks 2 to 5.
 DATA_FORMATS = {"NC": "first", "NCL": "first", "NCHW": "first", "NCDHW": "first",
                 "NLC": "last", "NHWC": "last", "NDHWC": "last"}

@@ -1,47 +1,9 @@
-"""In-Place Activated BatchNorm for PyTorch: ``InPlaceABN`` (a module) and ``inplace_abn``, and
-their synchronized versions ``InPlaceABNSync`` and ``inplace_abn_sync`` (batch statistics across
-the processes of a ``torch.distributed`` group; see ``inplace_abn_sync``).
+"""In-Place Activated BatchNorm for PyTorch: ``InPlaceABN`` (a module), ``inplace_abn`` and their
+synchronized versions ``InPlaceABNSync`` and ``inplace_abn_sync`` (``torch.distributed``).
 
-A drop-in replacement for ``BatchNorm{1,2,3}d`` followed by an invertible activation (identity,
-leaky_relu, elu): the same results, with torch's conventions (momentum, unbiased running variance,
-``num_batches_tracked``, the ``state_dict`` keys of ``nn.BatchNorm2d``), and about half the memory
-kept for backward. The output is written over the input (which autograd knows: ``mark_dirty``),
-only the output and the per-channel inverse standard deviation are saved, and the backward
-recomputes the activation's input from the output.
-
-Rules that come with writing in place:
-
-* The input of the layer must not be needed by anything else (a residual branch that reads the
-  same tensor after the layer would read the output). Autograd's version check refuses the cases
-  it can see (a tensor saved by an earlier operation), with a RuntimeError at backward.
-* The input cannot be a leaf that requires grad (autograd refuses in-place changes of those).
-* Inputs are contiguous, or ``channels_last`` (4-D) / ``channels_last_3d`` (5-D), which use the
-  channels-last kernels; anything else is a ValueError (a copy would no longer be in place).
-* The incoming gradient is copied once before ``dx`` is written over the copy: autograd may hand
-  the same gradient tensor to several functions, or an expanded (strided) one.
-
-Tensors on the CPU run iabn's CPU kernels; CUDA tensors run its CUDA kernels on the current stream
-(when the library was built with them), with their scratch memory taken from torch's caching
-allocator, so a training step can be captured in a CUDA graph (not yet run on a GPU).
-
-dtypes, as ``nn.BatchNorm2d`` takes them (the input's dtype is the output's and ``dx``'s):
-
-* float32 and float64 inputs: per-channel tensors (weight, bias, running_mean, running_var) of the
-  same dtype.
-* float16 and bfloat16 inputs: stored in 16 bits, computed in float32 (each result rounded once to
-  nearest even), with float32 per-channel tensors, as under ``torch.autocast``, which keeps the
-  module in float32 and hands it 16-bit activations: ``InPlaceABN(C)`` (float32 state, the
-  default) takes them as is. The saved statistics are float32, and so are the parameter gradients
-  of float32 parameters. The backward recovers the activation's input from the 16-bit output, so
-  the gradients carry its rounding (a few unit roundoffs; more for ELU where z nears -a).
-* A module turned 16-bit (``model.half()``, ``model.bfloat16()``): per-channel tensors of the
-  input's own 16-bit dtype are accepted too, as torch's batch_norm accepts them. The kernels run on
-  float32 copies; the updated running statistics are rounded back to 16 bits after every batch and
-  the parameter gradients are returned in the parameters' dtype. The running variance then keeps 8
-  (bfloat16) or 11 (float16) significant bits: prefer float32 state (``model.half()`` then
-  ``.float()`` on each InPlaceABN, or autocast).
-* Anything else (float64 state for a 16-bit input, a float32 input with 16-bit state, float16
-  state for a bfloat16 input) is a ValueError that names the rule.
+A drop-in replacement for ``BatchNorm{1,2,3}d`` followed by an invertible activation, with torch's
+conventions, that writes its output over its input and keeps about half the memory for backward.
+The rules of writing in place, the dtypes and devices it takes: docs/pytorch.md.
 """
 
 try:
@@ -56,7 +18,7 @@ from . import _iabn
 
 __all__ = ["InPlaceABN", "InPlaceABNSync", "inplace_abn", "inplace_abn_sync", "ACTIVATIONS"]
 
-ACTIVATIONS = ("identity", "leaky_relu", "elu")
+ACTIVATIONS = _iabn.activations()
 
 _DTYPES = {torch.float32: "f32", torch.float64: "f64", torch.float16: "f16", torch.bfloat16: "bf16"}
 _HALF = (torch.float16, torch.bfloat16)

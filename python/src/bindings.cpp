@@ -191,6 +191,14 @@ PYBIND11_MODULE(_iabn, m) {
           py::arg("gathered"), py::arg("options"));
 
     m.def(
+        "activations",
+        [] {
+            py::tuple names(iabn::kActivationCount);
+            for (int i = 0; i < iabn::kActivationCount; ++i) names[i] = iabn::to_string(iabn::kActivations[i]);
+            return names;
+        },
+        "the names of iabn's activations, in the order of iabn::Activation");
+    m.def(
         "check_activation", [](const std::string& name) { iabn::parse_activation(name); }, py::arg("name"),
         "raises ValueError unless `name` is an activation iabn can invert (relu cannot be)");
     m.def("workspace_bytes", &iabn::workspace_bytes, py::arg("x"), py::arg("options"),

@@ -184,7 +184,7 @@ def channel_sum(t):
 
 
 def inverse_activation(z, activation, param, step):
-    """y from z as iabn recovers it (README, "Semantics"): ELU's log1p argument clamped at -1 + step."""
+    """y from z as iabn recovers it (docs/semantics.md, "ELU saturation"): ELU's log1p argument clamped at -1 + step."""
     if activation == "leaky_relu":
         neg = z / param
     elif activation == "elu":

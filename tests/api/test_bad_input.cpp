@@ -1,4 +1,4 @@
-// Bad input (docs/DESIGN.md, "Bad input"): every case throws iabn::Error, the message names the
+// Bad input (docs/semantics.md, "Bad input"): every case throws iabn::Error, the message names the
 // argument, and no buffer the caller passed (x, z, dz, every per-channel buffer, the gradients,
 // and the spare buffers some cases substitute) changed by a single bit.
 #include "test_util.h"

@@ -1,11 +1,14 @@
 // The multi-target dispatch: the suite runs once per x86 level (ctest sets IABN_DISPATCH_LIMIT),
 // which proves the in-place kernels of every compiled target only if the cap really selects them.
 // An aarch64 build has one target (arm-64-linux), which is what it must report.
+#include "dispatch_levels.h"
+
 #include <iabn/iabn.h>
 
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <sstream>
 #include <string>
 
 namespace {
@@ -48,3 +51,22 @@ TEST(Dispatch, TargetHonoursTheDispatchLimit) {
 }
 
 }  // namespace
+
+#ifdef IABN_CMAKE_DISPATCH_LEVELS
+// The dispatch-level rule exists twice, in CMake (which params line a kernel target takes) and in
+// C++ (which line the generator reads, the tuner, IABN_DISPATCH_LIMIT): both must name the same
+// level for the build's kernel targets and for a few harder ones. IABN_CMAKE_DISPATCH_LEVELS is
+// "<target>=<level>,...", CMake's answers (tests/CMakeLists.txt).
+TEST(Dispatch, CMakeAndCxxNameTheSameLevels) {
+    std::stringstream pairs(IABN_CMAKE_DISPATCH_LEVELS);
+    int checked = 0;
+    for (std::string pair; std::getline(pairs, pair, ',');) {
+        if (pair.empty()) continue;
+        const size_t eq = pair.find('=');
+        ASSERT_NE(eq, std::string::npos) << pair;
+        EXPECT_EQ(iabn_sched::dispatch_level_of(pair.substr(0, eq)), pair.substr(eq + 1)) << pair;
+        ++checked;
+    }
+    EXPECT_GE(checked, 4);
+}
+#endif

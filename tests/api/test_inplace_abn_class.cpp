@@ -32,7 +32,7 @@ TEST_P(InPlaceABNDefaults, ParametersStatisticsAndOptions) {
         EXPECT_EQ(t->shape, std::vector<int64_t>{C});
         EXPECT_EQ(t->device, iabn::Device::cpu);
     }
-    // Paddle's defaults (docs/DESIGN.md, "Defaults").
+    // Paddle's defaults (docs/semantics.md, "Defaults").
     const iabn::Options& o = abn.options();
     EXPECT_EQ(o.activation, iabn::Activation::identity);
     EXPECT_EQ(o.activation_param, 1.0);

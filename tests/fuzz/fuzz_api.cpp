@@ -12,14 +12,15 @@
 //  * any other exception, a crash, a sanitizer report or a hang: a finding;
 //  * success: no byte outside the buffers the call may write changed; the call is not one the
 //    rules refuse ("accepted-invalid:<rule>"); and, where the data are in the well-scaled domain,
-//    every output matches the float64 reference (tests/support/reference.cpp) computed from the bytes as
-//    they were before the call, within a tolerance derived from the dtype (tests/support/compare.h).
-//    16-bit tensors (f16, bf16) are read and written through tests/support/half.h; their outputs add
-//    one rounding to the f32 budget, and an f16 result beyond 65504 must be inf, never NaN.
-// The rules (what must be refused: model(), rules.cpp) are README's "Using the API" list with the
-// validation changes of the runtime: rank outside 2..5; a dimension <= 0; a byte size beyond
-// 63 bits, view extents or strides >= 2^31 elements; a null required buffer; a data pointer not
-// aligned to its element size; per-channel buffers of the wrong length, dtype or device;
+//    every output matches the float64 reference (tests/support/reference.cpp) computed from the
+//    bytes as they were before the call, within a tolerance derived from the dtype
+//    (tests/support/compare.h). 16-bit tensors (f16, bf16) are read and written through
+//    tests/support/half.h; their outputs add one rounding to the f32 budget, and an f16 result
+//    beyond 65504 must be inf, never NaN.
+// The rules (what must be refused: model(), rules.cpp) are docs/semantics.md's "Bad input" list
+// with the validation changes of the runtime: rank outside 2..5; a dimension <= 0; a byte size
+// beyond 63 bits, view extents or strides >= 2^31 elements; a null required buffer; a data pointer
+// not aligned to its element size; per-channel buffers of the wrong length, dtype or device;
 // activation_param <= 0 or non-finite (leaky_relu, elu); epsilon outside the normal range of the
 // per-channel dtype (smallest normal to largest finite); momentum outside [0, 1]; batch statistics
 // with M < 2; a written buffer overlapping any other buffer of the call; running_var < 0 or NaN

@@ -32,7 +32,7 @@ std::vector<Case> convention_cases() {
             Case abs = c;  // g = |w| + eps with negative weights
             abs.abs_weight = true;
             out.push_back(abs);
-            Case abs_none = c;  // abs_weight, no weight: g = 1 (docs/DESIGN.md, "Effective scale")
+            Case abs_none = c;  // abs_weight, no weight: g = 1 (docs/semantics.md, "Effective scale")
             abs_none.abs_weight = true;
             abs_none.weight = false;
             out.push_back(abs_none);

@@ -179,7 +179,7 @@ INSTANTIATE_TEST_SUITE_P(Cases, HalfRounding, ::testing::ValuesIn(half_cases()),
 // ---------------------------------------------------------------------------------------------
 // The backward of a 16-bit forward against the float64 backward of the exact z: the error that
 // storing z in 16 bits adds, per activation. Bounds in unit roundoffs u of the dtype; the
-// measured values are printed (docs/DESIGN.md quotes them).
+// measured values are printed (docs/semantics.md quotes them).
 
 struct RecoveryCase {
     iabn::DType dtype;

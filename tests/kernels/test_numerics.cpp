@@ -73,7 +73,7 @@ TEST_P(IllConditioned, StatisticsAndZStayAccurate) {
     const auto r = ref::forward(x, c.shape, {}, {}, rm0, rv0, o);
     ASSERT_NO_THROW(iabn::forward(xb.ref(), {{}, {}, rm.ref(), rv.ref(), sm.ref(), si.ref()}, o));
 
-    const double tol_z = 1e-4;  // the requirement for |mean| >> std (docs/DESIGN.md, "Accuracy")
+    const double tol_z = 1e-4;  // the requirement for |mean| >> std (docs/semantics.md, "Accuracy")
     EXPECT_LE(rel_err(xb.get(), r.z), tol_z) << "z";
     if (ic.stats == Stats::batch) {
         // The mean itself is only representable to ~6e-8 relative in f32; 1e-6 (~16 ulp) catches

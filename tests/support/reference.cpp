@@ -1,4 +1,4 @@
-// Naive float64 reference of docs/DESIGN.md, "Semantics". See reference.h.
+// Naive float64 reference of docs/semantics.md. See reference.h.
 #include "reference.h"
 
 #include <cmath>
@@ -42,7 +42,7 @@ double activate(double y, iabn::Activation act, double a) {
 }
 
 double effective_scale(const std::vector<double>& weight, int64_t c, const iabn::Options& o) {
-    if (weight.empty()) return 1.0;  // missing weight: g = 1 (docs/DESIGN.md, "Effective scale")
+    if (weight.empty()) return 1.0;  // missing weight: g = 1 (docs/semantics.md, "Effective scale")
     const double w = weight[static_cast<size_t>(c)];
     return o.abs_weight ? std::fabs(w) + o.epsilon : w;
 }

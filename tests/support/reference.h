@@ -1,4 +1,4 @@
-// A deliberately naive float64 reference of the iabn math contract (docs/DESIGN.md, "Semantics").
+// A deliberately naive float64 reference of the iabn math contract (docs/semantics.md).
 //
 // Plain loops over the flat (logical) index; the channel of an element is found by unravelling
 // the index into a multi-index. No blocking, no vectorization, two-pass statistics in double.

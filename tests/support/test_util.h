@@ -187,7 +187,7 @@ private:
     std::vector<uint64_t> storage_;
 };
 
-// Per-channel buffers are f64 for f64 tensors and f32 otherwise (docs/DESIGN.md, "Dtypes").
+// Per-channel buffers are f64 for f64 tensors and f32 otherwise (docs/semantics.md, "Dtypes").
 inline iabn::DType channel_dtype(iabn::DType tensor) {
     return tensor == iabn::DType::f64 ? iabn::DType::f64 : iabn::DType::f32;
 }

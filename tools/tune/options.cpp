@@ -18,9 +18,6 @@ namespace iabn_tune {
 #ifndef IABN_KERNEL_FEATURES
 #define IABN_KERNEL_FEATURES ""
 #endif
-#ifndef IABN_KERNEL_TARGETS
-#define IABN_KERNEL_TARGETS "x86-64-linux-avx512-avx512_skylake-avx2-fma-f16c-sse41,x86-64-linux-avx2-fma-f16c-sse41,x86-64-linux-sse41"
-#endif
 
 namespace {
 
@@ -33,7 +30,7 @@ lines it tuned into a params file the AOT build reads (cmake -DIABN_SCHEDULE_PAR
 and the two-pass pipelines (forward_stats + forward_apply, backward_reduce + backward_apply) on the
 channels-last shapes (nhwc and rank 2), as the runtime picks them.
 
-  --level L           the dispatch level to tune: avx512, avx2, sse41 (x86) or arm; the candidates
+  --level L           the dispatch level to tune (schedules/dispatch_levels.def); the candidates
                       are compiled for the build's kernel target of that level, as the AOT kernels
                       are (default: the first level this machine runs, as the dispatch picks it);
                       the lines written name this level

@@ -8,8 +8,11 @@
 namespace iabn_tune {
 
 std::vector<std::pair<std::string, std::string>> ordered(const ParamValues& p) {
-    static const std::vector<std::string> order = {"block", "rows", "vectors", "tasks_per_thread", "channels", "unroll",
-                                                       "unroll_channels"};
+    static const std::vector<std::string> order = {
+#define IABN_CPU_TUNABLE(name, value) #name,
+#define IABN_GPU_TUNABLE(name, value) #name,
+#include "tunables.def"
+    };
     std::vector<std::pair<std::string, std::string>> out;
     for (const std::string& k : order) {
         if (auto it = p.find(k); it != p.end()) out.push_back(*it);

@@ -17,8 +17,7 @@ namespace iabn_tune {
 // default, so the tuner never needs to know the defaults).
 using ParamValues = std::map<std::string, std::string>;
 
-// The schedule's tunables first, in the order of struct CpuParams (schedules/cpu.h), then the rest
-// (the GPU ones among them).
+// The tunables in the order of schedules/tunables.def (CPU, then GPU), then any other name.
 std::vector<std::pair<std::string, std::string>> ordered(const ParamValues& p);
 std::string to_string(const ParamValues& p);
 

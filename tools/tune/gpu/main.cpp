@@ -2,7 +2,7 @@
 // timing prebuilt candidates on the GPU it runs on: no Halide needed there. Each candidate is a
 // library kernel built with one other value of one tunable (tools/tune/gpu/CMakeLists.txt); it
 // takes its kernel's place in the runtime's dispatch table, and the training pass is called
-// through iabn's public API. README.md here says what it does and how to run it.
+// through iabn's public API. docs/tuning.md says what it does and how to run it.
 #include "candidates.h"
 #include "measure.h"
 #include "params_file.h"  // tools/tune/params_file.h: the build's rule, and the rewrite
