@@ -240,11 +240,13 @@ std::vector<BadCase> bad_cases() {
                       {name}, ""});
     }
 
-    // activation_param <= 0 or non-finite (0 for leaky_relu is a relu request).
-    for (auto act : {iabn::Activation::leaky_relu, iabn::Activation::elu}) {
+    // activation_param <= 0 or non-finite (0 for leaky_relu is a relu request), for every
+    // activation that takes it: all but identity.
+    for (iabn::Activation act : iabn::kActivations) {
+        if (act == iabn::Activation::identity) continue;
         for (double v : {0.0, -0.5, kNaN, kInf, -kInf}) {
             for (Call call : {F, B}) {
-                cs.push_back({std::string(act == iabn::Activation::elu ? "elu" : "leaky_relu") + "_param_" +
+                cs.push_back({std::string(iabn::to_string(act)) + "_param_" +
                                   num_name(v) + (call == F ? "_forward" : "_backward"),
                               call,
                               [act, v](World& w) {
@@ -582,7 +584,7 @@ TEST(BadInputActivation, ParseAcceptsPaddleNames) {
     EXPECT_EQ(iabn::parse_activation(""), iabn::Activation::identity);
     EXPECT_EQ(iabn::parse_activation("leaky_relu"), iabn::Activation::leaky_relu);
     EXPECT_EQ(iabn::parse_activation("elu"), iabn::Activation::elu);
-    for (auto a : {iabn::Activation::identity, iabn::Activation::leaky_relu, iabn::Activation::elu}) {
+    for (iabn::Activation a : iabn::kActivations) {
         EXPECT_EQ(iabn::parse_activation(iabn::to_string(a)), a);
     }
 }

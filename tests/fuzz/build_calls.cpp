@@ -123,10 +123,12 @@ Device device_choice(Choices& in) {
 
 iabn::Options options_choice(Choices& in) {
     iabn::Options o;
-    static const Activation acts[] = {Activation::identity, Activation::leaky_relu, Activation::elu};
-    static const Activation wild_acts[] = {static_cast<Activation>(3), static_cast<Activation>(-1),
-                                           static_cast<Activation>(255)};
-    o.activation = in.menu(acts, wild_acts, 250);
+    // Every activation of the enum; the wild ones just outside it: the first value past the last
+    // activation (iabn::kActivationCount, not a number that a new activation would make valid),
+    // -1 and 255.
+    static const Activation wild_acts[] = {static_cast<Activation>(iabn::kActivationCount),
+                                           static_cast<Activation>(-1), static_cast<Activation>(255)};
+    o.activation = in.menu(iabn::kActivations, wild_acts, 250);
     o.activation_param = in.menu(kParams, kWildParams, 224);
     o.epsilon = in.menu(kEps, kWildEps, 224);
     o.momentum = in.menu(kMomentum, kWildMomentum, 232);
@@ -257,7 +259,7 @@ void valid_call(Gen& g, Call& c) {
     Choices& in = g.in;
     c.backward = in.flag();
     iabn::Options& o = c.o;
-    o.activation = static_cast<Activation>(in.pick(3));
+    o.activation = iabn::kActivations[in.pick(std::size(iabn::kActivations))];
     o.activation_param = kParams[in.pick(std::size(kParams))];
     static const double eps[] = {1e-5, 1e-3, 0.1, 1e-8, 1.0, -1};  // -1: the smallest normal
     o.epsilon = eps[in.pick(std::size(eps))];

@@ -143,7 +143,7 @@ void fill(Choices& in, Rng& rng, Call& c, bool poison) {
         if (rv.empty()) rv.assign(static_cast<size_t>(C), 1.0);
         for (double& v : rv) v = std::fabs(v);
         iabn::Options o = c.o;
-        if (static_cast<int>(o.activation) < 0 || static_cast<int>(o.activation) > 2) o.activation = Activation::identity;
+        if (!valid_activation(o.activation)) o.activation = Activation::identity;
         if (!(std::isfinite(o.epsilon) && o.epsilon > 0)) o.epsilon = 1e-5;
         if (!(std::isfinite(o.activation_param) && o.activation_param > 0)) o.activation_param = 1;
         const ref::ForwardResult f = ref::forward(x, c.x.ref.shape, read(W), read(B), rm, rv, o);

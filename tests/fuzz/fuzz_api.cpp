@@ -21,13 +21,14 @@
 // with the validation changes of the runtime: rank outside 2..5; a dimension <= 0; a byte size
 // beyond 63 bits, view extents or strides >= 2^31 elements; a null required buffer; a data pointer
 // not aligned to its element size; per-channel buffers of the wrong length, dtype or device;
-// activation_param <= 0 or non-finite (leaky_relu, elu); epsilon outside the normal range of the
-// per-channel dtype (smallest normal to largest finite); momentum outside [0, 1]; batch statistics
-// with M < 2; a written buffer overlapping any other buffer of the call; running_var < 0 or NaN
-// with global statistics; a zero or subnormal effective scale in backward; a dtype outside the
-// enum (f16, bf16, f32, f64: f16 and bf16 tensors take f32 per-channel buffers); Device::cuda (no
-// driver here); a moved-from InPlaceABN. What the rules leave open (buffers the call does not use,
-// momentum in backward) may be accepted or refused.
+// an activation outside the enum; activation_param <= 0 or non-finite (every activation but
+// identity); epsilon outside the normal range of the per-channel dtype (smallest normal to largest
+// finite); momentum outside [0, 1]; batch statistics with M < 2; a written buffer overlapping any
+// other buffer of the call; running_var < 0 or NaN with global statistics; a zero or subnormal
+// effective scale in backward; a dtype outside the enum (f16, bf16, f32, f64: f16 and bf16
+// tensors take f32 per-channel buffers); Device::cuda (no driver here); a moved-from InPlaceABN.
+// What the rules leave open (buffers the call does not use, momentum in backward) may be accepted
+// or refused.
 //
 // Modes (first byte % 4): 0, 1 "general": anything, from menus of ordinary and wild values;
 // 2 "valid": a call the harness builds to be valid (an iabn::Error is a finding); 3 InPlaceABN.

@@ -129,6 +129,10 @@ inline bool computable(DType t) { return valid_enum(t); }
 inline bool sixteen_bits(DType t) { return t == DType::f16 || t == DType::bf16; }
 // The tests' own 16-bit conversions (tests/support/half.h), independent of the library's.
 inline iabn_test::HalfFormat half_format(DType t) { return t == DType::f16 ? iabn_test::kF16 : iabn_test::kBF16; }
+// An activation of the enum (iabn::kActivations); every other value is wild.
+inline bool valid_activation(Activation a) {
+    return static_cast<int>(a) >= 0 && static_cast<int>(a) < iabn::kActivationCount;
+}
 // Element size; an invalid enum value is given the largest, so its buffer has room in any case.
 size_t elem_bytes(DType t);
 // Per-channel buffers: f64 for f64 tensors, f32 otherwise (16-bit tensors included).

@@ -54,7 +54,7 @@ void inplace_abn_mode(Choices& in, Rng& rng, int threads) {
     const DType dt = call_dtype(in);
     iabn::Options o = options_choice(in);
     if (in.pick(2) == 0) {  // mostly sane options: the interesting part is the object's life
-        if (static_cast<int>(o.activation) < 0 || static_cast<int>(o.activation) > 2) o.activation = Activation::identity;
+        if (!valid_activation(o.activation)) o.activation = Activation::identity;
         if (!(o.activation_param > 0) || !std::isfinite(o.activation_param)) o.activation_param = 0.3;
         o.epsilon = 1e-5;
         o.momentum = 0.9;

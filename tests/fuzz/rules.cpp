@@ -21,9 +21,11 @@ Verdict model(const Call& c, const unsigned char* arena, const std::vector<unsig
     auto refuse = [&](const std::string& id, const std::string& detail) { rule(true, id, detail); };
     const iabn::Options& o = c.o;
     const int act = static_cast<int>(o.activation), lay = static_cast<int>(o.layout);
-    if (act < 0 || act > 2) refuse("enum", "activation " + std::to_string(act));
+    if (!valid_activation(o.activation)) refuse("enum", "activation " + std::to_string(act));
     if (lay < 0 || lay > 1) refuse("enum", "layout " + std::to_string(lay));
-    if ((act == 1 || act == 2) && !(std::isfinite(o.activation_param) && o.activation_param > 0)) {
+    // Every activation but identity takes activation_param (include/iabn/vocabulary.h).
+    if (valid_activation(o.activation) && o.activation != Activation::identity &&
+        !(std::isfinite(o.activation_param) && o.activation_param > 0)) {
         refuse("activation_param", str(o.activation_param));
     }
     const bool batch = c.batch();

@@ -389,20 +389,19 @@ bool has_kernels(iabn::DType dtype) {
 // abs_weight in every fourth.
 std::vector<Case> cases() {
     const iabn::DType dtypes[] = {iabn::DType::f64, iabn::DType::f32, iabn::DType::f16, iabn::DType::bf16};
-    const iabn::Activation acts[] = {iabn::Activation::identity, iabn::Activation::leaky_relu, iabn::Activation::elu};
-    const double params[] = {1.0, 0.01, 1.0};
+    const int acts = iabn::kActivationCount;
     std::vector<Case> out;
-    for (int i = 0; i < 4 * 2 * 3; i++) {
+    for (int i = 0; i < 4 * 2 * acts; i++) {
         Case c;
-        c.dtype = dtypes[i / 6];
-        c.layout = (i / 3) % 2 ? iabn::Layout::nhwc : iabn::Layout::nchw;
+        c.dtype = dtypes[i / (2 * acts)];
+        c.layout = (i / acts) % 2 ? iabn::Layout::nhwc : iabn::Layout::nchw;
         c.sample = c.layout == iabn::Layout::nchw ? std::vector<int64_t>{3, 5, 4} : std::vector<int64_t>{5, 4, 3};
-        c.act = acts[i % 3];
-        c.param = params[i % 3];
+        c.act = iabn::kActivations[i % acts];
+        c.param = iabn_test::typical_param(c.act);
         c.unbiased = i % 2 == 0;
         c.abs_weight = i % 4 == 1;
         out.push_back(c);
-        if (i % 6 == 5) {
+        if (i % (2 * acts) == 2 * acts - 1) {
             Case single;
             single.dtype = c.dtype;
             single.sample = {6};

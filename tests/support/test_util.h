@@ -187,6 +187,10 @@ private:
     std::vector<uint64_t> storage_;
 };
 
+// An activation_param for each activation (iabn::kActivations): a typical slope, 0.01, for
+// leaky_relu; 1 for the others (identity ignores it).
+inline double typical_param(iabn::Activation act) { return act == iabn::Activation::leaky_relu ? 0.01 : 1.0; }
+
 // Per-channel buffers are f64 for f64 tensors and f32 otherwise (docs/semantics.md, "Dtypes").
 inline iabn::DType channel_dtype(iabn::DType tensor) {
     return tensor == iabn::DType::f64 ? iabn::DType::f64 : iabn::DType::f32;

@@ -272,21 +272,17 @@ TEST_F(SyncBadInput, GatheredCountsAreChecked) {
 
 std::vector<SyncCase> sync_cases(iabn::Device device) {
     std::vector<SyncCase> cases;
-    const struct {
-        iabn::Activation act;
-        double param;
-    } acts[] = {{iabn::Activation::identity, 1.0}, {iabn::Activation::leaky_relu, 0.01}, {iabn::Activation::elu, 1.0}};
     int variant = 0;
     for (iabn::DType dt : {iabn::DType::f64, iabn::DType::f32, iabn::DType::f16, iabn::DType::bf16}) {
         for (iabn::Layout layout : {iabn::Layout::nchw, iabn::Layout::nhwc}) {
-            for (const auto& a : acts) {
+            for (iabn::Activation act : iabn::kActivations) {
                 SyncCase s;
                 s.c.dtype = dt;
                 s.c.layout = layout;
                 s.c.shape = layout == iabn::Layout::nchw ? std::vector<int64_t>{12, 5, 3, 4}
                                                          : std::vector<int64_t>{12, 3, 4, 5};
-                s.c.act = a.act;
-                s.c.param = a.param;
+                s.c.act = act;
+                s.c.param = typical_param(act);
                 s.c.unbiased = variant % 2 == 0;
                 s.c.abs_weight = variant % 3 == 1;
                 s.c.device = device;
