@@ -37,7 +37,7 @@ inline BlockSums blocks_of(const Halide::Var& c, const Halide::Expr& S, const Ha
     BlockSums b;
     b.c = c;
     // (The vector variant's kernels are named after this Var, for the launch tests to tell them
-    // apart: tests/test_gpu_launches.cpp.)
+    // apart: tests/devices/test_gpu_launches.cpp.)
     if (vector > 1) b.nb = Var("nb_vectors");
     b.s_lanes = lanes.s_lanes;
     b.n_lanes = lanes.n_lanes;

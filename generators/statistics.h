@@ -28,7 +28,7 @@ constexpr int longest_chunked_row = 16384;
 // On CPUs with an f32 compute type (t.chunked_sums), the terms are added in f32 over chunks of a
 // channel's elements, and each chunk's total in f64: an f32 add takes twice the lanes of an f64
 // one and no conversion, which is what a 16-bit pass, moving half the bytes, cannot afford. A
-// chunk bounds what one f32 sum takes, so its error stays at the f32 budget (tests/error_measures.h):
+// chunk bounds what one f32 sum takes, so its error stays at the f32 budget (tests/support/error_measures.h):
 //   nchw: R = max(1, chunk_elements / S) whole rows (vector lanes carry on across the rows of a
 //         chunk, so a short row costs no horizontal add of its own); a channel whose rows are longer
 //         than longest_chunked_row adds in f64 throughout (`direct`);

@@ -97,6 +97,7 @@ inline size_t workspace_bytes(const View& v) {
 // that name, the same memory is bound twice); Outputs that read themselves (`updated`) are the
 // caller's per-channel buffers of those names; Inputs in `from` are Outputs of the pipeline run
 // just before it (`previous`), which the runtime keeps in its scratch.
+// tests/kernels/test_wiring.cpp holds these names against the generated kernels' metadata.
 struct Wiring {
     std::string writer, overwritten;  // Output, and the caller's tensor it overwrites
     std::vector<std::string> updated;

@@ -166,7 +166,7 @@ def test_float32_matches_within_float32_rounding():
 
 HALF_U = {torch.float16: 2.0 ** -11, torch.bfloat16: 2.0 ** -8}
 HALF_SUBNORMAL = {torch.float16: 2.0 ** -25, torch.bfloat16: 2.0 ** -134}  # half the subnormal spacing
-# float32: 80 eps, iabn's tests' budget (tests/error_measures.h) for a few roundings per element
+# float32: 80 eps, iabn's tests' budget (tests/support/error_measures.h) for a few roundings per element
 # and the per-channel sums (accumulated in double, rounded to float32).
 F32 = 80 * 2.0 ** -23
 # float32 inputs (test_sync.py) take half_reference's bounds with float32's own roundoff.
